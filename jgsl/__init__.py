@@ -1,0 +1,1 @@
+"""JGSL: Jabber Game Server Lite, a region-sharded game-world server over XMPP."""

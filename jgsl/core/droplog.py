@@ -1,0 +1,29 @@
+"""Rate-limited logging of dropped input, so a flood of bad stanzas cannot flood the log."""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+
+
+class DropLog:
+    """Log at most ``burst`` drops per ``window`` seconds, then one summary of what was hidden."""
+
+    def __init__(self, log: Logger, burst: int = 10, window: float = 10.0) -> None:
+        self._log = log
+        self._burst = burst
+        self._window = window
+        self._window_start = float("-inf")
+        self._shown = 0
+        self._hidden = 0
+
+    def drop(self, now: float, reason: str, **fields: object) -> None:
+        if now - self._window_start >= self._window:
+            if self._hidden:
+                self._log.warn("{hidden} more dropped messages were not logged",
+                               hidden=self._hidden)
+            self._window_start, self._shown, self._hidden = now, 0, 0
+        if self._shown < self._burst:
+            self._shown += 1
+            self._log.warn("dropped: " + reason, **fields)
+        else:
+            self._hidden += 1

@@ -1,0 +1,98 @@
+"""Agent fields: quantization (which doubles as a dead-band) and per-field change histories.
+
+Both ends of the delta protocol keep, for every field of an agent, the newest encoded value
+and the frame at which it changed (the original ValueTracker, of which only the newest slot
+ever mattered). A reader that echoes frame ``t`` gets exactly the fields changed after ``t``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from jgsl.wire import jgsl_pb2 as pb
+
+#: AgentState fields in opcode order (the protobuf field numbers are the original opcodes).
+FIELDS: tuple[str, ...] = tuple(f.name for f in pb.AgentState.DESCRIPTOR.fields)
+#: Fields an agent needs before others can draw it (the original IsIntact()).
+REQUIRED: tuple[str, ...] = ("asset_file", "rx", "y", "rz")
+
+POSITION_QUANTUM = 0.01
+#: Largest position accepted, in world units (keeps quantized values inside sint32).
+MAX_COORDINATE = 10_000_000.0
+MAX_STRING = 256
+
+
+def encode_position(value: float) -> int:
+    """World units -> hundredths (the original's ``%.2f``)."""
+    return round(value / POSITION_QUANTUM)
+
+
+def decode_position(value: int) -> float:
+    return value * POSITION_QUANTUM
+
+
+def encode_facing(radians: float) -> int:
+    """Facing -> one byte over [-pi, pi], normalized first (the original was not)."""
+    wrapped = math.remainder(radians, math.tau)  # in [-pi, pi]
+    return min(255, max(0, round((wrapped + math.pi) / math.tau * 255)))
+
+
+def decode_facing(byte: int) -> float:
+    return -math.pi + math.tau * byte / 255
+
+
+def valid_coordinate(value: float) -> bool:
+    return math.isfinite(value) and abs(value) <= MAX_COORDINATE
+
+
+@dataclass(slots=True)
+class Tracked:
+    frame: int
+    value: object
+
+
+class FieldHistory:
+    """Newest value and change frame of each field of one agent."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self) -> None:
+        self._fields: dict[str, Tracked] = {}
+
+    def push(self, state: pb.AgentState, frame: int) -> bool:
+        """Record every field set in ``state`` that differs from the stored one."""
+        changed = False
+        for descriptor, value in state.ListFields():
+            name = descriptor.name
+            current = self._fields.get(name)
+            if current is None or current.value != value:
+                self._fields[name] = Tracked(frame, value)
+                changed = True
+        return changed
+
+    def since(self, frame: int) -> pb.AgentState | None:
+        """The fields changed after ``frame``, or None if nothing did."""
+        out = None
+        for name, tracked in self._fields.items():
+            if tracked.frame > frame:
+                if out is None:
+                    out = pb.AgentState()
+                setattr(out, name, tracked.value)
+        return out
+
+    def full(self) -> pb.AgentState:
+        out = pb.AgentState()
+        for name, tracked in self._fields.items():
+            setattr(out, name, tracked.value)
+        return out
+
+    def value(self, name: str, default: object = None) -> object:
+        tracked = self._fields.get(name)
+        return default if tracked is None else tracked.value
+
+    def intact(self) -> bool:
+        return all(name in self._fields for name in REQUIRED)
+
+    def clear(self) -> None:
+        self._fields.clear()

@@ -1,0 +1,278 @@
+"""The gateway: tells a client which grid node simulates the region around a point.
+
+Sans-IO: L{GatewayCore.receive} and L{GatewayCore.tick} take ``now`` and envelopes and
+return envelopes to send. Grid processes register with GRID_HELLO heartbeats; the gateway
+asks the least-loaded live one to spawn a node (GRID_SPAWN_NODE) the first time a region is
+needed and answers the waiting logins when the node is ready (GRID_NODE_READY).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import count
+
+from twisted.logger import Logger
+
+from jgsl.core.droplog import DropLog
+from jgsl.core.fields import valid_coordinate
+from jgsl.core.keys import new_key
+from jgsl.core.region import Region
+from jgsl.rules import RuleSet
+from jgsl.wire import jgsl_pb2 as pb
+from jgsl.wire.codec import Envelope
+
+SERVER_VERSION = 1
+CLIENT_VERSION = 1
+log = Logger(namespace="jgsl.gateway")
+
+
+def bare(jid: str) -> str:
+    return jid.split("/", 1)[0]
+
+
+@dataclass
+class GatewaySettings:
+    #: A grid process that sent no GRID_HELLO for this long is dead.
+    grid_dead_after: float = 10.0
+    #: A spawn request unanswered for this long is given up and its logins refused.
+    spawn_timeout: float = 10.0
+    max_users: int = 500
+
+
+@dataclass
+class _PendingLogin:
+    client: str
+    request: pb.Login
+
+
+@dataclass
+class _Node:
+    region: Region
+    role: str
+    grid: str
+    id: int = 0
+    key: str = ""
+    agents: int = 0
+    request: int = 0  # nonzero while the spawn is pending
+    requested_at: float = 0.0
+    waiting: list[_PendingLogin] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return self.request == 0
+
+
+@dataclass
+class _Grid:
+    jid: str
+    last_seen: float
+    capacity: int = 0
+
+
+class GatewayCore:
+    def __init__(
+        self,
+        jid: str,
+        rules: RuleSet,
+        settings: GatewaySettings | None = None,
+        *,
+        start: float = 0.0,
+        wall_clock: Callable[[], float] = time.time,
+        key_factory: Callable[[], str] = new_key,
+    ) -> None:
+        self.jid = jid
+        self.rules = rules
+        self.settings = settings or GatewaySettings()
+        self.sk = key_factory()
+        self._started = start
+        self._wall_clock = wall_clock
+        self._grids: dict[str, _Grid] = {}
+        self._nodes: dict[Region, _Node] = {}
+        self._requests = count(1)
+        self._visits = 0
+        self._drops = DropLog(log)
+        self._handlers: dict[type, Callable[[float, str, object], list[Envelope]]] = {
+            pb.Ping: self._on_ping,
+            pb.Login: self._on_login,
+            pb.Query: self._on_query,
+            pb.GridHello: self._on_grid_hello,
+            pb.NodeReady: self._on_node_ready,
+            pb.Logout: lambda now, sender, msg: [],  # clients also tell the gateway; harmless
+        }
+
+    # -- input -------------------------------------------------------------------------
+
+    def connected(self, now: float) -> list[Envelope]:
+        """Nothing to announce: grid processes and clients come to the gateway."""
+        return []
+
+    def receive(self, now: float, envelope: Envelope) -> list[Envelope]:
+        handler = self._handlers.get(type(envelope.message))
+        if handler is None:
+            self._drops.drop(now, "{type} is not for a gateway (from {sender})",
+                             type=type(envelope.message).__name__, sender=envelope.sender)
+            return []
+        return handler(now, envelope.sender, envelope.message)
+
+    def tick(self, now: float) -> list[Envelope]:
+        out: list[Envelope] = []
+        for grid in list(self._grids.values()):
+            if now - grid.last_seen > self.settings.grid_dead_after:
+                log.warn("grid process {grid} is dead (silent for {silent:.1f} s); "
+                         "its regions will be reallocated", grid=grid.jid,
+                         silent=now - grid.last_seen)
+                del self._grids[grid.jid]
+                out += self._forget_nodes(lambda n, g=grid.jid: n.grid == g, "grid process died")
+        out += self._forget_nodes(
+            lambda n: not n.ready and now - n.requested_at > self.settings.spawn_timeout,
+            "grid node did not start in time")
+        return out
+
+    # -- clients -----------------------------------------------------------------------
+
+    def _on_ping(self, now: float, sender: str, msg: pb.Ping) -> list[Envelope]:
+        return [self._to(sender, pb.PingReply(csk=msg.csk, sk=self.sk, is_grid=True))]
+
+    def _on_login(self, now: float, sender: str, msg: pb.Login) -> list[Envelope]:
+        client = bare(sender)
+        if not msg.worldpath:
+            return [self._refuse(client, msg, "no world path")]
+        if not all(valid_coordinate(v) for v in (msg.x, msg.y, msg.z)):
+            return [self._refuse(client, msg, "invalid position")]
+        if msg.client_version > CLIENT_VERSION:
+            return [self._refuse(client, msg, f"client version {msg.client_version} is newer "
+                                              f"than this server supports ({CLIENT_VERSION})")]
+        matched = self.rules.match(msg.worldpath, msg.x, msg.z)
+        node = self._smallest_node(msg.worldpath, msg.x, msg.z)
+        if matched is not None:
+            region, role = matched
+            if node is None or region.smaller_than(node.region):
+                node = self._nodes.get(region)
+                if node is None:
+                    return self._spawn(now, region, role, _PendingLogin(client, msg))
+        if node is None:
+            return [self._refuse(client, msg, "no rule serves this world")]
+        if not node.ready:
+            node.waiting.append(_PendingLogin(client, msg))
+            return []
+        return [self._accept(node, _PendingLogin(client, msg))]
+
+    def _on_query(self, now: float, sender: str, msg: pb.Query) -> list[Envelope]:
+        result = pb.QueryResult(
+            systime=int(self._wall_clock() * 1000),
+            uptime=now - self._started,
+            agentcount=sum(n.agents for n in self._nodes.values()),
+        )
+        for node in self._nodes.values():
+            if node.ready:
+                info = result.nodes.add(id=node.id, jid=node.grid, agents=node.agents,
+                                        role=node.role)
+                node.region.to_info(info)
+        reply = pb.QueryReply(csk=msg.csk, sk=self.sk, is_grid=True, forward=msg.forward,
+                              result=result)
+        return [self._to(bare(sender), reply)]
+
+    # -- grid processes ----------------------------------------------------------------
+
+    def _on_grid_hello(self, now: float, sender: str, msg: pb.GridHello) -> list[Envelope]:
+        jid = bare(sender)
+        grid = self._grids.get(jid)
+        if grid is None:
+            log.info("grid process {grid} registered with {nodes} node(s)", grid=jid,
+                     nodes=len(msg.nodes))
+            grid = self._grids[jid] = _Grid(jid, now)
+        grid.last_seen, grid.capacity = now, msg.capacity
+        reported: set[Region] = set()
+        for hosted in msg.nodes:
+            info = hosted.info
+            region = Region.from_fields(info.worldpath, info.gx, info.gy,
+                                        info.gsize if info.HasField("gsize") else None)
+            reported.add(region)
+            node = self._nodes.get(region)
+            if node is None:  # e.g. this gateway restarted: adopt the running node
+                node = self._nodes[region] = _Node(region, info.role or "guest", jid)
+            if node.grid == jid and node.ready:
+                node.id, node.key, node.agents = info.id, hosted.key, info.agents
+        # Nodes the grid no longer has (it restarted) are forgotten; pending spawns stay.
+        return self._forget_nodes(
+            lambda n: n.grid == jid and n.ready and n.region not in reported,
+            "grid process no longer hosts the node")
+
+    def _on_node_ready(self, now: float, sender: str, msg: pb.NodeReady) -> list[Envelope]:
+        jid = bare(sender)
+        node = next((n for n in self._nodes.values()
+                     if n.request == msg.request and n.grid == jid), None)
+        if node is None:
+            self._drops.drop(now, "GRID_NODE_READY for unknown request {request} from {sender}",
+                             request=msg.request, sender=jid)
+            return []
+        if msg.refused:
+            return self._forget_nodes(lambda n: n is node, msg.reason or "grid refused")
+        node.id, node.key, node.request = msg.id, msg.key, 0
+        log.info("grid node {id} on {grid} serves {region}", id=node.id, grid=jid,
+                 region=str(node.region))
+        waiting, node.waiting = node.waiting, []
+        return [self._accept(node, pending) for pending in waiting]
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _smallest_node(self, worldpath: str, x: float, z: float) -> _Node | None:
+        best = None
+        for node in self._nodes.values():
+            if node.region.contains(worldpath, x, z) and (
+                best is None or node.region.smaller_than(best.region)
+            ):
+                best = node
+        return best
+
+    def _spawn(self, now: float, region: Region, role: str,
+               pending: _PendingLogin) -> list[Envelope]:
+        if not self._grids:
+            return [self._refuse(pending.client, pending.request, "no grid process is available")]
+        grid = min(self._grids.values(), key=lambda g: (
+            sum(n.agents + 1 for n in self._nodes.values() if n.grid == g.jid), g.jid))
+        request = next(self._requests)
+        self._nodes[region] = _Node(region, role, grid.jid, request=request, requested_at=now,
+                                    waiting=[pending])
+        spawn = pb.SpawnNode(request=request, worldpath=region.worldpath, gx=region.gx,
+                             gy=region.gy, role=role, max_users=self.settings.max_users)
+        if region.size is not None:
+            spawn.gsize = region.size
+        return [self._to(grid.jid, spawn)]
+
+    def _forget_nodes(self, condition: Callable[[_Node], bool], reason: str) -> list[Envelope]:
+        out = []
+        for region, node in list(self._nodes.items()):
+            if condition(node):
+                del self._nodes[region]
+                out += [self._refuse(p.client, p.request, reason) for p in node.waiting]
+        return out
+
+    def _accept(self, node: _Node, pending: _PendingLogin) -> Envelope:
+        self._visits += 1
+        request = pending.request
+        reply = pb.LoginReply(
+            worldpath=request.worldpath, x=request.x, y=request.y, z=request.z,
+            gk=node.key, gjid=node.grid, gid=node.id, gx=node.region.gx, gy=node.region.gy,
+            is_grid=True, role=node.role, online_user_num=node.agents,
+            start_time=self._started, visits_since_start=self._visits,
+            server_version=SERVER_VERSION, client_version=CLIENT_VERSION,
+            sk=self.sk, csk=request.csk,
+        )
+        if node.region.size is not None:
+            reply.gsize = node.region.size
+        return self._to(pending.client, reply)
+
+    def _refuse(self, client: str, request: pb.Login, reason: str) -> Envelope:
+        log.info("login of {client} at {world} ({x:.2f}, {z:.2f}) refused: {reason}",
+                 client=client, world=request.worldpath, x=request.x, z=request.z, reason=reason)
+        reply = pb.LoginReply(worldpath=request.worldpath, x=request.x, y=request.y,
+                              z=request.z, refused=True, reason=reason, sk=self.sk,
+                              csk=request.csk, server_version=SERVER_VERSION,
+                              client_version=CLIENT_VERSION)
+        return self._to(client, reply)
+
+    def _to(self, recipient: str, message) -> Envelope:
+        return Envelope(sender=self.jid, recipient=recipient, message=message)

@@ -1,0 +1,163 @@
+"""``twistd jgsl --role router|gateway|grid|emu|world``: options and service construction."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from twisted.application.service import IServiceCollection, MultiService
+from twisted.internet.endpoints import clientFromString
+from twisted.logger import Logger
+from twisted.python import usage
+
+from jgsl.core.client import ClientSettings, Event, EventKind
+from jgsl.core.emu import EmuCore
+from jgsl.core.gateway import GatewayCore, GatewaySettings
+from jgsl.core.grid import GridProcessCore, GridSettings
+from jgsl.emudb import EmuUser, load_users
+from jgsl.rules import ConfigError, RuleSet, load_rules
+from jgsl.xmpp.link import ComponentService, MessageDump
+from jgsl.xmpp.router import RouterService
+
+ROLES = ("router", "gateway", "grid", "emu", "world")
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+DEV_SECRET = "jgsl-dev-secret"
+SECRET_ENV = "JGSL_COMPONENT_SECRET"
+log = Logger(namespace="jgsl")
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not 0 < number < 1e6:
+        raise ValueError(f"{value} is not a positive number of seconds")
+    return number
+
+
+class Options(usage.Options):
+    synopsis = "--role router|gateway|grid|emu|world [options]"
+    longdesc = (
+        "Run a JGSL role. 'world' runs the router, a gateway, a grid process and the "
+        "emulated users in one process: the one-command demo. Roles: " + ", ".join(ROLES) + "."
+    )
+    optParameters = [
+        ["role", "r", None, "What this process is: " + ", ".join(ROLES) + "."],
+        ["config", "c", str(CONFIG_DIR / "jgsl.config.xml"), "Grid node rules (jgsl.config.xml)."],
+        ["emu-users", "u", str(CONFIG_DIR / "EmuUsersDB.xml"), "Emulated users (EmuUsersDB.xml)."],
+        ["domain", "d", "localhost", "XMPP domain; components are <name>.<domain>."],
+        ["listen", None, "tcp:5347:interface=127.0.0.1",
+         "Router: strports endpoint where components connect."],
+        ["xmpp", None, "tcp:127.0.0.1:5347",
+         "Client endpoint string of the router or XMPP server to connect components to."],
+        ["port-file", None, None, "Router: write the port it listens on to this file."],
+        ["secret-file", None, None,
+         f"File holding the component secret (else ${SECRET_ENV}, else a development default)."],
+        ["gateway", None, None, "Gateway JID (default gateway.<domain>)."],
+        ["name", None, None, "This component's JID (default gateway|grid1|emu.<domain>)."],
+        ["update-interval", None, 3.0, "Seconds between a client's normal updates.", _positive],
+        ["tick", None, 0.1, "Seconds between core ticks (timers, movement).", _positive],
+        ["seed", None, None, "Random seed for emulated users' movement.", int],
+    ]
+    optFlags = [
+        ["dump-server-msg", None, "Log every message the gateway and grid send and receive."],
+        ["dump-client-msg", None, "Log every message the emulated clients send and receive."],
+    ]
+
+    def postOptions(self) -> None:
+        role = self["role"]
+        if role not in ROLES:
+            raise usage.UsageError(f"--role must be one of {', '.join(ROLES)} (got {role!r})")
+        domain = self["domain"]
+        self["gateway"] = self["gateway"] or f"gateway.{domain}"
+        try:
+            if role in ("gateway", "world"):
+                self["rules"] = load_rules(self["config"])
+            if role in ("emu", "world"):
+                users, errors = load_users(self["emu-users"])
+                for text in errors:
+                    log.warn("skipped emulated user: {error}", error=text)
+                if not users:
+                    raise ConfigError(f"{self['emu-users']}: no usable emulated users")
+                self["users"] = users
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+        self["secret"] = self._secret()
+
+    def _secret(self) -> str:
+        if self["secret-file"]:
+            try:
+                return Path(self["secret-file"]).read_text().strip()
+            except OSError as e:
+                raise usage.UsageError(f"{self['secret-file']}: {e.strerror}") from None
+        secret = os.environ.get(SECRET_ENV)
+        if secret:
+            return secret
+        if self["role"] != "world":
+            log.warn("using the development component secret; set ${env} for a real deployment",
+                     env=SECRET_ENV)
+        return DEV_SECRET
+
+
+def _log_event(user: str, event: Event) -> None:
+    if event.kind is EventKind.USER_COME and event.position:
+        x, y, z = event.position
+        log.info("{user} sees {other} at ({x:.2f}, {y:.2f}, {z:.2f})", user=user,
+                 other=event.jid, x=x, y=y, z=z, event=event.kind.value)
+    elif event.kind is EventKind.LOG:
+        log.info("{user}: {text}", user=user, text=event.text, event=event.kind.value)
+    else:
+        log.info("{user} {event}: {peer} {text}", user=user, event=event.kind.value,
+                 peer=event.jid, text=event.text)
+
+
+def _component(reactor, options, name: str, endpoint, core, dump_label: str | None):
+    dump = MessageDump(dump_label) if dump_label else None
+    return ComponentService(reactor, name, options["secret"], endpoint, core,
+                            tick_interval=options["tick"], dump=dump)
+
+
+def build_components(reactor, options, endpoint, parent: IServiceCollection) -> None:
+    """Add the gateway, grid and emu components the role asks for to ``parent``."""
+    role, domain, now = options["role"], options["domain"], reactor.seconds()
+    server_dump = "server" if options["dump-server-msg"] else None
+    if role in ("gateway", "world"):
+        name = (options["name"] if role == "gateway" else None) or options["gateway"]
+        rules: RuleSet = options["rules"]
+        core = GatewayCore(name, rules, GatewaySettings(), start=now)
+        _component(reactor, options, name, endpoint, core, server_dump).setServiceParent(parent)
+    if role in ("grid", "world"):
+        name = (options["name"] if role == "grid" else None) or f"grid1.{domain}"
+        core = GridProcessCore(name, [options["gateway"]], GridSettings(), start=now)
+        _component(reactor, options, name, endpoint, core, server_dump).setServiceParent(parent)
+    if role in ("emu", "world"):
+        name = (options["name"] if role == "emu" else None) or f"emu.{domain}"
+        users: list[EmuUser] = options["users"]
+        settings = ClientSettings(update_interval=options["update-interval"])
+        core = EmuCore(name, users, options["gateway"], settings, seed=options["seed"],
+                       on_event=_log_event)
+        log.info("{count} emulated users from {path}", count=len(users),
+                 path=options["emu-users"])
+        client_dump = "client" if options["dump-client-msg"] else None
+        _component(reactor, options, name, endpoint, core, client_dump).setServiceParent(parent)
+
+
+def makeService(options: Options, reactor=None) -> MultiService:
+    if reactor is None:
+        from twisted.internet import reactor
+    top = MultiService()
+    role = options["role"]
+    if role in ("router", "world"):
+        router = RouterService(reactor, options["listen"], options["secret"],
+                               options["port-file"])
+        router.setServiceParent(top)
+    if role == "world":
+        def endpoint():
+            if router.address is None:
+                return None
+            host, port = router.address
+            host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+            return clientFromString(reactor, f"tcp:{host.replace(':', chr(92) + ':')}:{port}")
+    else:
+        def endpoint():
+            return clientFromString(reactor, options["xmpp"])
+    build_components(reactor, options, endpoint, top)
+    return top

@@ -1,0 +1,1 @@
+"""The JGSL wire protocol: protobuf messages, their registry, and the stanza codec."""

@@ -1,0 +1,89 @@
+"""Stanza <-> typed message: the only module that touches XML or base64.
+
+One JGSL message travels as one XMPP ``<message/>`` stanza holding one child element
+``<jgsl xmlns='urn:xmpp:jgsl:0' t='TYPE'>BASE64(protobuf)</jgsl>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError, Message
+from twisted.words.xish import domish
+
+from jgsl.wire.messages import class_of, type_of
+
+NS_JGSL = "urn:xmpp:jgsl:0"
+#: XPath matching stanzas that carry a JGSL payload.
+PAYLOAD_XPATH = f"/message/jgsl[@xmlns='{NS_JGSL}']"
+#: Largest serialized protobuf accepted or sent (a join snapshot is split below this).
+MAX_PAYLOAD_BYTES = 48 * 1024
+_MAX_B64_CHARS = 4 * ((MAX_PAYLOAD_BYTES + 2) // 3)
+
+
+class CodecError(ValueError):
+    """A stanza that does not carry a valid JGSL message; the text says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A decoded message with its addressing: what the cores consume and produce."""
+
+    sender: str
+    recipient: str
+    message: Message
+
+
+def encode(message: Message, recipient: str, sender: str | None = None) -> domish.Element:
+    """Build the ``<message/>`` stanza for ``message``."""
+    payload = message.SerializeToString()
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise CodecError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    stanza = domish.Element((None, "message"))
+    stanza["to"] = recipient
+    if sender:
+        stanza["from"] = sender
+    stanza["type"] = "normal"
+    child = stanza.addElement((NS_JGSL, "jgsl"))
+    child["t"] = str(type_of(message))
+    child.addContent(base64.b64encode(payload).decode("ascii"))
+    return stanza
+
+
+def decode(stanza: domish.Element) -> Envelope:
+    """Parse a ``<message/>`` stanza into an L{Envelope}; raise L{CodecError} if it is bad."""
+    if stanza.name != "message":
+        raise CodecError(f"not a message stanza: <{stanza.name}>")
+    if stanza.getAttribute("type") == "error":
+        raise CodecError("error stanza (bounce)")
+    children = [c for c in stanza.elements(NS_JGSL, "jgsl")]
+    if len(children) != 1:
+        raise CodecError(f"expected one jgsl element, found {len(children)}")
+    child = children[0]
+    try:
+        type_id = int(child.getAttribute("t", ""))
+    except ValueError:
+        raise CodecError(f"bad type attribute {child.getAttribute('t')!r}") from None
+    try:
+        cls = class_of(type_id)
+    except KeyError:
+        raise CodecError(f"unknown message type {type_id}") from None
+    text = str(child).strip()
+    if len(text) > _MAX_B64_CHARS:
+        raise CodecError(f"payload of {len(text)} base64 characters is over the limit")
+    try:
+        payload = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise CodecError(f"payload is not base64: {e}") from None
+    message = cls()
+    try:
+        message.ParseFromString(payload)
+    except DecodeError as e:
+        raise CodecError(f"payload is not a valid {cls.__name__}: {e}") from None
+    sender = stanza.getAttribute("from", "")
+    recipient = stanza.getAttribute("to", "")
+    if not sender:
+        raise CodecError("stanza has no sender")
+    return Envelope(sender=sender, recipient=recipient, message=message)

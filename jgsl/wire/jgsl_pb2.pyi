@@ -1,0 +1,380 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MESSAGE_TYPE_UNSPECIFIED: _ClassVar[MessageType]
+    CS_PING: _ClassVar[MessageType]
+    SC_PING_REPLY: _ClassVar[MessageType]
+    CS_Login: _ClassVar[MessageType]
+    SC_Login_Reply: _ClassVar[MessageType]
+    CS_Logout: _ClassVar[MessageType]
+    SC_Closing: _ClassVar[MessageType]
+    CS_NormalUpdate: _ClassVar[MessageType]
+    SC_NormalUpdate: _ClassVar[MessageType]
+    CS_ObserverUpdate: _ClassVar[MessageType]
+    CS_QUERY: _ClassVar[MessageType]
+    SC_QUERY_REPLY: _ClassVar[MessageType]
+    GRID_HELLO: _ClassVar[MessageType]
+    GRID_SPAWN_NODE: _ClassVar[MessageType]
+    GRID_NODE_READY: _ClassVar[MessageType]
+MESSAGE_TYPE_UNSPECIFIED: MessageType
+CS_PING: MessageType
+SC_PING_REPLY: MessageType
+CS_Login: MessageType
+SC_Login_Reply: MessageType
+CS_Logout: MessageType
+SC_Closing: MessageType
+CS_NormalUpdate: MessageType
+SC_NormalUpdate: MessageType
+CS_ObserverUpdate: MessageType
+CS_QUERY: MessageType
+SC_QUERY_REPLY: MessageType
+GRID_HELLO: MessageType
+GRID_SPAWN_NODE: MessageType
+GRID_NODE_READY: MessageType
+
+class AgentState(_message.Message):
+    __slots__ = ("asset_file", "rx", "y", "rz", "facing", "ccs", "anim", "nickname", "scaling")
+    ASSET_FILE_FIELD_NUMBER: _ClassVar[int]
+    RX_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    RZ_FIELD_NUMBER: _ClassVar[int]
+    FACING_FIELD_NUMBER: _ClassVar[int]
+    CCS_FIELD_NUMBER: _ClassVar[int]
+    ANIM_FIELD_NUMBER: _ClassVar[int]
+    NICKNAME_FIELD_NUMBER: _ClassVar[int]
+    SCALING_FIELD_NUMBER: _ClassVar[int]
+    asset_file: str
+    rx: int
+    y: int
+    rz: int
+    facing: int
+    ccs: str
+    anim: str
+    nickname: str
+    scaling: int
+    def __init__(self, asset_file: _Optional[str] = ..., rx: _Optional[int] = ..., y: _Optional[int] = ..., rz: _Optional[int] = ..., facing: _Optional[int] = ..., ccs: _Optional[str] = ..., anim: _Optional[str] = ..., nickname: _Optional[str] = ..., scaling: _Optional[int] = ...) -> None: ...
+
+class WorldEdit(_message.Message):
+    __slots__ = ("kind", "params", "author")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    params: _containers.ScalarMap[str, str]
+    author: str
+    def __init__(self, kind: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., author: _Optional[str] = ...) -> None: ...
+
+class AgentData(_message.Message):
+    __slots__ = ("data", "creations", "env")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CREATIONS_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    data: AgentState
+    creations: _containers.RepeatedCompositeFieldContainer[WorldEdit]
+    env: _containers.RepeatedCompositeFieldContainer[WorldEdit]
+    def __init__(self, data: _Optional[_Union[AgentState, _Mapping]] = ..., creations: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ..., env: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ...) -> None: ...
+
+class AgentEntry(_message.Message):
+    __slots__ = ("name", "state")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    state: AgentState
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[AgentState, _Mapping]] = ...) -> None: ...
+
+class Ticket(_message.Message):
+    __slots__ = ("user", "node_id", "node_key", "expires", "gateway", "mac")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_KEY_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    node_id: int
+    node_key: str
+    expires: float
+    gateway: str
+    mac: bytes
+    def __init__(self, user: _Optional[str] = ..., node_id: _Optional[int] = ..., node_key: _Optional[str] = ..., expires: _Optional[float] = ..., gateway: _Optional[str] = ..., mac: _Optional[bytes] = ...) -> None: ...
+
+class Ping(_message.Message):
+    __slots__ = ("csk", "sk")
+    CSK_FIELD_NUMBER: _ClassVar[int]
+    SK_FIELD_NUMBER: _ClassVar[int]
+    csk: str
+    sk: str
+    def __init__(self, csk: _Optional[str] = ..., sk: _Optional[str] = ...) -> None: ...
+
+class PingReply(_message.Message):
+    __slots__ = ("csk", "sk", "is_grid")
+    CSK_FIELD_NUMBER: _ClassVar[int]
+    SK_FIELD_NUMBER: _ClassVar[int]
+    IS_GRID_FIELD_NUMBER: _ClassVar[int]
+    csk: str
+    sk: str
+    is_grid: bool
+    def __init__(self, csk: _Optional[str] = ..., sk: _Optional[str] = ..., is_grid: _Optional[bool] = ...) -> None: ...
+
+class Login(_message.Message):
+    __slots__ = ("sk", "worldpath", "x", "y", "z", "is_observer", "client_uid", "client_version", "csk")
+    SK_FIELD_NUMBER: _ClassVar[int]
+    WORLDPATH_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    Z_FIELD_NUMBER: _ClassVar[int]
+    IS_OBSERVER_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_UID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CSK_FIELD_NUMBER: _ClassVar[int]
+    sk: str
+    worldpath: str
+    x: float
+    y: float
+    z: float
+    is_observer: bool
+    client_uid: str
+    client_version: int
+    csk: str
+    def __init__(self, sk: _Optional[str] = ..., worldpath: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., is_observer: _Optional[bool] = ..., client_uid: _Optional[str] = ..., client_version: _Optional[int] = ..., csk: _Optional[str] = ...) -> None: ...
+
+class LoginReply(_message.Message):
+    __slots__ = ("worldpath", "x", "y", "z", "gk", "gjid", "gid", "gx", "gy", "gsize", "is_grid", "role", "online_user_num", "start_time", "visits_since_start", "server_version", "client_version", "refused", "reason", "sk", "ticket", "csk")
+    WORLDPATH_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    Z_FIELD_NUMBER: _ClassVar[int]
+    GK_FIELD_NUMBER: _ClassVar[int]
+    GJID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    GX_FIELD_NUMBER: _ClassVar[int]
+    GY_FIELD_NUMBER: _ClassVar[int]
+    GSIZE_FIELD_NUMBER: _ClassVar[int]
+    IS_GRID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_USER_NUM_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    VISITS_SINCE_START_FIELD_NUMBER: _ClassVar[int]
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SK_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    CSK_FIELD_NUMBER: _ClassVar[int]
+    worldpath: str
+    x: float
+    y: float
+    z: float
+    gk: str
+    gjid: str
+    gid: int
+    gx: int
+    gy: int
+    gsize: float
+    is_grid: bool
+    role: str
+    online_user_num: int
+    start_time: float
+    visits_since_start: int
+    server_version: int
+    client_version: int
+    refused: bool
+    reason: str
+    sk: str
+    ticket: Ticket
+    csk: str
+    def __init__(self, worldpath: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., gk: _Optional[str] = ..., gjid: _Optional[str] = ..., gid: _Optional[int] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., is_grid: _Optional[bool] = ..., role: _Optional[str] = ..., online_user_num: _Optional[int] = ..., start_time: _Optional[float] = ..., visits_since_start: _Optional[int] = ..., server_version: _Optional[int] = ..., client_version: _Optional[int] = ..., refused: _Optional[bool] = ..., reason: _Optional[str] = ..., sk: _Optional[str] = ..., ticket: _Optional[_Union[Ticket, _Mapping]] = ..., csk: _Optional[str] = ...) -> None: ...
+
+class Logout(_message.Message):
+    __slots__ = ("sk", "id")
+    SK_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    sk: str
+    id: int
+    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ...) -> None: ...
+
+class Closing(_message.Message):
+    __slots__ = ("sk", "reason")
+    SK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    sk: str
+    reason: str
+    def __init__(self, sk: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class NormalUpdate(_message.Message):
+    __slots__ = ("sk", "id", "agent", "st", "ct", "recover", "dummy", "ticket")
+    SK_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    ST_FIELD_NUMBER: _ClassVar[int]
+    CT_FIELD_NUMBER: _ClassVar[int]
+    RECOVER_FIELD_NUMBER: _ClassVar[int]
+    DUMMY_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    sk: str
+    id: int
+    agent: AgentData
+    st: int
+    ct: int
+    recover: _containers.RepeatedScalarFieldContainer[str]
+    dummy: bool
+    ticket: Ticket
+    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., agent: _Optional[_Union[AgentData, _Mapping]] = ..., st: _Optional[int] = ..., ct: _Optional[int] = ..., recover: _Optional[_Iterable[str]] = ..., dummy: _Optional[bool] = ..., ticket: _Optional[_Union[Ticket, _Mapping]] = ...) -> None: ...
+
+class NormalUpdateReply(_message.Message):
+    __slots__ = ("sk", "id", "st", "ct", "agents", "ping", "creations", "env")
+    SK_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ST_FIELD_NUMBER: _ClassVar[int]
+    CT_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    PING_FIELD_NUMBER: _ClassVar[int]
+    CREATIONS_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    sk: str
+    id: int
+    st: int
+    ct: int
+    agents: _containers.RepeatedCompositeFieldContainer[AgentEntry]
+    ping: _containers.RepeatedScalarFieldContainer[str]
+    creations: _containers.RepeatedCompositeFieldContainer[WorldEdit]
+    env: _containers.RepeatedCompositeFieldContainer[WorldEdit]
+    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., st: _Optional[int] = ..., ct: _Optional[int] = ..., agents: _Optional[_Iterable[_Union[AgentEntry, _Mapping]]] = ..., ping: _Optional[_Iterable[str]] = ..., creations: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ..., env: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ...) -> None: ...
+
+class ObserverUpdate(_message.Message):
+    __slots__ = ("sk", "id", "st", "recover", "ticket")
+    SK_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ST_FIELD_NUMBER: _ClassVar[int]
+    RECOVER_FIELD_NUMBER: _ClassVar[int]
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    sk: str
+    id: int
+    st: int
+    recover: _containers.RepeatedScalarFieldContainer[str]
+    ticket: Ticket
+    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., st: _Optional[int] = ..., recover: _Optional[_Iterable[str]] = ..., ticket: _Optional[_Union[Ticket, _Mapping]] = ...) -> None: ...
+
+class Query(_message.Message):
+    __slots__ = ("csk", "sk", "fields", "forward")
+    CSK_FIELD_NUMBER: _ClassVar[int]
+    SK_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    FORWARD_FIELD_NUMBER: _ClassVar[int]
+    csk: str
+    sk: str
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    forward: str
+    def __init__(self, csk: _Optional[str] = ..., sk: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., forward: _Optional[str] = ...) -> None: ...
+
+class NodeInfo(_message.Message):
+    __slots__ = ("id", "jid", "worldpath", "gx", "gy", "gsize", "agents", "role")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    JID_FIELD_NUMBER: _ClassVar[int]
+    WORLDPATH_FIELD_NUMBER: _ClassVar[int]
+    GX_FIELD_NUMBER: _ClassVar[int]
+    GY_FIELD_NUMBER: _ClassVar[int]
+    GSIZE_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    jid: str
+    worldpath: str
+    gx: int
+    gy: int
+    gsize: float
+    agents: int
+    role: str
+    def __init__(self, id: _Optional[int] = ..., jid: _Optional[str] = ..., worldpath: _Optional[str] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., agents: _Optional[int] = ..., role: _Optional[str] = ...) -> None: ...
+
+class QueryResult(_message.Message):
+    __slots__ = ("systime", "uptime", "agentcount", "nodes")
+    SYSTIME_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_FIELD_NUMBER: _ClassVar[int]
+    AGENTCOUNT_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    systime: int
+    uptime: float
+    agentcount: int
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
+    def __init__(self, systime: _Optional[int] = ..., uptime: _Optional[float] = ..., agentcount: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ...) -> None: ...
+
+class QueryReply(_message.Message):
+    __slots__ = ("csk", "sk", "is_grid", "forward", "result")
+    CSK_FIELD_NUMBER: _ClassVar[int]
+    SK_FIELD_NUMBER: _ClassVar[int]
+    IS_GRID_FIELD_NUMBER: _ClassVar[int]
+    FORWARD_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    csk: str
+    sk: str
+    is_grid: bool
+    forward: str
+    result: QueryResult
+    def __init__(self, csk: _Optional[str] = ..., sk: _Optional[str] = ..., is_grid: _Optional[bool] = ..., forward: _Optional[str] = ..., result: _Optional[_Union[QueryResult, _Mapping]] = ...) -> None: ...
+
+class GridHello(_message.Message):
+    __slots__ = ("nodes", "capacity", "uptime")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[HostedNode]
+    capacity: int
+    uptime: float
+    def __init__(self, nodes: _Optional[_Iterable[_Union[HostedNode, _Mapping]]] = ..., capacity: _Optional[int] = ..., uptime: _Optional[float] = ...) -> None: ...
+
+class HostedNode(_message.Message):
+    __slots__ = ("info", "key")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    info: NodeInfo
+    key: str
+    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., key: _Optional[str] = ...) -> None: ...
+
+class SpawnNode(_message.Message):
+    __slots__ = ("request", "worldpath", "gx", "gy", "gsize", "role", "max_users")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    WORLDPATH_FIELD_NUMBER: _ClassVar[int]
+    GX_FIELD_NUMBER: _ClassVar[int]
+    GY_FIELD_NUMBER: _ClassVar[int]
+    GSIZE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_USERS_FIELD_NUMBER: _ClassVar[int]
+    request: int
+    worldpath: str
+    gx: int
+    gy: int
+    gsize: float
+    role: str
+    max_users: int
+    def __init__(self, request: _Optional[int] = ..., worldpath: _Optional[str] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., role: _Optional[str] = ..., max_users: _Optional[int] = ...) -> None: ...
+
+class NodeReady(_message.Message):
+    __slots__ = ("request", "id", "key", "refused", "reason")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request: int
+    id: int
+    key: str
+    refused: bool
+    reason: str
+    def __init__(self, request: _Optional[int] = ..., id: _Optional[int] = ..., key: _Optional[str] = ..., refused: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...

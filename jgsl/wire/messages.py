@@ -1,0 +1,64 @@
+"""The one registry of JGSL messages: type id <-> protobuf class, and a readable dump."""
+
+from __future__ import annotations
+
+from google.protobuf import text_format
+from google.protobuf.message import Message
+
+from jgsl.wire import jgsl_pb2 as pb
+
+MessageType = pb.MessageType
+
+#: Type id -> message class. The ids are the original JGSL ones (see protocol/jgsl.proto).
+REGISTRY: dict[int, type[Message]] = {
+    pb.CS_PING: pb.Ping,
+    pb.SC_PING_REPLY: pb.PingReply,
+    pb.CS_Login: pb.Login,
+    pb.SC_Login_Reply: pb.LoginReply,
+    pb.CS_Logout: pb.Logout,
+    pb.SC_Closing: pb.Closing,
+    pb.CS_NormalUpdate: pb.NormalUpdate,
+    pb.SC_NormalUpdate: pb.NormalUpdateReply,
+    pb.CS_ObserverUpdate: pb.ObserverUpdate,
+    pb.CS_QUERY: pb.Query,
+    pb.SC_QUERY_REPLY: pb.QueryReply,
+    pb.GRID_HELLO: pb.GridHello,
+    pb.GRID_SPAWN_NODE: pb.SpawnNode,
+    pb.GRID_NODE_READY: pb.NodeReady,
+}
+
+_TYPE_OF: dict[str, int] = {cls.DESCRIPTOR.full_name: type_id for type_id, cls in REGISTRY.items()}
+
+
+class UnknownMessageType(KeyError):
+    """A type id or message class that is not in the registry."""
+
+
+def type_of(message: Message) -> int:
+    """The wire type id of a message instance."""
+    try:
+        return _TYPE_OF[message.DESCRIPTOR.full_name]
+    except KeyError:
+        raise UnknownMessageType(message.DESCRIPTOR.full_name) from None
+
+
+def class_of(type_id: int) -> type[Message]:
+    """The message class registered for a wire type id."""
+    try:
+        return REGISTRY[type_id]
+    except KeyError:
+        raise UnknownMessageType(type_id) from None
+
+
+def type_name(type_id: int) -> str:
+    """The original name of a type id (``CS_NormalUpdate``), or ``type<N>`` if unknown."""
+    try:
+        return MessageType.Name(type_id)
+    except ValueError:
+        return f"type{type_id}"
+
+
+def describe(message: Message) -> str:
+    """One line naming the message type and every set field, for the message dumps."""
+    fields = text_format.MessageToString(message, as_one_line=True, as_utf8=True)
+    return f"{type_name(type_of(message))} {{{fields}}}"

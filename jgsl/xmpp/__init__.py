@@ -1,0 +1,1 @@
+"""Thin Twisted/XMPP adapters around the sans-IO cores."""

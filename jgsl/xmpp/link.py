@@ -1,0 +1,165 @@
+"""An XEP-0114 component link that feeds a sans-IO core.
+
+The link reconnects with backoff (Twisted's ClientService) whenever the XMPP server or router
+goes away; the core keeps ticking meanwhile, and what it sends while the link is down is
+dropped with a log line, never queued without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import Service
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.words.protocols.jabber import component
+from tx_xmpp.subprotocols import StreamManager, XMPPHandler
+
+from jgsl.core.droplog import DropLog
+from jgsl.wire.codec import CodecError, Envelope, decode, encode
+from jgsl.wire.messages import describe
+
+log = Logger(namespace="jgsl.link")
+
+
+class Core(Protocol):
+    """What a link drives: a gateway, grid process or emulated-users core."""
+
+    def connected(self, now: float) -> list[Envelope]: ...
+    def tick(self, now: float) -> list[Envelope]: ...
+    def receive(self, now: float, envelope: Envelope) -> list[Envelope]: ...
+
+
+class MessageDump:
+    """Logs every decoded message (--dump-server-msg / --dump-client-msg)."""
+
+    def __init__(self, label: str) -> None:
+        self._log = Logger(namespace=f"jgsl.dump.{label}")
+
+    def __call__(self, direction: str, envelope: Envelope) -> None:
+        peer = envelope.sender if direction == "recv" else envelope.recipient
+        self._log.info("{direction} {peer} {message}", direction=direction, peer=peer,
+                       local=envelope.recipient if direction == "recv" else envelope.sender,
+                       message=describe(envelope.message))
+
+
+class CoreHandler(XMPPHandler):
+    """Decodes JGSL stanzas for the core and encodes what it returns."""
+
+    def __init__(self, core: Core, clock: IReactorTime,
+                 dump: Callable[[str, Envelope], None] | None = None) -> None:
+        super().__init__()
+        self.core = core
+        self.clock = clock
+        self.dump = dump
+        self.ready = False
+        self._drops = DropLog(log)
+
+    def connectionInitialized(self) -> None:
+        self.ready = True
+        self.xmlstream.addObserver("/message", self._on_message)
+        log.info("component {jid} is connected", jid=self.xmlstream.thisEntity.full())
+        self._run(self.core.connected)
+
+    def connectionLost(self, reason) -> None:
+        if self.ready:
+            log.warn("component link lost: {reason}", reason=reason.getErrorMessage())
+        self.ready = False
+
+    def tick(self) -> None:
+        self._run(self.core.tick)
+
+    def _on_message(self, stanza) -> None:
+        now = self.clock.seconds()
+        try:
+            envelope = decode(stanza)
+        except CodecError as e:
+            self._drops.drop(now, "bad stanza from {sender}: {reason}",
+                             sender=stanza.getAttribute("from", "?"), reason=str(e))
+            return
+        if self.dump:
+            self.dump("recv", envelope)
+        self._run(lambda t: self.core.receive(t, envelope))
+
+    def _run(self, step: Callable[[float], list[Envelope]]) -> None:
+        now = self.clock.seconds()
+        try:
+            out = step(now)
+        except Exception:
+            log.failure("core failed; the message was dropped")
+            return
+        self.send_all(now, out)
+
+    def send_all(self, now: float, out: list[Envelope]) -> None:
+        for envelope in out:
+            if not self.ready:
+                self._drops.drop(now, "link down, not sent: {type} to {recipient}",
+                                 type=type(envelope.message).__name__,
+                                 recipient=envelope.recipient)
+                continue
+            try:
+                stanza = encode(envelope.message, envelope.recipient, envelope.sender)
+            except CodecError as e:
+                log.error("cannot send {type} to {recipient}: {reason}",
+                          type=type(envelope.message).__name__, recipient=envelope.recipient,
+                          reason=str(e))
+                continue
+            if self.dump:
+                self.dump("send", envelope)
+            self.send(stanza)
+
+
+class _Streams(StreamManager):
+    def initializationFailed(self, reason) -> None:
+        log.error("component handshake failed (wrong secret or unknown component?): {reason}",
+                  reason=reason.getErrorMessage())
+        if self.xmlstream is not None:
+            self.xmlstream.transport.loseConnection()
+
+
+class ComponentService(Service):
+    """One XMPP component: connects, reconnects with backoff, and ticks its core."""
+
+    def __init__(self, reactor, jid: str, secret: str,
+                 endpoint: Callable[[], IStreamClientEndpoint | None], core: Core,
+                 tick_interval: float = 0.1,
+                 dump: Callable[[str, Envelope], None] | None = None) -> None:
+        self.reactor = reactor
+        self.jid = jid
+        self.core = core
+        self._endpoint = endpoint
+        self._factory = component.componentFactory(jid, secret)
+        self._factory.noisy = False
+        self.streams = _Streams(self._factory, reactor)
+        self.handler = CoreHandler(core, reactor, dump)
+        self.handler.setHandlerParent(self.streams)
+        self._tick_interval = tick_interval
+        self._ticker = LoopingCall(self.handler.tick)
+        self._ticker.clock = reactor
+        self._client: ClientService | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        endpoint = self._endpoint()
+        if endpoint is None:
+            log.error("component {jid}: no XMPP server to connect to", jid=self.jid)
+            return
+        self._client = ClientService(endpoint, self._factory, clock=self.reactor,
+                                     retryPolicy=backoffPolicy(initialDelay=0.25, maxDelay=5.0))
+        self._client.startService()
+        self._ticker.start(self._tick_interval, now=False)
+
+    def stopService(self):
+        super().stopService()
+        if self._ticker.running:
+            self._ticker.stop()
+        stop = getattr(self.core, "stop", None)
+        if stop is not None:
+            now = self.reactor.seconds()
+            self.handler.send_all(now, stop(now))
+        if self._client is not None:
+            return self._client.stopService()
+        return None
