@@ -161,7 +161,8 @@ class ClientCore:
         """Log out of the grid node and go idle."""
         out = []
         if self.proxy is not None:
-            out.append(self._to(self.proxy.jid, pb.Logout(sk=self.proxy.key, id=self.proxy.node_id)))
+            proxy = self.proxy
+            out.append(self._to(proxy.jid, pb.Logout(sk=proxy.key, id=proxy.node_id)))
         if self.state is not State.IDLE:
             self._enter(State.IDLE)
             self._signed_out("stopped")

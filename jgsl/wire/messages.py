@@ -30,7 +30,7 @@ REGISTRY: dict[int, type[Message]] = {
 _TYPE_OF: dict[str, int] = {cls.DESCRIPTOR.full_name: type_id for type_id, cls in REGISTRY.items()}
 
 
-class UnknownMessageType(KeyError):
+class UnknownMessageTypeError(KeyError):
     """A type id or message class that is not in the registry."""
 
 
@@ -39,7 +39,7 @@ def type_of(message: Message) -> int:
     try:
         return _TYPE_OF[message.DESCRIPTOR.full_name]
     except KeyError:
-        raise UnknownMessageType(message.DESCRIPTOR.full_name) from None
+        raise UnknownMessageTypeError(message.DESCRIPTOR.full_name) from None
 
 
 def class_of(type_id: int) -> type[Message]:
@@ -47,7 +47,7 @@ def class_of(type_id: int) -> type[Message]:
     try:
         return REGISTRY[type_id]
     except KeyError:
-        raise UnknownMessageType(type_id) from None
+        raise UnknownMessageTypeError(type_id) from None
 
 
 def type_name(type_id: int) -> str:

@@ -1,0 +1,207 @@
+"""Client state machine: ping, login, updates, timeouts, re-login, and events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jgsl.core.client import (
+    TRANSITIONS,
+    Avatar,
+    ClientCore,
+    ClientSettings,
+    EventKind,
+    State,
+)
+from jgsl.core.emu import EmuCore
+from jgsl.core.gateway import GatewayCore
+from jgsl.core.grid import GridProcessCore
+from jgsl.emudb import EmuUser
+from jgsl.rules import load_rules
+from jgsl.wire import jgsl_pb2 as pb
+from jgsl.wire.codec import Envelope
+from tests.network import Network
+
+ALPHA = "worlds/MyWorlds/AlphaWorld/"
+GW = "gateway.localhost"
+SETTINGS = ClientSettings(update_interval=1.0, request_timeout=5.0, grid_retries=1,
+                          agent_timeout=4.0, retry_delay=2.0)
+
+
+class World:
+    """Gateway, one grid process and clients wired through an in-memory network."""
+
+    def __init__(self) -> None:
+        self.net = Network()
+        rules = load_rules(Path(__file__).parent / "data" / "jgsl.config.xml")
+        self.gateway = GatewayCore(GW, rules)
+        self.grid = GridProcessCore("grid1.localhost", [GW])
+        self.net.add(GW, self.gateway)
+        self.net.add("grid1.localhost", self.grid)
+        self.events: list[tuple[str, EventKind, str]] = []
+        self.clients: dict[str, ClientCore] = {}
+        self.net.deliver(0, self.grid.connected(0))
+
+    def client(self, name: str, x: float, z: float, dummy=False) -> ClientCore:
+        jid = f"{name}@emu.localhost"
+        avatar = Avatar(x=x, y=36.7, z=z, asset_file="a.x", dummy=dummy)
+        client = ClientCore(jid, GW, ALPHA, avatar, SETTINGS,
+                            on_event=lambda e: self.events.append((name, e.kind, e.jid)))
+        self.clients[jid] = client
+        return client
+
+    def start_all(self, now=0.0) -> None:
+        emu = _Clients(self.clients)
+        self.net.add("emu.localhost", emu)
+        for client in self.clients.values():
+            self.net.deliver(now, client.start(now))
+
+    def run(self, start: float, end: float, step: float = 0.25) -> None:
+        t = start
+        while t <= end:
+            self.net.tick(t)
+            t += step
+
+
+class _Clients:
+    def __init__(self, clients):
+        self.clients = clients
+
+    def receive(self, now, envelope):
+        return self.clients[envelope.recipient.split("/")[0]].receive(now, envelope)
+
+    def tick(self, now):
+        return [e for c in self.clients.values() for e in c.tick(now)]
+
+
+def test_transition_table_is_enforced():
+    client = ClientCore("a@b", GW, ALPHA, Avatar())
+    with pytest.raises(RuntimeError, match="no transition"):
+        client._enter(State.UPDATING)
+    assert State.UPDATING in TRANSITIONS[State.LOGGING_IN]
+
+
+def test_two_clients_see_each_other():
+    world = World()
+    alice = world.client("alice", 20091, 20086)
+    bob = world.client("bob", 20096, 20090)
+    world.start_all()
+    assert alice.state is State.UPDATING and bob.state is State.UPDATING
+    world.run(0, 2)
+    assert ("alice", EventKind.SIGNED_IN, "grid1.localhost") in world.events
+    assert ("alice", EventKind.USER_COME, "bob@emu.localhost") in world.events
+    assert ("bob", EventKind.USER_COME, "alice@emu.localhost") in world.events
+    seen = alice.agents["bob@emu.localhost"].position(alice.proxy.region)
+    assert seen == pytest.approx((20096, 36.7, 20090))
+
+
+def test_movement_reaches_the_other_client_as_a_delta():
+    world = World()
+    alice = world.client("alice", 20091, 20086)
+    bob = world.client("bob", 20096, 20090)
+    world.start_all()
+    world.run(0, 2)
+    alice.avatar.x = 20100.5
+    world.net.delivered.clear()
+    world.run(2.25, 4.5)
+    moved = [e.message for e in world.net.delivered if isinstance(e.message, pb.NormalUpdate)
+             and e.sender.startswith("alice") and e.message.agent.HasField("data")]
+    assert [list(m.agent.data.ListFields()) for m in moved][0][0][0].name == "rx"
+    assert bob.agents["alice@emu.localhost"].position(bob.proxy.region)[0] == pytest.approx(
+        20100.5)
+
+
+def test_one_request_in_flight_and_interval_respected():
+    world = World()
+    alice = world.client("alice", 20091, 20086)
+    world.net.lost = {pb.NormalUpdateReply}  # the grid's answers get lost
+    world.start_all()
+    world.run(0.25, 4.75)
+    sent = [e for e in world.net.delivered if isinstance(e.message, pb.NormalUpdate)]
+    assert len(sent) == 1  # still waiting for the first answer; request_timeout is 5 s
+    assert alice.state is State.UPDATING
+    world.run(5.25, 5.25)
+    sent = [e for e in world.net.delivered if isinstance(e.message, pb.NormalUpdate)]
+    assert len(sent) == 2  # timed out: one retry
+
+
+def test_dead_grid_node_leads_to_relogin():
+    """Grid silent: one retry after 5 s, dead after 10 s, then ping and login again."""
+    world = World()
+    alice = world.client("alice", 20091, 20086)
+    world.net.lost = {pb.NormalUpdateReply}
+    world.start_all()
+    world.run(0.25, 10.5)
+    kinds = [k for name, k, _ in world.events if name == "alice"]
+    assert kinds == [EventKind.SIGNED_IN, EventKind.CONNECTION_TIMEOUT, EventKind.SIGNED_OUT,
+                     EventKind.SIGNED_IN]
+    world.net.lost = set()  # the re-login's first update was lost too: retried at 15.5 s
+    world.run(10.75, 16)
+    assert alice.state is State.UPDATING and alice.proxy.st > 0
+
+
+def test_silent_gateway_times_out_and_pings_again():
+    client = ClientCore("a@emu.localhost", GW, ALPHA, Avatar(), SETTINGS)
+    (ping,) = client.start(0)
+    assert client.tick(5) == []
+    (again,) = client.tick(5.5)
+    assert isinstance(again.message, pb.Ping) and again.message.csk != ping.message.csk
+    assert client.state is State.PINGING
+
+
+def test_ping_reply_with_wrong_key_ignored():
+    events = []
+    client = ClientCore("a@emu.localhost", GW, ALPHA, Avatar(), SETTINGS,
+                        on_event=events.append)
+    client.start(0)
+    out = client.receive(0, Envelope(GW, "a@emu.localhost", pb.PingReply(csk="forged", sk="x")))
+    assert out == [] and client.state is State.PINGING
+    assert events[-1].kind is EventKind.LOG and "invalid session key" in events[-1].text
+
+
+def test_refused_login_retries_later():
+    world = World()
+    alice = world.client("alice", 20091, 20086)
+    world.grid.nodes.clear()
+    world.net.cores.pop("grid1.localhost")
+    world.gateway._grids.clear()  # no grid process: the login is refused
+    world.start_all()
+    assert alice.state is State.IDLE
+    assert ("alice", EventKind.SIGNED_OUT, GW) in world.events
+    assert alice.tick(1.0) == []
+    (ping,) = alice.tick(2.0)
+    assert isinstance(ping.message, pb.Ping)
+
+
+def test_agents_that_stop_leave():
+    world = World()
+    alice = world.client("alice", 20091, 20086)
+    bob = world.client("bob", 20096, 20090)
+    world.start_all()
+    world.run(0, 2)
+    world.net.deliver(2, bob.stop(2))
+    world.run(2.25, 7)
+    assert ("alice", EventKind.USER_LEAVE, "bob@emu.localhost") in world.events
+    assert "bob@emu.localhost" not in alice.agents
+
+
+def test_emu_core_routes_by_user_and_wanders():
+    users = [EmuUser("alice", "p", ALPHA, x=20091, z=20086, asset_file="a.x",
+                     behaviour="wander", radius=5, speed=2),
+             EmuUser("bob", "p", ALPHA, x=20096, z=20090, asset_file="a.x")]
+    events = []
+    emu = EmuCore("emu.localhost", users, GW, SETTINGS, seed=1,
+                  on_event=lambda user, e: events.append((user, e.kind)))
+    world = World()
+    world.net.add("emu.localhost", emu)
+    world.net.deliver(0, emu.connected(0))
+    world.run(0, 6)
+    alice = emu.clients["alice@emu.localhost"]
+    assert (alice.avatar.x, alice.avatar.z) != (20091, 20086)
+    assert ((alice.avatar.x - 20091) ** 2 + (alice.avatar.z - 20086) ** 2) ** 0.5 <= 5.0001
+    bob = emu.clients["bob@emu.localhost"]
+    seen = bob.agents["alice@emu.localhost"].position(bob.proxy.region)
+    assert seen[0] == pytest.approx(alice.avatar.x, abs=2 * 1.0 * 2 + 0.01)
+    assert ("bob@emu.localhost", EventKind.USER_COME) in events
+    assert emu.receive(0, Envelope(GW, "nobody@emu.localhost", pb.PingReply())) == []
