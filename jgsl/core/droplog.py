@@ -16,7 +16,7 @@ class DropLog:
         self._shown = 0
         self._hidden = 0
 
-    def drop(self, now: float, reason: str, **fields: object) -> None:
+    def drop(self, now: float, message: str, /, **fields: object) -> None:
         if now - self._window_start >= self._window:
             if self._hidden:
                 self._log.warn("{hidden} more dropped messages were not logged",
@@ -24,6 +24,6 @@ class DropLog:
             self._window_start, self._shown, self._hidden = now, 0, 0
         if self._shown < self._burst:
             self._shown += 1
-            self._log.warn("dropped: " + reason, **fields)
+            self._log.warn("dropped: " + message, **fields)
         else:
             self._hidden += 1

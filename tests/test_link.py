@@ -1,0 +1,109 @@
+"""The component adapter: decodes for the core, drops bad input, survives core errors."""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.words.xish import domish
+from tx_xmpp.test.helpers import XmlStreamStub
+
+from jgsl.wire import jgsl_pb2 as pb
+from jgsl.wire.codec import Envelope, decode, encode
+from jgsl.xmpp.link import CoreHandler
+
+
+class RecordingCore:
+    def __init__(self, fail: bool = False) -> None:
+        self.received: list[tuple[float, Envelope]] = []
+        self.fail = fail
+
+    def connected(self, now):
+        return [Envelope("gw.localhost", "grid1.localhost", pb.GridHello())]
+
+    def tick(self, now):
+        return []
+
+    def receive(self, now, envelope):
+        if self.fail:
+            raise ZeroDivisionError("core bug")
+        self.received.append((now, envelope))
+        return [Envelope("gw.localhost", envelope.sender, pb.PingReply(csk="x"))]
+
+
+class Captured:
+    def __init__(self):
+        self.events = []
+
+    def __enter__(self):
+        globalLogPublisher.addObserver(self.events.append)
+        return self.events
+
+    def __exit__(self, *exc):
+        globalLogPublisher.removeObserver(self.events.append)
+
+
+def connect(core, dump=None):
+    clock = Clock()
+    clock.advance(42)
+    stub = XmlStreamStub()
+    stub.xmlstream.thisEntity = type("J", (), {"full": lambda self: "gw.localhost"})()
+    handler = CoreHandler(core, clock, dump)
+    handler.parent = type("P", (), {"send": lambda self, obj: stub.xmlstream.send(obj)})()
+    handler.makeConnection(stub.xmlstream)
+    handler.connectionInitialized()
+    return handler, stub, clock
+
+
+def test_connect_sends_what_the_core_announces():
+    handler, stub, _ = connect(RecordingCore())
+    (hello,) = stub.output
+    assert decode(hello).message == pb.GridHello()
+
+
+def test_message_decoded_with_clock_time_and_reply_sent():
+    core = RecordingCore()
+    handler, stub, _ = connect(core)
+    stub.send(encode(pb.Ping(csk="abc"), "gw.localhost", "alice@emu.localhost/r"))
+    ((now, envelope),) = core.received
+    assert now == 42 and envelope.message == pb.Ping(csk="abc")
+    reply = decode(stub.output[-1])
+    assert reply.recipient == "alice@emu.localhost/r" and reply.message == pb.PingReply(csk="x")
+
+
+def test_bad_stanzas_are_logged_and_dropped():
+    core = RecordingCore()
+    handler, stub, _ = connect(core)
+    bad = domish.Element((None, "message"))
+    bad["from"] = "mallory@evil"
+    bad["to"] = "gw.localhost"
+    bad.addElement(("urn:xmpp:jgsl:0", "jgsl"))["t"] = "77"
+    with Captured() as events:
+        for _ in range(50):
+            stub.send(bad)
+    assert core.received == [] and len(stub.output) == 1
+    warnings = [e for e in events if e.get("log_level") == LogLevel.warn]
+    assert 1 <= len(warnings) <= 10  # rate-limited
+    assert "unknown message type 77" in warnings[0]["reason"]
+
+
+def test_core_exception_does_not_escape():
+    handler, stub, _ = connect(RecordingCore(fail=True))
+    with Captured() as events:
+        stub.send(encode(pb.Ping(), "gw.localhost", "alice@emu.localhost"))
+    assert any(e.get("log_failure") is not None for e in events)
+    assert len(stub.output) == 1  # nothing sent
+
+
+def test_nothing_sent_while_link_down():
+    handler, stub, clock = connect(RecordingCore())
+    handler.connectionLost(type("R", (), {"getErrorMessage": lambda self: "gone"})())
+    handler.send_all(clock.seconds(), [Envelope("gw.localhost", "x@y", pb.Ping())])
+    assert len(stub.output) == 1
+
+
+def test_dump_sees_both_directions():
+    seen = []
+    handler, stub, _ = connect(RecordingCore(), dump=lambda d, e: seen.append(
+        (d, type(e.message).__name__)))
+    stub.send(encode(pb.Ping(), "gw.localhost", "alice@emu.localhost"))
+    assert seen == [("send", "GridHello"), ("recv", "Ping"), ("send", "PingReply")]

@@ -1,0 +1,122 @@
+"""The twistd plugin: discoverable, options validated, one service tree per role."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from twisted.application.service import IServiceMaker
+from twisted.internet.testing import MemoryReactorClock
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from zope.interface.verify import verifyObject
+
+from jgsl import tap
+from jgsl.xmpp.link import ComponentService
+from jgsl.xmpp.router import RouterService
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_plugin_is_discovered():
+    makers = {m.tapname: m for m in getPlugins(IServiceMaker)}
+    assert "jgsl" in makers
+    maker = makers["jgsl"]
+    assert verifyObject(IServiceMaker, maker)
+    assert maker.options is tap.Options
+
+
+def test_twistd_help_lists_the_roles():
+    twistd = Path(sys.executable).with_name("twistd")
+    result = subprocess.run([str(twistd), "jgsl", "--help"], capture_output=True, text=True,
+                            timeout=60, cwd="/", check=False)
+    assert result.returncode == 0, result.stderr
+    assert "--role" in result.stdout
+    for role in tap.ROLES:
+        assert role in result.stdout
+    assert "--dump-server-msg" in result.stdout and "--dump-client-msg" in result.stdout
+
+
+def parse(*args: str) -> tap.Options:
+    options = tap.Options()
+    options.parseOptions(list(args))
+    return options
+
+
+def test_options_defaults_and_values(monkeypatch):
+    monkeypatch.delenv(tap.SECRET_ENV, raising=False)
+    options = parse("--role", "grid", "--domain", "example.org", "--update-interval", "0.5")
+    assert options["gateway"] == "gateway.example.org"
+    assert options["update-interval"] == 0.5
+    assert options["secret"] == tap.DEV_SECRET
+    assert options["xmpp"] == "tcp:127.0.0.1:5347"
+
+
+def test_secret_from_environment_or_file(monkeypatch, tmp_path):
+    monkeypatch.setenv(tap.SECRET_ENV, "from-env")
+    assert parse("--role", "router")["secret"] == "from-env"
+    (tmp_path / "s").write_text("from-file\n")
+    assert parse("--role", "router", "--secret-file", str(tmp_path / "s"))["secret"] == "from-file"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "--role must be one of"),
+        (["--role", "king"], "--role must be one of"),
+        (["--role", "gateway", "--config", "/nonexistent.xml"], "cannot read"),
+        (["--role", "emu", "--emu-users", "/nonexistent.xml"], "cannot read"),
+        (["--role", "grid", "--update-interval", "-1"], "-1 is not a positive number"),
+        (["--role", "grid", "--secret-file", "/nonexistent"], "No such file"),
+    ],
+)
+def test_bad_options_are_usage_errors(args, message):
+    with pytest.raises(usage.UsageError, match=message):
+        parse(*args)
+
+
+def test_bad_config_file_names_the_problem(tmp_path):
+    bad = tmp_path / "jgsl.config.xml"
+    bad.write_text('<JGSL><GridServer><GridNodeRules><rule gridsize="big"/>'
+                   "</GridNodeRules></GridServer></JGSL>")
+    with pytest.raises(usage.UsageError, match=r"jgsl.config.xml:1: rule 1: gridsize='big'"):
+        parse("--role", "gateway", "--config", str(bad))
+
+
+@pytest.mark.parametrize(
+    "role, router, components",
+    [
+        ("router", True, []),
+        ("gateway", False, ["gateway.localhost"]),
+        ("grid", False, ["grid1.localhost"]),
+        ("emu", False, ["emu.localhost"]),
+        ("world", True, ["gateway.localhost", "grid1.localhost", "emu.localhost"]),
+    ],
+)
+def test_service_tree_per_role(role, router, components):
+    options = parse("--role", role, "--emu-users", str(DATA / "EmuUsersDB.xml"))
+    top = tap.makeService(options, reactor=MemoryReactorClock())
+    services = list(top)
+    assert any(isinstance(s, RouterService) for s in services) == router
+    assert [s.jid for s in services if isinstance(s, ComponentService)] == components
+
+
+def test_name_option_renames_the_component():
+    options = parse("--role", "grid", "--name", "grid7.localhost")
+    (service,) = tap.makeService(options, reactor=MemoryReactorClock())
+    assert service.jid == "grid7.localhost"
+
+
+def test_world_connects_components_to_its_own_router():
+    """The world role dials the port its router actually bound (here: 5399)."""
+    reactor = MemoryReactorClock()
+    options = parse("--role", "world", "--listen", "tcp:5399:interface=127.0.0.1")
+    top = tap.makeService(options, reactor=reactor)
+    top.startService()
+    try:
+        assert [s[0] for s in reactor.tcpServers] == [5399]
+        assert [c[:2] for c in reactor.tcpClients] == [("127.0.0.1", 5399)] * 3
+    finally:
+        top.stopService()
