@@ -54,6 +54,8 @@ class Options(usage.Options):
         ["gateway", None, None, "Gateway JID (default gateway.<domain>)."],
         ["name", None, None, "This component's JID (default gateway|grid1|emu.<domain>)."],
         ["update-interval", None, 3.0, "Seconds between a client's normal updates.", _positive],
+        ["request-timeout", None, 20.0,
+         "Seconds a client waits for an answer before retrying (original: 20).", _positive],
         ["tick", None, 0.1, "Seconds between core ticks (timers, movement).", _positive],
         ["seed", None, None, "Random seed for emulated users' movement.", int],
     ]
@@ -131,7 +133,8 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection) -> 
     if role in ("emu", "world"):
         name = (options["name"] if role == "emu" else None) or f"emu.{domain}"
         users: list[EmuUser] = options["users"]
-        settings = ClientSettings(update_interval=options["update-interval"])
+        settings = ClientSettings(update_interval=options["update-interval"],
+                                  request_timeout=options["request-timeout"])
         core = EmuCore(name, users, options["gateway"], settings, seed=options["seed"],
                        on_event=_log_event)
         log.info("{count} emulated users from {path}", count=len(users),
