@@ -107,3 +107,21 @@ def test_dump_sees_both_directions():
         (d, type(e.message).__name__)))
     stub.send(encode(pb.Ping(), "gw.localhost", "alice@emu.localhost"))
     assert seen == [("send", "GridHello"), ("recv", "Ping"), ("send", "PingReply")]
+
+
+def test_flood_from_one_sender_is_dropped_and_refills():
+    core = RecordingCore()
+    handler, stub, clock = connect(core)
+    ping = encode(pb.Ping(), "gw.localhost", "mallory@evil/r")
+    with Captured() as events:
+        for _ in range(100):
+            stub.send(ping)
+    assert len(core.received) == 40  # the burst
+    assert any("flood from" in e.get("log_format", "") for e in events)
+    # Another conversation is not affected.
+    stub.send(encode(pb.Ping(), "gw.localhost", "alice@emu.localhost"))
+    assert len(core.received) == 41
+    clock.advance(1.0)  # 20 tokens a second
+    for _ in range(30):
+        stub.send(ping)
+    assert len(core.received) == 61

@@ -19,6 +19,7 @@ from twisted.words.protocols.jabber import component
 from tx_xmpp.subprotocols import StreamManager, XMPPHandler
 
 from jgsl.core.droplog import DropLog
+from jgsl.core.flood import FloodGate
 from jgsl.wire.codec import CodecError, Envelope, decode, encode
 from jgsl.wire.messages import describe
 
@@ -50,13 +51,16 @@ class CoreHandler(XMPPHandler):
     """Decodes JGSL stanzas for the core and encodes what it returns."""
 
     def __init__(self, core: Core, clock: IReactorTime,
-                 dump: Callable[[str, Envelope], None] | None = None) -> None:
+                 dump: Callable[[str, Envelope], None] | None = None,
+                 flood: FloodGate | None = None) -> None:
         super().__init__()
         self.core = core
         self.clock = clock
         self.dump = dump
+        self.flood = flood or FloodGate()
         self.ready = False
         self._drops = DropLog(log)
+        self._next_prune = 0.0
 
     def connectionInitialized(self) -> None:
         self.ready = True
@@ -70,6 +74,10 @@ class CoreHandler(XMPPHandler):
         self.ready = False
 
     def tick(self) -> None:
+        now = self.clock.seconds()
+        if now >= self._next_prune:
+            self.flood.prune(now)
+            self._next_prune = now + 10.0
         self._run(self.core.tick)
 
     def _on_message(self, stanza) -> None:
@@ -79,6 +87,11 @@ class CoreHandler(XMPPHandler):
         except CodecError as e:
             self._drops.drop(now, "bad stanza from {sender}: {reason}",
                              sender=stanza.getAttribute("from", "?"), reason=str(e))
+            return
+        sender, recipient = envelope.sender.split("/")[0], envelope.recipient.split("/")[0]
+        if not self.flood.allow(now, sender, recipient):
+            self._drops.drop(now, "flood from {sender} to {recipient}", sender=sender,
+                             recipient=recipient)
             return
         if self.dump:
             self.dump("recv", envelope)

@@ -1,0 +1,22 @@
+"""The benchmarks run (tiny sizes; CI times nothing)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+BENCH = Path(__file__).parents[1] / "bench"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_codec_bench_smoke(tmp_path):
+    out = tmp_path / "codec.json"
+    result = load("codec").main(["--smoke", "--out", str(out)])
+    assert json.loads(out.read_text()) == result
+    assert result["agents"] == 5
+    assert 0 < result["moving_payload_bytes_per_agent"] < result["moving_original_bytes_per_agent"]
