@@ -75,6 +75,16 @@ class _Clients:
         return [e for c in self.clients.values() for e in c.tick(now)]
 
 
+def signed_in_pair() -> tuple[World, ClientCore, ClientCore]:
+    """Alice and Bob logged in and exchanging updates for two seconds."""
+    world = World()
+    alice = world.client("alice", 20091, 20086)
+    bob = world.client("bob", 20096, 20090)
+    world.start_all()
+    world.run(0, 2)
+    return world, alice, bob
+
+
 def test_transition_table_is_enforced():
     client = ClientCore("a@b", GW, ALPHA, Avatar())
     with pytest.raises(RuntimeError, match="no transition"):
@@ -97,11 +107,7 @@ def test_two_clients_see_each_other():
 
 
 def test_movement_reaches_the_other_client_as_a_delta():
-    world = World()
-    alice = world.client("alice", 20091, 20086)
-    bob = world.client("bob", 20096, 20090)
-    world.start_all()
-    world.run(0, 2)
+    world, alice, bob = signed_in_pair()
     alice.avatar.x = 20100.5
     world.net.delivered.clear()
     world.run(2.25, 4.5)
@@ -175,11 +181,7 @@ def test_refused_login_retries_later():
 
 
 def test_agents_that_stop_leave():
-    world = World()
-    alice = world.client("alice", 20091, 20086)
-    bob = world.client("bob", 20096, 20090)
-    world.start_all()
-    world.run(0, 2)
+    world, alice, bob = signed_in_pair()
     world.net.deliver(2, bob.stop(2))
     world.run(2.25, 7)
     assert ("alice", EventKind.USER_LEAVE, "bob@emu.localhost") in world.events
