@@ -19,4 +19,5 @@ def test_codec_bench_smoke(tmp_path):
     result = load("codec").main(["--smoke", "--out", str(out)])
     assert json.loads(out.read_text()) == result
     assert result["agents"] == 5
-    assert 0 < result["moving_payload_bytes_per_agent"] < result["moving_original_bytes_per_agent"]
+    assert 0 < result["moving_bytes_per_agent"] < result["moving_original_bytes_per_agent"]
+    assert result["join_snapshot_bytes"] < result["join_original_bytes"]

@@ -108,7 +108,7 @@ def test_two_payloads_rejected():
 def test_oversize_message_not_encoded():
     big = pb.NormalUpdateReply()
     for i in range(MAX_PAYLOAD_BYTES // 20):
-        big.ping.append(f"agent-number-{i:08d}")
+        big.agents.nickname.append(f"agent-number-{i:08d}")
     with pytest.raises(CodecError, match="exceeds"):
         encode(big, "x@y")
 

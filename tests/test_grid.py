@@ -1,32 +1,47 @@
-"""Grid process and node: spawning, frame-id deltas, ping list, ct, dummy, observers, expiry."""
+"""Grid process and node: acked deltas, ping, gone, ct, dummy, observers, interest, limits."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from jgsl.core.grid import GridProcessCore, GridSettings
+from jgsl.core.agenttable import read_table
+from jgsl.core.client import Avatar, ClientCore, GridProxy, State
+from jgsl.core.grid import GridNode, GridProcessCore, GridSettings
+from jgsl.core.region import Region
+from jgsl.core.stringmaps import default_maps
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 
 GRID = "grid1.localhost"
 GW = "gateway.localhost"
 ALPHA = "worlds/MyWorlds/AlphaWorld/"
+MAPS = default_maps()
+NO_REFRESH = {}
 
 
-@pytest.fixture
-def grid():
-    core = GridProcessCore(GRID, [GW], GridSettings(agent_timeout=20, hello_interval=2),
-                           key_factory=lambda: "nodekey")
+def make_grid(**overrides) -> GridProcessCore:
+    settings = GridSettings(agent_timeout=20, hello_interval=2, refresh=NO_REFRESH)
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    core = GridProcessCore(GRID, [GW], settings, key_factory=lambda: "nodekey")
     (ready,) = core.receive(0, Envelope(GW + "/r", GRID, pb.SpawnNode(
         request=5, worldpath=ALPHA, gx=100, gy=100, gsize=200, role="guest")))
     assert ready.message == pb.NodeReady(request=5, id=1, key="nodekey")
     return core
 
 
-FULL = pb.AgentState(asset_file="a.x", rx=9100, y=3672, rz=8600, facing=127)
+@pytest.fixture
+def grid():
+    return make_grid()
 
 
-def update(grid, now, sender, st=0, ct=1, data=None, **kw):
+FULL = pb.AgentState(asset_file="character/v3/dummy/dummy.x", rx=9100, y=3672, rz=8600,
+                     facing=127)
+
+
+def update(grid, now, sender, st=0, ct=1, data=None, **kw) -> pb.NormalUpdateReply | None:
     msg = pb.NormalUpdate(sk="nodekey", id=1, st=st, ct=ct, **kw)
     if data is not None:
         msg.agent.data.CopyFrom(data)
@@ -34,88 +49,120 @@ def update(grid, now, sender, st=0, ct=1, data=None, **kw):
     return out[0].message if out else None
 
 
-def names(reply):
-    return {entry.name: entry.state for entry in reply.agents}
+def rows(reply):
+    return [(r.slot, r.delta, r.values) for r in read_table(reply.agents, MAPS)]
 
 
-def test_first_contact_gets_everything_then_only_changes(grid):
+def undelta(steps):
+    out, slot = [], 0
+    for step in steps:
+        slot += step
+        out.append(slot)
+    return out
+
+
+FULL_ROW = {"asset_file": "character/v3/dummy/dummy.x", "rx": 9100, "y": 3672, "rz": 8600,
+            "facing": 127}
+
+
+def test_first_contact_gets_everything_then_deltas(grid):
     update(grid, 0, "alice@emu.localhost/r", data=FULL)
     reply = update(grid, 0, "bob@emu.localhost/r", data=FULL)
-    assert names(reply) == {"alice": FULL}
-    assert reply.st == 3 and reply.ct == 1 and reply.sk == "nodekey"
-    # Alice moves: bob, echoing st=3, gets only rx.
-    update(grid, 1, "alice@emu.localhost/r", st=2, ct=2, data=pb.AgentState(rx=9200))
+    assert rows(reply) == [(0, False, {"name": "alice", **FULL_ROW})]
+    assert reply.ct == 1 and reply.sk == "nodekey" and reply.base == 0
+    # Alice moves: bob, echoing st, gets only the change, as a delta.
+    update(grid, 1, "alice@emu.localhost/r", st=1, ct=2, data=pb.AgentState(rx=9200, facing=2))
     reply2 = update(grid, 1, "bob@emu.localhost/r", st=reply.st, ct=2)
-    assert names(reply2) == {"alice": pb.AgentState(rx=9200)}
+    assert reply2.base == reply.st
+    assert rows(reply2) == [(0, True, {"rx": 100, "facing": -125})]
     # Nothing new since: alice is only in the ping list.
     reply3 = update(grid, 2, "bob@emu.localhost/r", st=reply2.st, ct=3)
-    assert names(reply3) == {} and list(reply3.ping) == ["alice"]
+    assert rows(reply3) == [] and undelta(reply3.ping) == [0]
 
 
 def test_lost_reply_means_changes_are_resent(grid):
-    """The client echoes the old st when a reply was lost; the same deltas come again."""
     update(grid, 0, "alice@emu.localhost", data=FULL)
     first = update(grid, 0, "bob@emu.localhost", data=FULL)
     update(grid, 1, "alice@emu.localhost", data=pb.AgentState(rz=8700))
     lost = update(grid, 1, "bob@emu.localhost", st=first.st)
     again = update(grid, 2, "bob@emu.localhost", st=first.st)
-    assert names(lost) == names(again) == {"alice": pb.AgentState(rz=8700)}
+    assert rows(lost) == rows(again) == [(0, True, {"rz": 100})]
+    assert lost.st != again.st  # every reply has its own frame
 
 
-def test_unchanged_values_do_not_advance(grid):
+def test_unknown_baseline_resets(grid):
     update(grid, 0, "alice@emu.localhost", data=FULL)
-    reply = update(grid, 0, "bob@emu.localhost", data=FULL)
-    update(grid, 1, "alice@emu.localhost", data=FULL)  # same values again
-    assert names(update(grid, 1, "bob@emu.localhost", st=reply.st)) == {}
+    update(grid, 0, "bob@emu.localhost", data=FULL)
+    reply = update(grid, 1, "bob@emu.localhost", st=9999)
+    assert reply.reset and rows(reply)[0][2]["name"] == "alice"
 
 
-def test_incomplete_agent_gets_no_ct(grid):
-    """Without asset and position the sender is asked for everything (ct absent)."""
+def test_incomplete_agent_asked_for_everything(grid):
     reply = update(grid, 0, "alice@emu.localhost", ct=4, data=pb.AgentState(rx=5))
-    assert not reply.HasField("ct")
+    assert not reply.HasField("ct") and reply.want_full
     reply = update(grid, 0, "alice@emu.localhost", ct=5, data=FULL)
-    assert reply.ct == 5
+    assert reply.ct == 5 and not reply.want_full
 
 
 def test_dummy_gets_no_others_but_is_seen(grid):
     update(grid, 0, "alice@emu.localhost", data=FULL)
     reply = update(grid, 0, "guest@emu.localhost", data=FULL, dummy=True)
-    assert names(reply) == {} and list(reply.ping) == []
-    assert "guest" in names(update(grid, 0, "bob@emu.localhost", data=FULL))
+    assert rows(reply) == [] and list(reply.ping) == []
+    names = [r[2]["name"] for r in rows(update(grid, 0, "bob@emu.localhost", data=FULL))]
+    assert names == ["alice", "guest"]
 
 
 def test_names_carry_domain_only_when_it_differs(grid):
     update(grid, 0, "alice@emu.localhost", data=FULL)
     reply = update(grid, 0, "player@localhost/pc", data=FULL)
-    assert list(names(reply)) == ["alice@emu.localhost"]
+    assert rows(reply)[0][2]["name"] == "alice@emu.localhost"
 
 
 def test_observers_receive_but_are_not_broadcast(grid):
     update(grid, 0, "alice@emu.localhost", data=FULL)
     out = grid.receive(0, Envelope("eve@emu.localhost", GRID,
                                    pb.ObserverUpdate(sk="nodekey", id=1)))
-    assert names(out[0].message) == {"alice": FULL}
-    assert names(update(grid, 0, "bob@emu.localhost", data=FULL)) == {"alice": FULL}
+    assert rows(out[0].message)[0][2]["name"] == "alice"
+    assert [r[2]["name"] for r in rows(update(grid, 0, "bob@emu.localhost", data=FULL))] == [
+        "alice"]
 
 
 def test_recover_list_returns_full_state(grid):
     update(grid, 0, "alice@emu.localhost", data=FULL)
     reply = update(grid, 0, "bob@emu.localhost", data=FULL)
-    again = update(grid, 1, "bob@emu.localhost", st=reply.st, recover=["alice", "nobody"])
-    assert names(again) == {"alice": FULL}
+    again = update(grid, 1, "bob@emu.localhost", st=reply.st, recover=[0, 7])
+    assert rows(again) == [(0, False, {"name": "alice", **FULL_ROW})]
 
 
-def test_logout_removes_agent_at_once(grid):
+def test_logout_is_announced_as_gone(grid):
     update(grid, 0, "alice@emu.localhost", data=FULL)
+    reply = update(grid, 0, "bob@emu.localhost", data=FULL)
     grid.receive(1, Envelope("alice@emu.localhost", GRID, pb.Logout(sk="nodekey", id=1)))
-    assert names(update(grid, 1, "bob@emu.localhost", data=FULL)) == {}
+    after = update(grid, 1, "bob@emu.localhost", st=reply.st)
+    assert undelta(after.gone) == [0] and rows(after) == []
+    assert "alice@emu.localhost" not in grid.nodes[1].agents
 
 
-def test_inactive_agents_expire(grid):
+def test_expired_slot_reused_by_a_new_agent(grid):
     update(grid, 0, "alice@emu.localhost", data=FULL)
-    update(grid, 15, "bob@emu.localhost", data=FULL)
-    grid.tick(21)
+    reply = update(grid, 15, "bob@emu.localhost", data=FULL)
+    grid.tick(21)  # alice silent for 21 s
     assert set(grid.nodes[1].agents) == {"bob@emu.localhost"}
+    update(grid, 22, "carol@emu.localhost", data=FULL)  # takes slot 0
+    after = update(grid, 22, "bob@emu.localhost", st=reply.st)
+    assert undelta(after.gone) == [0]
+    assert rows(after) == [(0, False, {"name": "carol", **FULL_ROW})]
+
+
+def test_sweep_runs_on_the_slow_timer():
+    grid = make_grid(sweep_interval=3.0)
+    grid.tick(0)
+    update(grid, 0, "alice@emu.localhost", data=FULL)
+    grid.tick(19.0)  # a sweep; alice silent for 19 s: kept; next sweep at 22
+    grid.tick(21.0)  # silent for 21 s, but no sweep until 22
+    assert "alice@emu.localhost" in grid.nodes[1].agents
+    grid.tick(22.0)
+    assert grid.nodes[1].agents == {}
 
 
 @pytest.mark.parametrize("sk, node_id", [("wrong", 1), ("nodekey", 2)])
@@ -124,9 +171,29 @@ def test_unknown_node_or_key_dropped(grid, sk, node_id):
     assert out == [] and grid.nodes[1].agents == {}
 
 
-def test_oversized_strings_are_not_stored(grid):
-    update(grid, 0, "alice@emu.localhost", data=pb.AgentState(asset_file="x" * 5000, rx=1))
-    assert grid.nodes[1].agents["alice@emu.localhost"].fields.value("asset_file") is None
+@pytest.mark.parametrize(
+    "state, field",
+    [
+        (pb.AgentState(asset_file="x" * 5000), "asset_file"),
+        (pb.AgentState(nickname="a\x00b"), "nickname"),
+        (pb.AgentState(facing=300), "facing"),
+        (pb.AgentState(rx=2_000_000_000), "rx"),
+        (pb.AgentState(rz=-30_000), "rz"),
+        (pb.AgentState(scaling=0), "scaling"),
+    ],
+)
+def test_absurd_fields_are_rejected_one_by_one(grid, state, field):
+    state.y = 3672  # a good field in the same message is kept
+    update(grid, 0, "alice@emu.localhost", data=state)
+    agent = grid.nodes[1].agents["alice@emu.localhost"]
+    assert agent.value(field) is None and agent.value("y") == 3672
+
+
+def test_strings_with_commas_are_safe(grid):
+    """The original stream broke on ',' in a value; protobuf does not."""
+    update(grid, 0, "alice@emu.localhost", data=pb.AgentState(nickname="a,b:c", anim="x,y"))
+    reply = update(grid, 0, "bob@emu.localhost", data=FULL)
+    assert rows(reply)[0][2]["nickname"] == "a,b:c" and rows(reply)[0][2]["anim"] == "x,y"
 
 
 def test_spawn_only_from_trusted_gateway(grid):
@@ -147,3 +214,126 @@ def test_hello_on_connect_and_every_interval(grid):
     assert (node.key, node.info.id, node.info.gx, node.info.gsize) == ("nodekey", 1, 100, 200)
     assert grid.tick(11) == []
     assert len(grid.tick(12)) == 1
+
+
+# -- refresh, size limit, interest --------------------------------------------------------
+
+
+def test_fields_refreshed_at_their_rate():
+    grid = make_grid(refresh={"asset_file": 3})
+    update(grid, 0, "alice@emu.localhost", data=FULL)
+    reply = update(grid, 0, "bob@emu.localhost", data=FULL)
+    sent = []
+    for now in range(1, 7):
+        reply = update(grid, now, "bob@emu.localhost", st=reply.st)
+        sent.append([r[2] for r in rows(reply)])
+    # Unchanged, yet the asset is sent every third reply (phased by slot 0).
+    assert sent.count([{"asset_file": "character/v3/dummy/dummy.x"}]) == 2
+    assert sent.count([]) == 4
+
+
+def test_big_join_snapshot_is_split_never_dropped():
+    grid = make_grid(max_reply_bytes=1500)
+    for i in range(200):
+        update(grid, 0, f"guest{i}@emu.localhost", data=FULL)
+    names, st, replies = set(), 0, 0
+    while True:
+        reply = update(grid, 1, "bob@emu.localhost", st=st, data=FULL)
+        assert reply.ByteSize() <= 1500
+        names |= {r[2]["name"] for r in rows(reply) if "name" in r[2]}
+        st, replies = reply.st, replies + 1
+        if not reply.more:
+            break
+    assert names == {f"guest{i}" for i in range(200)} and replies > 3
+
+
+def interest_grid():
+    grid = make_grid(sense_radius=30.0)
+    update(grid, 0, "near@emu.localhost", data=pb.AgentState(
+        asset_file="a", rx=1000, y=0, rz=1000))
+    update(grid, 0, "far@emu.localhost", data=pb.AgentState(
+        asset_file="a", rx=15000, y=0, rz=15000))
+    return grid
+
+
+def test_interest_radius_limits_what_a_client_gets():
+    grid = interest_grid()
+    reply = update(grid, 0, "me@emu.localhost", data=pb.AgentState(
+        asset_file="a", rx=2000, y=0, rz=2000))
+    assert [r[2]["name"] for r in rows(reply)] == ["near"]
+    # far walks over: it comes in as a full row; walking away again, it is gone.
+    update(grid, 1, "far@emu.localhost", data=pb.AgentState(rx=2500, rz=2500))
+    reply = update(grid, 1, "me@emu.localhost", st=reply.st)
+    assert [(r[0], r[2].get("name")) for r in rows(reply)] == [(1, "far")]
+    update(grid, 2, "far@emu.localhost", data=pb.AgentState(rx=2000 + 3500, rz=2000))
+    reply = update(grid, 2, "me@emu.localhost", st=reply.st)  # 35 units: inside hysteresis
+    assert list(reply.gone) == []
+    update(grid, 3, "far@emu.localhost", data=pb.AgentState(rx=2000 + 4000, rz=2000))
+    reply = update(grid, 3, "me@emu.localhost", st=reply.st)  # 40 units: out
+    assert undelta(reply.gone) == [1]
+
+
+def test_observer_interest_uses_its_position():
+    grid = interest_grid()
+    out = grid.receive(0, Envelope("eve@emu.localhost", GRID, pb.ObserverUpdate(
+        sk="nodekey", id=1, x=20000 + 150, z=20000 + 150)))
+    assert [r[2]["name"] for r in rows(out[0].message)] == ["far"]
+
+
+# -- convergence under loss (property) ----------------------------------------------------
+
+REGION = Region(ALPHA, 100, 100, 200.0)
+AGENTS = [f"a{i}@emu.localhost" for i in range(6)]
+change = st.tuples(
+    st.sampled_from(AGENTS),
+    st.sampled_from(["move", "turn", "asset", "leave", "nick"]),
+    st.integers(min_value=0, max_value=19999),
+)
+step = st.tuples(st.lists(change, max_size=4), st.booleans(), st.booleans())
+
+
+def truth(node: GridNode, viewer: str) -> dict[str, dict]:
+    return {a.jid: {n: t.value for n, t in a.trackers.items()}
+            for a in node.agents.values() if a.jid != viewer}
+
+
+def client_view(client: ClientCore) -> dict[str, dict]:
+    return {a.jid: dict(a.values) for a in client.proxy.agents.values()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(step, max_size=25), max_bytes=st.sampled_from([400, 16 * 1024]))
+def test_client_view_converges_whatever_is_lost(steps, max_bytes):
+    grid = make_grid(max_reply_bytes=max_bytes, refresh={"rx": 4, "asset_file": 3})
+    node = grid.nodes[1]
+    viewer = "viewer@emu.localhost"
+    client = ClientCore(viewer, GW, ALPHA, Avatar())
+    client.state = State.UPDATING
+    client.proxy = GridProxy(GRID, 1, "nodekey", REGION, "guest")
+    update(grid, 0, viewer, data=FULL)
+    now = 0.0
+    for changes, request_lost, reply_lost in steps:
+        now += 1
+        for jid, kind, value in changes:
+            if kind == "leave":
+                grid.receive(now, Envelope(jid, GRID, pb.Logout(sk="nodekey", id=1)))
+                continue
+            data = {"move": pb.AgentState(rx=value, rz=value // 2, y=value % 300),
+                    "turn": pb.AgentState(facing=value % 256),
+                    "asset": pb.AgentState(asset_file=["a.x", "character/v3/dummy/dummy.x"][
+                        value % 2]),
+                    "nick": pb.AgentState(nickname=f"n{value}")}[kind]
+            update(grid, now, jid, data=data)
+        if request_lost:
+            continue
+        reply = update(grid, now, viewer, st=client.proxy.st)
+        if not reply_lost:
+            client.receive(now, Envelope(GRID, viewer, reply))
+    for _ in range(40):  # then a lossless stretch
+        now += 1
+        reply = update(grid, now, viewer, st=client.proxy.st, recover=client.proxy.recover)
+        client.proxy.recover.clear()
+        client.receive(now, Envelope(GRID, viewer, reply))
+        if not reply.more:
+            break
+    assert client_view(client) == truth(node, viewer)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twisted.logger import Logger
 
+from jgsl.core.agenttable import TableError, read_table
 from jgsl.core.fields import (
+    NUMERIC,
+    REQUIRED,
     FieldHistory,
     decode_facing,
     decode_position,
@@ -24,6 +27,7 @@ from jgsl.core.gateway import CLIENT_VERSION, SERVER_VERSION, bare
 from jgsl.core.grid import agent_jid
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
+from jgsl.core.stringmaps import default_maps
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 
@@ -90,20 +94,25 @@ class Avatar:
 
 @dataclass
 class RemoteAgent:
+    """Another agent as this client knows it: the wire values of its fields."""
+
     jid: str
-    fields: FieldHistory
     last_seen: float
+    values: dict[str, object] = field(default_factory=dict)
     announced: bool = False
 
     def position(self, region: Region) -> tuple[float, float, float]:
         ox, oz = region.origin
-        f = self.fields
-        return (ox + decode_position(f.value("rx", 0)), decode_position(f.value("y", 0)),
-                oz + decode_position(f.value("rz", 0)))
+        v = self.values
+        return (ox + decode_position(v.get("rx", 0)), decode_position(v.get("y", 0)),
+                oz + decode_position(v.get("rz", 0)))
 
     @property
     def facing(self) -> float:
-        return decode_facing(self.fields.value("facing", 127))
+        return decode_facing(self.values.get("facing", 127))
+
+    def intact(self) -> bool:
+        return all(name in self.values for name in REQUIRED)
 
 
 @dataclass
@@ -120,6 +129,10 @@ class GridProxy:
     waiting_since: float | None = None
     last_sent: float = float("-inf")
     timeouts: int = 0
+    #: The node's agents as this client knows them, by slot.
+    agents: dict[int, RemoteAgent] = field(default_factory=dict)
+    #: Slots whose full state to ask for with the next update.
+    recover: list[int] = field(default_factory=list)
 
 
 class ClientCore:
@@ -140,6 +153,8 @@ class ClientCore:
         self.proxy: GridProxy | None = None
         self.timeid = 1  # our frame counter ("ct")
         self.own = FieldHistory()
+        self.maps = default_maps()
+        #: Every agent this client sees, by JID.
         self.agents: dict[str, RemoteAgent] = {}
         self._waiting_since = 0.0
         self._retry_at: float | None = None
@@ -197,6 +212,8 @@ class ClientCore:
         return [self._normal_update(now, proxy)]
 
     def _restart(self, now: float) -> list[Envelope]:
+        if self.proxy is not None:
+            self._forget(self.proxy, list(self.proxy.agents))
         self.proxy = None
         self.sk = ""
         self.csk = self._key_factory()
@@ -263,24 +280,69 @@ class ClientCore:
         if proxy is None or msg.sk != proxy.key or bare(sender) != bare(proxy.jid):
             self._log(f"ignored update with an unknown key from {sender}")
             return []
+        if msg.base != proxy.st and not msg.reset:
+            return []  # answers an older request (a retry crossed it): deltas do not apply
         proxy.waiting_since, proxy.timeouts = None, 0
-        proxy.st = msg.st
-        proxy.ct = msg.ct if msg.HasField("ct") else 0
-        for entry in msg.agents:
-            jid = agent_jid(entry.name, self.jid)
-            agent = self.agents.get(jid)
-            if agent is None:
-                agent = self.agents[jid] = RemoteAgent(jid, FieldHistory(), now)
-            agent.fields.push(entry.state, msg.st)
-            agent.last_seen = now
-            if not agent.announced and agent.fields.intact():
-                agent.announced = True
-                self._emit(Event(EventKind.USER_COME, jid, agent.position(proxy.region)))
-        for name in msg.ping:
-            agent = self.agents.get(agent_jid(name, self.jid))
+        if msg.reset:
+            self._forget(proxy, list(proxy.agents))
+        try:
+            rows = list(read_table(msg.agents, self.maps))
+        except TableError as e:
+            self._log(f"bad agent table from {sender}: {e}; asking for everything again")
+            self._forget(proxy, list(proxy.agents))
+            proxy.st = 0
+            return []
+        self._forget(proxy, _undelta(msg.gone))
+        for row in rows:
+            self._apply(now, proxy, row)
+        for slot in _undelta(msg.ping):
+            agent = proxy.agents.get(slot)
             if agent is not None:
                 agent.last_seen = now
+        proxy.st = msg.st
+        proxy.ct = msg.ct if msg.HasField("ct") and not msg.want_full else 0
+        if msg.more:
+            proxy.last_sent = float("-inf")  # the rest is waiting: ask at the next tick
         return []
+
+    def _apply(self, now: float, proxy: GridProxy, row) -> None:
+        values = row.values
+        agent = proxy.agents.get(row.slot)
+        if "name" in values:
+            jid = agent_jid(values.pop("name"), self.jid)
+            if agent is not None and agent.jid != jid:
+                self._forget(proxy, [row.slot])
+                agent = None
+            if agent is None:
+                agent = proxy.agents[row.slot] = self.agents[jid] = RemoteAgent(jid, now)
+        if agent is None:
+            proxy.recover.append(row.slot)  # a change for an agent we never met
+            return
+        if row.delta:
+            for name, value in values.items():
+                if name in NUMERIC:
+                    old = agent.values.get(name)
+                    if old is None:
+                        proxy.recover.append(row.slot)
+                        return
+                    value = (old + value) % 256 if name == "facing" else old + value
+                agent.values[name] = value
+        else:
+            agent.values.update(values)
+        agent.last_seen = now
+        if not agent.announced and agent.intact():
+            agent.announced = True
+            self._emit(Event(EventKind.USER_COME, agent.jid, agent.position(proxy.region)))
+
+    def _forget(self, proxy: GridProxy, slots) -> None:
+        for slot in slots:
+            agent = proxy.agents.pop(slot, None)
+            if agent is None:
+                continue
+            if self.agents.get(agent.jid) is agent:
+                del self.agents[agent.jid]
+            if agent.announced:
+                self._emit(Event(EventKind.USER_LEAVE, agent.jid))
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -296,7 +358,8 @@ class ClientCore:
             state.nickname = a.nickname
         self.own.push(state, self.timeid)
         msg = pb.NormalUpdate(sk=proxy.key, id=proxy.node_id, st=proxy.st, ct=self.timeid,
-                              dummy=a.dummy)
+                              dummy=a.dummy, recover=sorted(set(proxy.recover))[:5])
+        proxy.recover.clear()
         changed = self.own.since(proxy.ct)
         if changed is not None:
             msg.agent.data.CopyFrom(changed)
@@ -304,11 +367,12 @@ class ClientCore:
         return self._to(proxy.jid, msg)
 
     def _expire_agents(self, now: float) -> None:
-        for jid, agent in list(self.agents.items()):
-            if now - agent.last_seen > self.settings.agent_timeout:
-                del self.agents[jid]
-                if agent.announced:
-                    self._emit(Event(EventKind.USER_LEAVE, jid))
+        """Agents not heard of for agent_timeout leave (a safety net: nodes send `gone`)."""
+        proxy = self.proxy
+        if proxy is None:
+            return
+        self._forget(proxy, [slot for slot, agent in proxy.agents.items()
+                             if now - agent.last_seen > self.settings.agent_timeout])
 
     def _signed_out(self, reason: str) -> None:
         self._emit(Event(EventKind.SIGNED_OUT, self.gateway, text=reason))
@@ -321,3 +385,12 @@ class ClientCore:
 
     def _to(self, recipient: str, message) -> Envelope:
         return Envelope(self.jid, recipient, message)
+
+
+def _undelta(steps) -> list[int]:
+    """Slots from a delta-coded ascending column."""
+    out, slot = [], 0
+    for step in steps:
+        slot += step
+        out.append(slot)
+    return out

@@ -16,6 +16,12 @@ from jgsl.wire import jgsl_pb2 as pb
 FIELDS: tuple[str, ...] = tuple(f.name for f in pb.AgentState.DESCRIPTOR.fields)
 #: Fields an agent needs before others can draw it (the original IsIntact()).
 REQUIRED: tuple[str, ...] = ("asset_file", "rx", "y", "rz")
+#: Opcode of every field in an agent table; 1 is the agent's name (the original's unused jid).
+OPCODES: dict[str, int] = {"name": 1, **{f.name: f.number for f in pb.AgentState.DESCRIPTOR.fields}}
+#: Integer fields, which may travel as deltas against an acknowledged value.
+NUMERIC: tuple[str, ...] = ("rx", "y", "rz", "facing", "scaling")
+#: String fields with a string map (jgsl.core.stringmaps).
+MAPPED: tuple[str, ...] = ("asset_file", "ccs", "anim")
 
 POSITION_QUANTUM = 0.01
 #: Largest position accepted, in world units (keeps quantized values inside sint32).

@@ -9,16 +9,29 @@ id and answers each client with the fields changed since the frame the client ec
 from __future__ import annotations
 
 import enum
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import count
 
 from twisted.logger import Logger
 
+from jgsl.core.agenttable import TableWriter, wrap_facing
 from jgsl.core.droplog import DropLog
-from jgsl.core.fields import MAX_STRING, FieldHistory
+from jgsl.core.fields import (
+    MAX_COORDINATE,
+    MAX_STRING,
+    NUMERIC,
+    POSITION_QUANTUM,
+    REQUIRED,
+    encode_position,
+    valid_coordinate,
+)
 from jgsl.core.gateway import bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
+from jgsl.core.stringmaps import StringMap, default_maps
+from jgsl.core.tracker import EVICTED, ValueTracker
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 
@@ -30,22 +43,65 @@ class AgentMode(enum.Enum):
     OBSERVER = 2  # watches from a neighbouring region; never broadcast
 
 
+#: Original history sizes (JGSL_opcode.lua historycount) and refresh rates (refreshrate).
+HISTORY = {"asset_file": 5, "rx": 2, "y": 2, "rz": 2, "facing": 2, "ccs": 5, "anim": 5,
+           "nickname": 2, "scaling": 2}
+REFRESH = {"asset_file": 10, "rx": 5, "y": 5, "rz": 5, "facing": 5, "ccs": 10, "anim": 10,
+           "nickname": 10, "scaling": 10}
+
+
 @dataclass
 class GridSettings:
     #: Inactive agents are removed after this many seconds (original ClientTimeOut).
     agent_timeout: float = 20.0
+    #: Seconds between slow-timer sweeps that remove inactive agents (original: 3).
+    sweep_interval: float = 3.0
     #: Seconds between GRID_HELLO heartbeats to the gateways.
     hello_interval: float = 2.0
-    #: Most names served from one client's recover list.
+    #: Most slots served from one client's recover list.
     max_recover: int = 5
+    #: Interest radius in world units: a client gets the agents this near it (None: all).
+    sense_radius: float | None = None
+    #: Largest SC_NormalUpdate payload; what does not fit goes in the next reply.
+    max_reply_bytes: int = 16 * 1024
+    #: Replies per client remembered as possible baselines (Quake 3 keeps 32).
+    records: int = 16
+    #: Every how many replies a field is sent even if unchanged (0: never).
+    refresh: dict[str, int] = field(default_factory=lambda: dict(REFRESH))
+    history: dict[str, int] = field(default_factory=lambda: dict(HISTORY))
 
 
-@dataclass
+#: What a client knew of one agent after a reply: (agent uid, exact as of frame, replies seen).
+Known = tuple[int, int, int]
+
+
+@dataclass(eq=False)
 class Agent:
     jid: str
+    uid: int
+    slot: int
     mode: AgentMode
     last_active: float
-    fields: FieldHistory = field(default_factory=FieldHistory)
+    joined: int
+    trackers: dict[str, ValueTracker] = field(default_factory=dict)
+    #: As a viewer: reply frame -> what the client knows once it has that reply.
+    records: dict[int, dict[int, Known]] = field(default_factory=dict)
+    cell: tuple[int, int] | None = None
+    #: Observers' position (node-relative hundredths), for the interest radius.
+    watch: tuple[int, int] | None = None
+
+    def value(self, name: str) -> object:
+        tracker = self.trackers.get(name)
+        return None if tracker is None else tracker.value
+
+    def intact(self) -> bool:
+        return all(name in self.trackers for name in REQUIRED)
+
+    def position(self) -> tuple[int, int] | None:
+        if self.mode is AgentMode.OBSERVER:
+            return self.watch
+        rx, rz = self.value("rx"), self.value("rz")
+        return None if rx is None or rz is None else (rx, rz)
 
 
 def agent_name(jid: str, reader: str) -> str:
@@ -59,87 +115,244 @@ def agent_jid(name: str, reader: str) -> str:
     return name if "@" in name else f"{name}@{reader.partition('@')[2]}"
 
 
-def _clean_state(state: pb.AgentState) -> pb.AgentState | None:
-    """The state without the fields a client may not set to these values; None if all bad."""
-    for descriptor, value in state.ListFields():
-        if isinstance(value, str) and len(value) > MAX_STRING:
-            state.ClearField(descriptor.name)
-        elif descriptor.name == "facing" and value > 255:
-            state.ClearField(descriptor.name)
-    return state
-
-
 class GridNode:
     def __init__(self, node_id: int, key: str, region: Region, role: str, max_users: int,
-                 settings: GridSettings) -> None:
+                 settings: GridSettings, maps: dict[str, StringMap] | None = None) -> None:
         self.id = node_id
         self.key = key
         self.region = region
         self.role = role
         self.max_users = max_users
         self.settings = settings
-        #: The node's frame id ("timeid"); advances when some agent sends data.
-        self.frame = 1
+        self.maps = maps or default_maps()
+        #: The node's frame id ("timeid"): one per handled update, so every reply is unique.
+        self.frame = 0
         self.agents: dict[str, Agent] = {}
+        self._slots: dict[int, Agent] = {}
+        self._free: list[int] = []
+        self._uids = count(1)
+        self._cell = None if settings.sense_radius is None else max(
+            1, round(settings.sense_radius * 1.25 / POSITION_QUANTUM))
+        self._cells: dict[tuple[int, int], set[Agent]] = {}
+        self._limit = None if region.size is None else round(region.size / POSITION_QUANTUM)
+        self.rejected: list[str] = []  # why fields were rejected, drained by the process
 
     @property
     def active_agents(self) -> int:
         return sum(1 for a in self.agents.values() if a.mode is AgentMode.AGENT)
 
-    def _agent(self, now: float, jid: str, mode: AgentMode) -> Agent:
-        agent = self.agents.get(jid)
-        if agent is None:
-            agent = self.agents[jid] = Agent(jid, mode, now)
-        agent.mode, agent.last_active = mode, now
-        return agent
+    # -- messages ----------------------------------------------------------------------
 
     def normal_update(self, now: float, sender: str, msg: pb.NormalUpdate) -> pb.NormalUpdateReply:
         agent = self._agent(now, sender, AgentMode.AGENT)
+        self.frame += 1
         if msg.agent.HasField("data"):
-            state = _clean_state(msg.agent.data)
-            if state is not None and state.ListFields():
-                self.frame += 1
-                agent.fields.push(state, self.frame)
-        reply = self._reply(sender, msg.st, msg.recover, others=not msg.dummy)
-        if agent.fields.intact():
-            reply.ct = msg.ct  # otherwise absent: "send me everything again"
+            self._store(agent, msg.agent.data)
+        reply = self._reply(agent, msg.st, msg.recover, others=not msg.dummy)
+        if agent.intact():
+            reply.ct = msg.ct
+        else:
+            reply.want_full = True  # ct stays absent: "send me everything again"
         return reply
 
     def observer_update(self, now: float, sender: str,
                         msg: pb.ObserverUpdate) -> pb.NormalUpdateReply:
-        self._agent(now, sender, AgentMode.OBSERVER)
-        return self._reply(sender, msg.st, msg.recover, others=True)
+        agent = self._agent(now, sender, AgentMode.OBSERVER)
+        self.frame += 1
+        if msg.HasField("x") and msg.HasField("z") and valid_coordinate(msg.x) \
+                and valid_coordinate(msg.z):
+            ox, oz = self.region.origin
+            agent.watch = (encode_position(msg.x - ox), encode_position(msg.z - oz))
+        return self._reply(agent, msg.st, msg.recover, others=True)
 
     def logout(self, sender: str) -> None:
-        """Forget the agent at once: the original kept it (and leaked some) for 20 s."""
-        self.agents.pop(sender, None)
+        """Forget the agent at once (the original kept it for 20 s, or for ever)."""
+        agent = self.agents.get(sender)
+        if agent is not None:
+            self._remove(agent)
 
     def expire(self, now: float) -> list[str]:
-        gone = [jid for jid, a in self.agents.items()
+        gone = [a for a in self.agents.values()
                 if now - a.last_active > self.settings.agent_timeout]
-        for jid in gone:
-            del self.agents[jid]
-        return gone
+        for agent in gone:
+            self._remove(agent)
+        return [a.jid for a in gone]
 
-    def _reply(self, reader: str, st: int, recover, others: bool) -> pb.NormalUpdateReply:
-        reply = pb.NormalUpdateReply(sk=self.key, id=self.id, st=self.frame)
-        if not others:
-            return reply
-        for jid, agent in self.agents.items():
-            if jid == reader or agent.mode is not AgentMode.AGENT:
+    # -- agents ------------------------------------------------------------------------
+
+    def _agent(self, now: float, jid: str, mode: AgentMode) -> Agent:
+        agent = self.agents.get(jid)
+        if agent is None:
+            slot = heapq.heappop(self._free) if self._free else len(self._slots)
+            agent = Agent(jid, next(self._uids), slot, mode, now, self.frame + 1)
+            self.agents[jid] = self._slots[slot] = agent
+        elif agent.mode is not mode:
+            self._place(agent, None)
+            agent.mode = mode
+        agent.last_active = now
+        return agent
+
+    def _remove(self, agent: Agent) -> None:
+        self._place(agent, None)
+        del self.agents[agent.jid], self._slots[agent.slot]
+        heapq.heappush(self._free, agent.slot)
+
+    def _store(self, agent: Agent, state: pb.AgentState) -> None:
+        for descriptor, value in state.ListFields():
+            name = descriptor.name
+            problem = self._check(name, value)
+            if problem:
+                self.rejected.append(f"{agent.jid}: {name} {problem}")
                 continue
-            changed = agent.fields.since(st)
-            if changed is None:
-                reply.ping.append(agent_name(jid, reader))
+            tracker = agent.trackers.get(name)
+            if tracker is None:
+                tracker = agent.trackers[name] = ValueTracker(self.settings.history.get(name, 2))
+            tracker.push(self.frame, value)
+        if agent.mode is AgentMode.AGENT:
+            position = agent.position()
+            self._place(agent, None if position is None else self._cell_of(position))
+
+    def _check(self, name: str, value: object) -> str | None:
+        if isinstance(value, str):
+            if len(value) > MAX_STRING:
+                return f"is longer than {MAX_STRING} characters"
+            if any(ord(c) < 32 for c in value):
+                return "has control characters"
+            return None
+        if name == "facing" and not 0 <= value <= 255:
+            return f"{value} is not a byte"
+        if name == "scaling" and not 1 <= value <= 100_000:
+            return f"{value} is out of range"
+        if name in ("rx", "rz") and self._limit is not None \
+                and not -self._limit <= value <= 2 * self._limit:
+            return f"{value} is far outside the node"
+        if abs(value) > MAX_COORDINATE / POSITION_QUANTUM:
+            return f"{value} is out of range"
+        return None
+
+    def _cell_of(self, position: tuple[int, int]) -> tuple[int, int] | None:
+        if self._cell is None:
+            return None
+        return (position[0] // self._cell, position[1] // self._cell)
+
+    def _place(self, agent: Agent, cell: tuple[int, int] | None) -> None:
+        if agent.cell == cell:
+            return
+        if agent.cell is not None:
+            members = self._cells[agent.cell]
+            members.discard(agent)
+            if not members:
+                del self._cells[agent.cell]
+        agent.cell = cell
+        if cell is not None:
+            self._cells.setdefault(cell, set()).add(agent)
+
+    def _visible(self, viewer: Agent, known: dict[int, Known]) -> dict[int, Agent]:
+        if self._cell is None:
+            return {a.slot: a for a in self._slots.values()
+                    if a.mode is AgentMode.AGENT and a is not viewer}
+        center = viewer.position()
+        if center is None:
+            return {}
+        radius = self.settings.sense_radius / POSITION_QUANTUM
+        cx, cz = center[0] // self._cell, center[1] // self._cell
+        seen: dict[int, Agent] = {}
+        for dx in (-1, 0, 1):
+            for dz in (-1, 0, 1):
+                for agent in self._cells.get((cx + dx, cz + dz), ()):
+                    if agent is viewer:
+                        continue
+                    ax, az = agent.position()
+                    reach = radius
+                    k = known.get(agent.slot)
+                    if k is not None and k[0] == agent.uid:
+                        reach *= 1.25  # hysteresis: no flapping at the edge
+                    if (ax - center[0]) ** 2 + (az - center[1]) ** 2 <= reach * reach:
+                        seen[agent.slot] = agent
+        return seen
+
+    # -- replies -----------------------------------------------------------------------
+
+    def _reply(self, viewer: Agent, st: int, recover, others: bool) -> pb.NormalUpdateReply:
+        frame = self.frame
+        reply = pb.NormalUpdateReply(sk=self.key, id=self.id, st=frame, base=st)
+        known = viewer.records.get(st) if st else {}
+        if known is None:  # older than what we remember: start this client afresh
+            known, reply.reset = {}, True
+        visible = self._visible(viewer, known) if others else {}
+        fresh: dict[int, Known] = {}
+        gone = sorted(slot for slot, k in known.items()
+                      if slot not in visible or visible[slot].uid != k[0])
+        _delta_code(gone, reply.gone)
+        ping: list[int] = []
+        wanted = set(recover[: self.settings.max_recover])
+        writer = TableWriter(self.maps)
+        budget = self.settings.max_reply_bytes - 160 - 2 * len(gone) - 2 * len(visible)
+        for slot in sorted(visible):
+            agent = visible[slot]
+            k = known.get(slot)
+            if k is None or k[0] != agent.uid or slot in wanted:
+                row, delta, seen = self._full_row(agent, viewer), False, 0
             else:
-                reply.agents.add(name=agent_name(jid, reader), state=changed)
-        sent = {entry.name for entry in reply.agents}
-        for name in recover[: self.settings.max_recover]:
-            agent = self.agents.get(agent_jid(name, reader))
-            if agent is not None and name not in sent:
-                reply.agents.add(name=name, state=agent.fields.full())
-                sent.add(name)
+                seen = k[2] + 1
+                row, delta = self._changes(agent, k[1], seen)
+                if not row:
+                    ping.append(slot)
+                    fresh[slot] = (agent.uid, frame, seen)
+                    continue
+            if writer.size + writer.cost(slot, row, delta) > budget:
+                reply.more = True
+                if k is not None and k[0] == agent.uid:
+                    fresh[slot] = k  # the client still knows what it knew
+                continue
+            writer.add(slot, row, delta)
+            fresh[slot] = (agent.uid, frame, seen)
+        if writer.rows:
+            reply.agents.CopyFrom(writer.finish())
+        _delta_code(ping, reply.ping)
+        records = viewer.records
+        for old in [f for f in records if f < st]:
+            del records[old]  # the client has moved past these
+        records[frame] = fresh
+        while len(records) > self.settings.records:
+            del records[min(records)]
         return reply
+
+    def _full_row(self, agent: Agent, viewer: Agent) -> dict[str, object]:
+        row: dict[str, object] = {"name": agent_name(agent.jid, viewer.jid)}
+        for name, tracker in agent.trackers.items():
+            row[name] = tracker.value
+        return row
+
+    def _changes(self, agent: Agent, since: int, seen: int) -> tuple[dict[str, object], bool]:
+        """Fields changed after ``since`` (or due for refresh); deltas where possible."""
+        changed: dict[str, object] = {}
+        refresh = self.settings.refresh
+        for name, tracker in agent.trackers.items():
+            rate = refresh.get(name, 0)
+            if tracker.frame > since or (rate and (seen + agent.slot) % rate == 0):
+                changed[name] = tracker.value
+        if not changed:
+            return changed, False
+        deltas: dict[str, object] = {}
+        for name, value in changed.items():
+            if name in NUMERIC:
+                old = agent.trackers[name].at(since)
+                if old is None or old is EVICTED:
+                    return changed, False  # no baseline: send absolute values
+                diff = value - old
+                deltas[name] = wrap_facing(diff) if name == "facing" else diff
+            else:
+                deltas[name] = value
+        return deltas, True
+
+
+def _delta_code(slots: list[int], out) -> None:
+    """Ascending slots as differences (a packed column of small numbers)."""
+    previous = 0
+    for slot in slots:
+        out.append(slot - previous)
+        previous = slot
 
 
 class GridProcessCore:
@@ -154,6 +367,7 @@ class GridProcessCore:
         self._next_id = 1
         self._started = start
         self._next_hello = start
+        self._next_sweep = start
         self._key_factory = key_factory
         self._drops = DropLog(log)
 
@@ -163,9 +377,11 @@ class GridProcessCore:
         return self.tick(now)
 
     def tick(self, now: float) -> list[Envelope]:
-        for node in self.nodes.values():
-            for jid in node.expire(now):
-                log.info("agent {agent} timed out on node {node}", agent=jid, node=node.id)
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.settings.sweep_interval
+            for node in self.nodes.values():
+                for jid in node.expire(now):
+                    log.info("agent {agent} timed out on node {node}", agent=jid, node=node.id)
         if now < self._next_hello:
             return []
         self._next_hello = now + self.settings.hello_interval
@@ -194,6 +410,9 @@ class GridProcessCore:
                 reply = node.normal_update(now, sender, msg)
             else:
                 reply = node.observer_update(now, sender, msg)
+            for problem in node.rejected:
+                self._drops.drop(now, "rejected field from {problem}", problem=problem)
+            node.rejected.clear()
             return [Envelope(self.jid, envelope.sender, reply)]
         self._drops.drop(now, "{type} is not for a grid process (from {sender})",
                          type=type(msg).__name__, sender=sender)

@@ -89,13 +89,43 @@ class AgentData(_message.Message):
     env: _containers.RepeatedCompositeFieldContainer[WorldEdit]
     def __init__(self, data: _Optional[_Union[AgentState, _Mapping]] = ..., creations: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ..., env: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ...) -> None: ...
 
-class AgentEntry(_message.Message):
-    __slots__ = ("name", "state")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    STATE_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    state: AgentState
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[AgentState, _Mapping]] = ...) -> None: ...
+class AgentTable(_message.Message):
+    __slots__ = ("slots", "masks", "name_shared", "name_rest_len", "name_rest", "asset_ids", "asset_text", "rx", "y", "rz", "facing", "ccs_ids", "ccs_text", "anim_ids", "anim_text", "nickname", "scaling")
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    MASKS_FIELD_NUMBER: _ClassVar[int]
+    NAME_SHARED_FIELD_NUMBER: _ClassVar[int]
+    NAME_REST_LEN_FIELD_NUMBER: _ClassVar[int]
+    NAME_REST_FIELD_NUMBER: _ClassVar[int]
+    ASSET_IDS_FIELD_NUMBER: _ClassVar[int]
+    ASSET_TEXT_FIELD_NUMBER: _ClassVar[int]
+    RX_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    RZ_FIELD_NUMBER: _ClassVar[int]
+    FACING_FIELD_NUMBER: _ClassVar[int]
+    CCS_IDS_FIELD_NUMBER: _ClassVar[int]
+    CCS_TEXT_FIELD_NUMBER: _ClassVar[int]
+    ANIM_IDS_FIELD_NUMBER: _ClassVar[int]
+    ANIM_TEXT_FIELD_NUMBER: _ClassVar[int]
+    NICKNAME_FIELD_NUMBER: _ClassVar[int]
+    SCALING_FIELD_NUMBER: _ClassVar[int]
+    slots: _containers.RepeatedScalarFieldContainer[int]
+    masks: _containers.RepeatedScalarFieldContainer[int]
+    name_shared: _containers.RepeatedScalarFieldContainer[int]
+    name_rest_len: _containers.RepeatedScalarFieldContainer[int]
+    name_rest: str
+    asset_ids: _containers.RepeatedScalarFieldContainer[int]
+    asset_text: _containers.RepeatedScalarFieldContainer[str]
+    rx: _containers.RepeatedScalarFieldContainer[int]
+    y: _containers.RepeatedScalarFieldContainer[int]
+    rz: _containers.RepeatedScalarFieldContainer[int]
+    facing: _containers.RepeatedScalarFieldContainer[int]
+    ccs_ids: _containers.RepeatedScalarFieldContainer[int]
+    ccs_text: _containers.RepeatedScalarFieldContainer[str]
+    anim_ids: _containers.RepeatedScalarFieldContainer[int]
+    anim_text: _containers.RepeatedScalarFieldContainer[str]
+    nickname: _containers.RepeatedScalarFieldContainer[str]
+    scaling: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, slots: _Optional[_Iterable[int]] = ..., masks: _Optional[_Iterable[int]] = ..., name_shared: _Optional[_Iterable[int]] = ..., name_rest_len: _Optional[_Iterable[int]] = ..., name_rest: _Optional[str] = ..., asset_ids: _Optional[_Iterable[int]] = ..., asset_text: _Optional[_Iterable[str]] = ..., rx: _Optional[_Iterable[int]] = ..., y: _Optional[_Iterable[int]] = ..., rz: _Optional[_Iterable[int]] = ..., facing: _Optional[_Iterable[int]] = ..., ccs_ids: _Optional[_Iterable[int]] = ..., ccs_text: _Optional[_Iterable[str]] = ..., anim_ids: _Optional[_Iterable[int]] = ..., anim_text: _Optional[_Iterable[str]] = ..., nickname: _Optional[_Iterable[str]] = ..., scaling: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Ticket(_message.Message):
     __slots__ = ("user", "node_id", "node_key", "expires", "gateway", "mac")
@@ -232,13 +262,13 @@ class NormalUpdate(_message.Message):
     agent: AgentData
     st: int
     ct: int
-    recover: _containers.RepeatedScalarFieldContainer[str]
+    recover: _containers.RepeatedScalarFieldContainer[int]
     dummy: bool
     ticket: Ticket
-    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., agent: _Optional[_Union[AgentData, _Mapping]] = ..., st: _Optional[int] = ..., ct: _Optional[int] = ..., recover: _Optional[_Iterable[str]] = ..., dummy: _Optional[bool] = ..., ticket: _Optional[_Union[Ticket, _Mapping]] = ...) -> None: ...
+    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., agent: _Optional[_Union[AgentData, _Mapping]] = ..., st: _Optional[int] = ..., ct: _Optional[int] = ..., recover: _Optional[_Iterable[int]] = ..., dummy: _Optional[bool] = ..., ticket: _Optional[_Union[Ticket, _Mapping]] = ...) -> None: ...
 
 class NormalUpdateReply(_message.Message):
-    __slots__ = ("sk", "id", "st", "ct", "agents", "ping", "creations", "env")
+    __slots__ = ("sk", "id", "st", "ct", "agents", "ping", "creations", "env", "base", "reset", "gone", "want_full", "more")
     SK_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     ST_FIELD_NUMBER: _ClassVar[int]
@@ -247,29 +277,43 @@ class NormalUpdateReply(_message.Message):
     PING_FIELD_NUMBER: _ClassVar[int]
     CREATIONS_FIELD_NUMBER: _ClassVar[int]
     ENV_FIELD_NUMBER: _ClassVar[int]
+    BASE_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    GONE_FIELD_NUMBER: _ClassVar[int]
+    WANT_FULL_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     sk: str
     id: int
     st: int
     ct: int
-    agents: _containers.RepeatedCompositeFieldContainer[AgentEntry]
-    ping: _containers.RepeatedScalarFieldContainer[str]
+    agents: AgentTable
+    ping: _containers.RepeatedScalarFieldContainer[int]
     creations: _containers.RepeatedCompositeFieldContainer[WorldEdit]
     env: _containers.RepeatedCompositeFieldContainer[WorldEdit]
-    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., st: _Optional[int] = ..., ct: _Optional[int] = ..., agents: _Optional[_Iterable[_Union[AgentEntry, _Mapping]]] = ..., ping: _Optional[_Iterable[str]] = ..., creations: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ..., env: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ...) -> None: ...
+    base: int
+    reset: bool
+    gone: _containers.RepeatedScalarFieldContainer[int]
+    want_full: bool
+    more: bool
+    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., st: _Optional[int] = ..., ct: _Optional[int] = ..., agents: _Optional[_Union[AgentTable, _Mapping]] = ..., ping: _Optional[_Iterable[int]] = ..., creations: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ..., env: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ..., base: _Optional[int] = ..., reset: _Optional[bool] = ..., gone: _Optional[_Iterable[int]] = ..., want_full: _Optional[bool] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class ObserverUpdate(_message.Message):
-    __slots__ = ("sk", "id", "st", "recover", "ticket")
+    __slots__ = ("sk", "id", "st", "recover", "ticket", "x", "z")
     SK_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     ST_FIELD_NUMBER: _ClassVar[int]
     RECOVER_FIELD_NUMBER: _ClassVar[int]
     TICKET_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Z_FIELD_NUMBER: _ClassVar[int]
     sk: str
     id: int
     st: int
-    recover: _containers.RepeatedScalarFieldContainer[str]
+    recover: _containers.RepeatedScalarFieldContainer[int]
     ticket: Ticket
-    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., st: _Optional[int] = ..., recover: _Optional[_Iterable[str]] = ..., ticket: _Optional[_Union[Ticket, _Mapping]] = ...) -> None: ...
+    x: float
+    z: float
+    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., st: _Optional[int] = ..., recover: _Optional[_Iterable[int]] = ..., ticket: _Optional[_Union[Ticket, _Mapping]] = ..., x: _Optional[float] = ..., z: _Optional[float] = ...) -> None: ...
 
 class Query(_message.Message):
     __slots__ = ("csk", "sk", "fields", "forward")

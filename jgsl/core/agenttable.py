@@ -1,0 +1,186 @@
+"""Writing and reading the columnar agent table of SC_NormalUpdate (pb.AgentTable).
+
+One row per agent: its slot, a mask of the fields present (bit n = opcode n; bit 0 = the
+numbers are deltas against the acknowledged state) and one value per present field in that
+field's column. Absolute numbers are coded as the difference from the previous absolute value
+of the same column, names are front-coded, and strings travel as string-map ids or, when not
+in the map, once per table and then as back references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from jgsl.core.fields import MAPPED, NUMERIC, OPCODES
+from jgsl.core.stringmaps import StringMap
+from jgsl.wire import jgsl_pb2 as pb
+
+DELTA = 1
+_ORDER = sorted(OPCODES, key=OPCODES.get)
+#: Rough bytes a table costs beyond its rows (column tags and lengths).
+TABLE_OVERHEAD = 3 * 16
+
+
+def _varint_size(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)
+
+
+def _zigzag_size(value: int) -> int:
+    return _varint_size(value * 2 if value >= 0 else -value * 2 - 1)
+
+
+def wrap_facing(delta: int) -> int:
+    """A facing difference folded into [-128, 127] (facing is an angle byte)."""
+    return (delta + 128) % 256 - 128
+
+
+@dataclass(slots=True)
+class Row:
+    slot: int
+    delta: bool
+    values: dict[str, object]
+
+
+class TableWriter:
+    def __init__(self, maps: Mapping[str, StringMap]) -> None:
+        self.table = pb.AgentTable()
+        self._maps = maps
+        self._slot = 0
+        self._absolute = dict.fromkeys(NUMERIC, 0)
+        self._name = ""
+        self._names: list[str] = []
+        self._literals: dict[str, dict[str, int]] = {f: {} for f in MAPPED}
+        self.size = TABLE_OVERHEAD
+        self.rows = 0
+
+    def cost(self, slot: int, values: Mapping[str, object], delta: bool) -> int:
+        """Upper bound of the bytes ``add`` would add for this row."""
+        mask = sum(1 << OPCODES[f] for f in values) | (DELTA if delta else 0)
+        size = _varint_size(slot - self._slot) + _varint_size(mask)
+        for field, value in values.items():
+            if field in NUMERIC:
+                size += _zigzag_size(value if delta else value - self._absolute[field])
+            elif field in MAPPED and (self._maps[field].id_of(value)
+                                      or value in self._literals[field]):
+                size += 2
+            else:
+                size += 2 + len(str(value).encode("utf-8")) + 2
+        return size
+
+    def add(self, slot: int, values: Mapping[str, object], delta: bool) -> None:
+        """Append a row; ``slot`` must be larger than the previous row's."""
+        table = self.table
+        self.size += self.cost(slot, values, delta)
+        self.rows += 1
+        mask = DELTA if delta else 0
+        for field in values:
+            mask |= 1 << OPCODES[field]
+        table.slots.append(slot - self._slot)
+        self._slot = slot
+        table.masks.append(mask)
+        for field in _ORDER:
+            if field not in values:
+                continue
+            value = values[field]
+            if field in NUMERIC:
+                if not delta:
+                    value, self._absolute[field] = value - self._absolute[field], value
+                getattr(table, field).append(value)
+            elif field == "name":
+                shared = _shared_prefix(self._name, value)
+                table.name_shared.append(shared)
+                table.name_rest_len.append(len(value) - shared)
+                self._names.append(value[shared:])
+                self._name = value
+            elif field == "nickname":
+                table.nickname.append(value)
+            else:  # a mapped string
+                column = field.removesuffix("_file")
+                codes = getattr(table, f"{column}_ids")
+                string_id = self._maps[field].id_of(value)
+                literals = self._literals[field]
+                if string_id:
+                    codes.append(2 * string_id - 1)
+                elif value in literals:
+                    codes.append(2 * literals[value])
+                else:
+                    codes.append(0)
+                    getattr(table, f"{column}_text").append(value)
+                    literals[value] = len(literals) + 1
+
+    def finish(self) -> pb.AgentTable:
+        """The table, with the concatenated name column filled in."""
+        self.table.name_rest = "".join(self._names)
+        return self.table
+
+
+class TableError(ValueError):
+    """A table whose columns do not add up; the whole table must be dropped."""
+
+
+def read_table(table: pb.AgentTable, maps: Mapping[str, StringMap]) -> Iterator[Row]:
+    """Decode the rows of a table; raise L{TableError} if it is inconsistent."""
+    if len(table.slots) != len(table.masks):
+        raise TableError("slots and masks differ in length")
+    columns = {f: iter(getattr(table, f)) for f in NUMERIC}
+    shared, rest_len = iter(table.name_shared), iter(table.name_rest_len)
+    rest, rest_at = table.name_rest, 0
+    nicknames = iter(table.nickname)
+    ids = {f: iter(getattr(table, f"{f.removesuffix('_file')}_ids")) for f in MAPPED}
+    texts = {f: iter(getattr(table, f"{f.removesuffix('_file')}_text")) for f in MAPPED}
+    seen: dict[str, list[str]] = {f: [] for f in MAPPED}
+    absolute = dict.fromkeys(NUMERIC, 0)
+    slot, name = 0, ""
+    try:
+        for step, mask in zip(table.slots, table.masks, strict=True):
+            slot += step
+            delta = bool(mask & DELTA)
+            values: dict[str, object] = {}
+            for field in _ORDER:
+                if not mask & (1 << OPCODES[field]):
+                    continue
+                if field in NUMERIC:
+                    value = next(columns[field])
+                    if not delta:
+                        value = absolute[field] = absolute[field] + value
+                    values[field] = value
+                elif field == "name":
+                    keep, length = next(shared), next(rest_len)
+                    if keep > len(name) or rest_at + length > len(rest):
+                        raise TableError("name column out of range")
+                    name = values[field] = name[:keep] + rest[rest_at:rest_at + length]
+                    rest_at += length
+                elif field == "nickname":
+                    values[field] = next(nicknames)
+                else:
+                    values[field] = _string(field, next(ids[field]), texts[field], seen[field],
+                                            maps[field])
+            if mask >> (max(OPCODES.values()) + 1):
+                raise TableError(f"unknown field bits in mask {mask:#x}")
+            yield Row(slot, delta, values)
+    except StopIteration:
+        raise TableError("a column is shorter than its masks say") from None
+
+
+def _string(field: str, code: int, texts: Iterator[str], seen: list[str],
+            string_map: StringMap) -> str:
+    if code == 0:
+        text = next(texts)
+        seen.append(text)
+        return text
+    if code % 2:
+        text = string_map.text_of((code + 1) // 2)
+    else:
+        text = seen[code // 2 - 1] if code // 2 <= len(seen) else None
+    if text is None:
+        raise TableError(f"unknown {field} string code {code}")
+    return text
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b), 255)
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

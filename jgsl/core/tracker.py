@@ -1,0 +1,50 @@
+"""ValueTracker: the last few (frame, value) pairs of one field of one agent.
+
+The newest pair says what to send; the older ones let a node code a change as a delta against
+the value a client acknowledged (the original kept them only for debugging).
+"""
+
+from __future__ import annotations
+
+#: ``ValueTracker.at`` when the history no longer reaches back to the asked frame.
+EVICTED = object()
+
+
+class ValueTracker:
+    __slots__ = ("_frames", "_values", "_size", "_evicted")
+
+    def __init__(self, size: int = 2) -> None:
+        self._frames: list[int] = []
+        self._values: list[object] = []
+        self._size = max(1, size)
+        self._evicted = False
+
+    def push(self, frame: int, value: object) -> bool:
+        """Record ``value`` at ``frame`` unless it equals the newest value (CheckPush)."""
+        if self._values and self._values[-1] == value:
+            return False
+        self._frames.append(frame)
+        self._values.append(value)
+        if len(self._frames) > self._size:
+            del self._frames[0], self._values[0]
+            self._evicted = True
+        return True
+
+    @property
+    def frame(self) -> int:
+        """Frame of the newest change (0 if none)."""
+        return self._frames[-1] if self._frames else 0
+
+    @property
+    def value(self) -> object:
+        return self._values[-1] if self._values else None
+
+    def at(self, frame: int) -> object:
+        """The value as of ``frame``: None if it had none, EVICTED if that is forgotten."""
+        for i in range(len(self._frames) - 1, -1, -1):
+            if self._frames[i] <= frame:
+                return self._values[i]
+        return EVICTED if self._evicted else None
+
+    def __len__(self) -> int:
+        return len(self._frames)
