@@ -21,3 +21,13 @@ def test_codec_bench_smoke(tmp_path):
     assert result["agents"] == 5
     assert 0 < result["moving_bytes_per_agent"] < result["moving_original_bytes_per_agent"]
     assert result["join_snapshot_bytes"] < result["join_original_bytes"]
+
+
+def test_grid_bench_smoke(tmp_path):
+    out = tmp_path / "grid.json"
+    result = load("grid").main(["--smoke", "--out", str(out)])
+    assert json.loads(out.read_text()) == result
+    assert {(r["agents"], r["radius"]) for r in result["runs"]} == {
+        (5, 30.0), (10, 30.0), (5, None), (10, None)}
+    assert all(r["updates"] == r["agents"] * 2 and r["cpu_us_per_update"] > 0
+               for r in result["runs"])

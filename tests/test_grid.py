@@ -220,16 +220,17 @@ def test_hello_on_connect_and_every_interval(grid):
 
 
 def test_fields_refreshed_at_their_rate():
+    """Every third update from alice re-sends her unchanged asset, absolute, to everyone."""
     grid = make_grid(refresh={"asset_file": 3})
-    update(grid, 0, "alice@emu.localhost", data=FULL)
+    update(grid, 0, "alice@emu.localhost", data=FULL)  # her update 1
     reply = update(grid, 0, "bob@emu.localhost", data=FULL)
     sent = []
-    for now in range(1, 7):
+    for now in range(1, 7):  # her updates 2..7, nothing changing
+        update(grid, now, "alice@emu.localhost", data=pb.AgentState(y=3672))
         reply = update(grid, now, "bob@emu.localhost", st=reply.st)
-        sent.append([r[2] for r in rows(reply)])
-    # Unchanged, yet the asset is sent every third reply (phased by slot 0).
-    assert sent.count([{"asset_file": "character/v3/dummy/dummy.x"}]) == 2
-    assert sent.count([]) == 4
+        sent.append(rows(reply))
+    refresh = [(0, False, {"asset_file": "character/v3/dummy/dummy.x"})]
+    assert sent == [[], refresh, [], [], refresh, []]
 
 
 def test_big_join_snapshot_is_split_never_dropped():

@@ -18,8 +18,9 @@ from jgsl.wire import jgsl_pb2 as pb
 
 DELTA = 1
 _ORDER = sorted(OPCODES, key=OPCODES.get)
-#: Rough bytes a table costs beyond its rows (column tags and lengths).
-TABLE_OVERHEAD = 3 * 16
+_COLUMNS = [f.name for f in pb.AgentTable.DESCRIPTOR.fields]
+#: Bytes a table may cost beyond its rows (column tags and lengths).
+TABLE_OVERHEAD = 3 * 17
 
 
 def _varint_size(value: int) -> int:
@@ -42,77 +43,108 @@ class Row:
     values: dict[str, object]
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A row's content ready for any table: mask, (field, value) in opcode order, size bound."""
+
+    mask: int
+    items: tuple[tuple[str, object], ...]
+    bound: int
+    #: (field, text, bytes) of strings not in the string map (cheaper once in a table).
+    literals: tuple[tuple[str, str, int], ...] = ()
+
+    @classmethod
+    def of(cls, values: Mapping[str, object], delta: bool,
+           maps: Mapping[str, StringMap]) -> Prepared:
+        mask = DELTA if delta else 0
+        bound = 4  # slot step and mask
+        literals = []
+        for field, value in values.items():
+            mask |= 1 << OPCODES[field]
+            if field in NUMERIC:
+                bound += _zigzag_size(value) if delta else 5
+            elif field in MAPPED and maps[field].id_of(value):
+                bound += 2
+            else:
+                cost = 4 + len(str(value).encode("utf-8"))
+                bound += cost
+                if field in MAPPED:
+                    literals.append((field, value, cost))
+        items = tuple(sorted(values.items(), key=lambda item: OPCODES[item[0]]))
+        return cls(mask, items, bound, tuple(literals))
+
+
 class TableWriter:
+    """Builds one table; columns are plain lists until L{finish} (one C call per column)."""
+
     def __init__(self, maps: Mapping[str, StringMap]) -> None:
-        self.table = pb.AgentTable()
         self._maps = maps
         self._slot = 0
         self._absolute = dict.fromkeys(NUMERIC, 0)
         self._name = ""
-        self._names: list[str] = []
+        self._columns: dict[str, list] = {name: [] for name in _COLUMNS}
         self._literals: dict[str, dict[str, int]] = {f: {} for f in MAPPED}
         self.size = TABLE_OVERHEAD
         self.rows = 0
 
-    def cost(self, slot: int, values: Mapping[str, object], delta: bool) -> int:
-        """Upper bound of the bytes ``add`` would add for this row."""
-        mask = sum(1 << OPCODES[f] for f in values) | (DELTA if delta else 0)
-        size = _varint_size(slot - self._slot) + _varint_size(mask)
-        for field, value in values.items():
-            if field in NUMERIC:
-                size += _zigzag_size(value if delta else value - self._absolute[field])
-            elif field in MAPPED and (self._maps[field].id_of(value)
-                                      or value in self._literals[field]):
-                size += 2
-            else:
-                size += 2 + len(str(value).encode("utf-8")) + 2
-        return size
+    def bound(self, row: Prepared) -> int:
+        """Bytes the row may add here: its bound less strings this table already holds."""
+        bound = row.bound
+        for field, value, cost in row.literals:
+            if value in self._literals[field]:
+                bound -= cost - 2
+        return bound
 
     def add(self, slot: int, values: Mapping[str, object], delta: bool) -> None:
         """Append a row; ``slot`` must be larger than the previous row's."""
-        table = self.table
-        self.size += self.cost(slot, values, delta)
+        self.add_prepared(slot, Prepared.of(values, delta, self._maps))
+
+    def add_prepared(self, slot: int, row: Prepared) -> None:
+        columns = self._columns
+        self.size += self.bound(row)
         self.rows += 1
-        mask = DELTA if delta else 0
-        for field in values:
-            mask |= 1 << OPCODES[field]
-        table.slots.append(slot - self._slot)
+        delta = row.mask & DELTA
+        columns["slots"].append(slot - self._slot)
         self._slot = slot
-        table.masks.append(mask)
-        for field in _ORDER:
-            if field not in values:
-                continue
-            value = values[field]
-            if field in NUMERIC:
+        columns["masks"].append(row.mask)
+        absolute = self._absolute
+        for field, value in row.items:
+            if field in absolute:
                 if not delta:
-                    value, self._absolute[field] = value - self._absolute[field], value
-                getattr(table, field).append(value)
+                    value, absolute[field] = value - absolute[field], value
+                columns[field].append(value)
             elif field == "name":
                 shared = _shared_prefix(self._name, value)
-                table.name_shared.append(shared)
-                table.name_rest_len.append(len(value) - shared)
-                self._names.append(value[shared:])
+                columns["name_shared"].append(shared)
+                columns["name_rest_len"].append(len(value) - shared)
+                columns["name_rest"].append(value[shared:])
                 self._name = value
             elif field == "nickname":
-                table.nickname.append(value)
+                columns["nickname"].append(value)
             else:  # a mapped string
                 column = field.removesuffix("_file")
-                codes = getattr(table, f"{column}_ids")
                 string_id = self._maps[field].id_of(value)
                 literals = self._literals[field]
                 if string_id:
-                    codes.append(2 * string_id - 1)
+                    columns[f"{column}_ids"].append(2 * string_id - 1)
                 elif value in literals:
-                    codes.append(2 * literals[value])
+                    columns[f"{column}_ids"].append(2 * literals[value])
                 else:
-                    codes.append(0)
-                    getattr(table, f"{column}_text").append(value)
+                    columns[f"{column}_ids"].append(0)
+                    columns[f"{column}_text"].append(value)
                     literals[value] = len(literals) + 1
 
     def finish(self) -> pb.AgentTable:
-        """The table, with the concatenated name column filled in."""
-        self.table.name_rest = "".join(self._names)
-        return self.table
+        """The finished table."""
+        table = pb.AgentTable()
+        for name, values in self._columns.items():
+            if not values:
+                continue
+            if name == "name_rest":
+                table.name_rest = "".join(values)
+            else:
+                getattr(table, name).extend(values)
+        return table
 
 
 class TableError(ValueError):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import enum
 import heapq
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
 
 from twisted.logger import Logger
 
-from jgsl.core.agenttable import TableWriter, wrap_facing
+from jgsl.core.agenttable import Prepared, TableWriter, wrap_facing
 from jgsl.core.droplog import DropLog
 from jgsl.core.fields import (
     MAX_COORDINATE,
@@ -87,8 +88,16 @@ class Agent:
     #: As a viewer: reply frame -> what the client knows once it has that reply.
     records: dict[int, dict[int, Known]] = field(default_factory=dict)
     cell: tuple[int, int] | None = None
-    #: Observers' position (node-relative hundredths), for the interest radius.
-    watch: tuple[int, int] | None = None
+    #: Node-relative position in hundredths (an observer's is the one it reported).
+    pos: tuple[int, int] | None = None
+    #: Frames at which some field changed or was refreshed (the newest few), ascending.
+    changes: list[int] = field(default_factory=list)
+    #: True once ``changes`` has dropped old frames.
+    trimmed: bool = False
+    #: Rows already built for readers whose baseline follows a given change frame.
+    rows: dict[object, Prepared] = field(default_factory=dict)
+    #: Data updates received (drives the periodic refresh, the original rec_count).
+    updates: int = 0
 
     def value(self, name: str) -> object:
         tracker = self.trackers.get(name)
@@ -96,12 +105,6 @@ class Agent:
 
     def intact(self) -> bool:
         return all(name in self.trackers for name in REQUIRED)
-
-    def position(self) -> tuple[int, int] | None:
-        if self.mode is AgentMode.OBSERVER:
-            return self.watch
-        rx, rz = self.value("rx"), self.value("rz")
-        return None if rx is None or rz is None else (rx, rz)
 
 
 def agent_name(jid: str, reader: str) -> str:
@@ -162,7 +165,7 @@ class GridNode:
         if msg.HasField("x") and msg.HasField("z") and valid_coordinate(msg.x) \
                 and valid_coordinate(msg.z):
             ox, oz = self.region.origin
-            agent.watch = (encode_position(msg.x - ox), encode_position(msg.z - oz))
+            agent.pos = (encode_position(msg.x - ox), encode_position(msg.z - oz))
         return self._reply(agent, msg.st, msg.recover, others=True)
 
     def logout(self, sender: str) -> None:
@@ -188,16 +191,20 @@ class GridNode:
             self.agents[jid] = self._slots[slot] = agent
         elif agent.mode is not mode:
             self._place(agent, None)
-            agent.mode = mode
+            agent.mode, agent.pos = mode, None
+            agent.trackers.clear()
+            self._changed(agent)
         agent.last_active = now
         return agent
 
     def _remove(self, agent: Agent) -> None:
         self._place(agent, None)
+        agent.rows.clear()
         del self.agents[agent.jid], self._slots[agent.slot]
         heapq.heappush(self._free, agent.slot)
 
     def _store(self, agent: Agent, state: pb.AgentState) -> None:
+        frame, changed = self.frame, False
         for descriptor, value in state.ListFields():
             name = descriptor.name
             problem = self._check(name, value)
@@ -207,10 +214,29 @@ class GridNode:
             tracker = agent.trackers.get(name)
             if tracker is None:
                 tracker = agent.trackers[name] = ValueTracker(self.settings.history.get(name, 2))
-            tracker.push(self.frame, value)
+            changed |= tracker.push(frame, value)
+        agent.updates += 1
+        for name, rate in self.settings.refresh.items():
+            tracker = agent.trackers.get(name)
+            if tracker is not None and rate and (agent.updates + agent.slot) % rate == 0:
+                tracker.refreshed, changed = frame, True
+        if not changed:
+            return
+        self._changed(agent)
+        rx, rz = agent.value("rx"), agent.value("rz")
+        agent.pos = None if rx is None or rz is None else (rx, rz)
         if agent.mode is AgentMode.AGENT:
-            position = agent.position()
-            self._place(agent, None if position is None else self._cell_of(position))
+            self._place(agent, None if agent.pos is None else self._cell_of(agent.pos))
+
+    def _changed(self, agent: Agent) -> None:
+        """Note that the agent changed in this frame: cached rows are stale."""
+        agent.rows.clear()
+        changes = agent.changes
+        if not changes or changes[-1] != self.frame:
+            changes.append(self.frame)
+            if len(changes) > 8:
+                del changes[0]
+                agent.trimmed = True
 
     def _check(self, name: str, value: object) -> str | None:
         if isinstance(value, str):
@@ -251,24 +277,24 @@ class GridNode:
         if self._cell is None:
             return {a.slot: a for a in self._slots.values()
                     if a.mode is AgentMode.AGENT and a is not viewer}
-        center = viewer.position()
+        center = viewer.pos
         if center is None:
             return {}
-        radius = self.settings.sense_radius / POSITION_QUANTUM
-        cx, cz = center[0] // self._cell, center[1] // self._cell
+        x, z = center
+        near = (self.settings.sense_radius / POSITION_QUANTUM) ** 2
+        far = near * 1.25 ** 2  # hysteresis: an agent already shown stays until 1.25 r
+        cx, cz = x // self._cell, z // self._cell
+        cells = self._cells
         seen: dict[int, Agent] = {}
         for dx in (-1, 0, 1):
             for dz in (-1, 0, 1):
-                for agent in self._cells.get((cx + dx, cz + dz), ()):
-                    if agent is viewer:
-                        continue
-                    ax, az = agent.position()
-                    reach = radius
-                    k = known.get(agent.slot)
-                    if k is not None and k[0] == agent.uid:
-                        reach *= 1.25  # hysteresis: no flapping at the edge
-                    if (ax - center[0]) ** 2 + (az - center[1]) ** 2 <= reach * reach:
+                for agent in cells.get((cx + dx, cz + dz), ()):
+                    ax, az = agent.pos
+                    d2 = (ax - x) ** 2 + (az - z) ** 2
+                    if d2 <= near or (d2 <= far and agent.slot in known
+                                      and known[agent.slot][0] == agent.uid):
                         seen[agent.slot] = agent
+        seen.pop(viewer.slot, None)
         return seen
 
     # -- replies -----------------------------------------------------------------------
@@ -292,21 +318,20 @@ class GridNode:
             agent = visible[slot]
             k = known.get(slot)
             if k is None or k[0] != agent.uid or slot in wanted:
-                row, delta, seen = self._full_row(agent, viewer), False, 0
+                row = self._full_row(agent, viewer)
             else:
-                seen = k[2] + 1
-                row, delta = self._changes(agent, k[1], seen)
-                if not row:
+                row = self._row(agent, k[1])
+                if row is None:
                     ping.append(slot)
-                    fresh[slot] = (agent.uid, frame, seen)
+                    fresh[slot] = (agent.uid, frame, 0)
                     continue
-            if writer.size + writer.cost(slot, row, delta) > budget:
+            if writer.size + writer.bound(row) > budget:
                 reply.more = True
                 if k is not None and k[0] == agent.uid:
                     fresh[slot] = k  # the client still knows what it knew
                 continue
-            writer.add(slot, row, delta)
-            fresh[slot] = (agent.uid, frame, seen)
+            writer.add_prepared(slot, row)
+            fresh[slot] = (agent.uid, frame, 0)
         if writer.rows:
             reply.agents.CopyFrom(writer.finish())
         _delta_code(ping, reply.ping)
@@ -318,33 +343,57 @@ class GridNode:
             del records[min(records)]
         return reply
 
-    def _full_row(self, agent: Agent, viewer: Agent) -> dict[str, object]:
-        row: dict[str, object] = {"name": agent_name(agent.jid, viewer.jid)}
-        for name, tracker in agent.trackers.items():
-            row[name] = tracker.value
+    def _full_row(self, agent: Agent, viewer: Agent) -> Prepared:
+        """Every field and the name, as the viewer's domain spells it."""
+        name = agent_name(agent.jid, viewer.jid)
+        row = agent.rows.get(name)
+        if row is None:
+            values: dict[str, object] = {"name": name}
+            for field_name, tracker in agent.trackers.items():
+                values[field_name] = tracker.value
+            row = agent.rows[name] = Prepared.of(values, False, self.maps)
         return row
 
-    def _changes(self, agent: Agent, since: int, seen: int) -> tuple[dict[str, object], bool]:
-        """Fields changed after ``since`` (or due for refresh); deltas where possible."""
+    def _row(self, agent: Agent, since: int) -> Prepared | None:
+        """What changed after frame ``since``; None if nothing did.
+
+        The answer depends on ``since`` only through which change frames follow it, so it is
+        built once per such "anchor" and shared by every reader behind the same change.
+        """
+        changes = agent.changes
+        if not changes or since >= changes[-1]:
+            return None
+        at = bisect_right(changes, since)
+        anchor = changes[at - 1] if at else (-1 if not agent.trimmed else None)
+        row = agent.rows.get(anchor) if anchor is not None else None
+        if row is None:
+            row = self._build_row(agent, since)
+            if anchor is not None:
+                agent.rows[anchor] = row
+        return row
+
+    def _build_row(self, agent: Agent, since: int) -> Prepared:
         changed: dict[str, object] = {}
-        refresh = self.settings.refresh
+        absolute = False
         for name, tracker in agent.trackers.items():
-            rate = refresh.get(name, 0)
-            if tracker.frame > since or (rate and (seen + agent.slot) % rate == 0):
+            if tracker.frame > since:
                 changed[name] = tracker.value
-        if not changed:
-            return changed, False
+            elif tracker.refreshed > since:
+                changed[name] = tracker.value
+                absolute = True
+        if absolute:
+            return Prepared.of(changed, False, self.maps)
         deltas: dict[str, object] = {}
         for name, value in changed.items():
             if name in NUMERIC:
                 old = agent.trackers[name].at(since)
                 if old is None or old is EVICTED:
-                    return changed, False  # no baseline: send absolute values
+                    return Prepared.of(changed, False, self.maps)  # no baseline
                 diff = value - old
                 deltas[name] = wrap_facing(diff) if name == "facing" else diff
             else:
                 deltas[name] = value
-        return deltas, True
+        return Prepared.of(deltas, True, self.maps)
 
 
 def _delta_code(slots: list[int], out) -> None:

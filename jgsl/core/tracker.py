@@ -11,13 +11,15 @@ EVICTED = object()
 
 
 class ValueTracker:
-    __slots__ = ("_frames", "_values", "_size", "_evicted")
+    __slots__ = ("_frames", "_values", "_size", "_evicted", "refreshed")
 
     def __init__(self, size: int = 2) -> None:
         self._frames: list[int] = []
         self._values: list[object] = []
         self._size = max(1, size)
         self._evicted = False
+        #: Frame of the last periodic refresh: readers behind it get the value absolute.
+        self.refreshed = 0
 
     def push(self, frame: int, value: object) -> bool:
         """Record ``value`` at ``frame`` unless it equals the newest value (CheckPush)."""

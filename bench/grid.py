@@ -1,0 +1,101 @@
+"""Grid node in-process: CS_NormalUpdate handled per second and CPU µs per update.
+
+N agents spread over one 200 x 200 tile walk about; each round every agent sends one
+CS_NormalUpdate (a small move, echoing the st of its previous reply) and gets its reply.
+Run for several N, with the interest radius on and off, in one process so ratios compare.
+
+    python bench/grid.py [--agents 50,200,500] [--rounds 20] [--radius 30] [--smoke]
+
+Writes bench/results/grid.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+from jgsl.core.grid import GridNode, GridSettings
+from jgsl.core.region import Region
+from jgsl.wire import jgsl_pb2 as pb
+
+RESULTS = Path(__file__).parent / "results"
+REGION = Region("worlds/MyWorlds/AlphaWorld/", 100, 100, 200.0)
+
+
+def run(n: int, rounds: int, radius: float | None, seed: int = 1) -> dict[str, float]:
+    rng = random.Random(seed)
+    node = GridNode(1, "k" * 32, REGION, "guest", 1000, GridSettings(sense_radius=radius))
+    jids = [f"__guest{i}@emu.localhost" for i in range(n)]
+    pos = {j: [rng.uniform(0, 20000), rng.uniform(0, 20000)] for j in jids}
+    st = dict.fromkeys(jids, 0)
+    ct = dict.fromkeys(jids, 1)
+
+    def one_round(now: float) -> int:
+        sent = 0
+        for jid in jids:
+            p = pos[jid]
+            heading = rng.uniform(0, math.tau)
+            p[0] = min(19999, max(0, p[0] + 300 * math.cos(heading)))
+            p[1] = min(19999, max(0, p[1] + 300 * math.sin(heading)))
+            data = pb.AgentState(rx=int(p[0]), rz=int(p[1]), facing=rng.randrange(256))
+            if ct[jid] == 1:
+                data.y, data.asset_file = 3672, "character/v4/Can/can01/can01.x"
+            ct[jid] += 1
+            msg = pb.NormalUpdate(sk=node.key, id=1, st=st[jid], ct=ct[jid],
+                                  agent=pb.AgentData(data=data))
+            reply = node.normal_update(now, jid, msg)
+            st[jid] = reply.st
+            sent += reply.ByteSize()
+        return sent
+
+    one_round(0.0)  # everybody joins: not measured
+    one_round(1.0)
+    start_cpu, start = time.process_time(), time.perf_counter()
+    sent = 0
+    for r in range(rounds):
+        sent += one_round(2.0 + r)
+    cpu, wall = time.process_time() - start_cpu, time.perf_counter() - start
+    updates = n * rounds
+    return {"agents": n, "radius": radius, "updates": updates,
+            "updates_per_s": round(updates / wall),
+            "cpu_us_per_update": round(cpu / updates * 1e6, 1),
+            "reply_bytes_per_update": round(sent / updates, 1)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", default="50,200,500")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--radius", type=float, default=30.0)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
+    parser.add_argument("--out", type=Path, default=RESULTS / "grid.json")
+    args = parser.parse_args(argv)
+    sizes = [int(n) for n in args.agents.split(",")]
+    if args.smoke:
+        sizes, args.rounds = [5, 10], 2
+    runs = [run(n, args.rounds, radius) for radius in (args.radius, None) for n in sizes]
+    by = {(r["radius"], r["agents"]): r["cpu_us_per_update"] for r in runs}
+    result = {
+        "runs": runs,
+        "cpu_ratio_largest_over_smallest_with_radius":
+            round(by[(args.radius, sizes[-1])] / by[(args.radius, sizes[0])], 2),
+        "cpu_ratio_largest_over_smallest_without_radius":
+            round(by[(None, sizes[-1])] / by[(None, sizes[0])], 2),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    for r in runs:
+        print(f"agents {r['agents']:4d} radius {str(r['radius']):5s} "
+              f"{r['updates_per_s']:7d} updates/s {r['cpu_us_per_update']:8.1f} µs CPU/update "
+              f"{r['reply_bytes_per_update']:8.1f} B/reply")
+    print("ratio with radius:", result["cpu_ratio_largest_over_smallest_with_radius"],
+          " without:", result["cpu_ratio_largest_over_smallest_without_radius"])
+    return result
+
+
+if __name__ == "__main__":
+    main()
