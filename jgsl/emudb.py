@@ -15,8 +15,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jgsl.config import ConfigError
 from jgsl.core.fields import valid_coordinate
-from jgsl.rules import ConfigError
 
 BEHAVIOURS = ("stand", "wander")
 _LOCALPART = re.compile(r"^[^\s@/\\\"'&:<>]{1,64}$")

@@ -10,12 +10,13 @@ from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
+from jgsl.config import ConfigError, WorldConfig, load_config
 from jgsl.core.client import ClientSettings, Event, EventKind
 from jgsl.core.emu import EmuCore
 from jgsl.core.gateway import GatewayCore, GatewaySettings
 from jgsl.core.grid import GridProcessCore, GridSettings
+from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.emudb import EmuUser, load_users
-from jgsl.rules import ConfigError, RuleSet, load_rules
 from jgsl.xmpp.link import ComponentService, MessageDump
 from jgsl.xmpp.router import RouterService
 
@@ -71,8 +72,8 @@ class Options(usage.Options):
         domain = self["domain"]
         self["gateway"] = self["gateway"] or f"gateway.{domain}"
         try:
-            if role in ("gateway", "world"):
-                self["rules"] = load_rules(self["config"])
+            if role != "router":
+                self["world"] = load_config(self["config"])
             if role in ("emu", "world"):
                 users, errors = load_users(self["emu-users"])
                 for text in errors:
@@ -111,6 +112,26 @@ def _log_event(user: str, event: Event) -> None:
                  peer=event.jid, text=event.text)
 
 
+def grid_settings(config: WorldConfig) -> GridSettings:
+    """GridSettings from the config's NodeSettings and FieldRefreshRate."""
+    settings = GridSettings()
+    for name, value in config.node.items():
+        if hasattr(settings, name):
+            setattr(settings, name, value)
+    if not settings.sense_radius:
+        settings.sense_radius = None  # 0 or absent: every agent of the node
+    settings.refresh.update(config.refresh)
+    return settings
+
+
+def string_maps(config: WorldConfig) -> dict[str, StringMap]:
+    """The built-in string maps with the config's strings appended."""
+    maps = default_maps()
+    for field, strings in config.strings.items():
+        maps[field].extend(strings)
+    return maps
+
+
 def _component(reactor, options, name: str, endpoint, core, dump_label: str | None):
     dump = MessageDump(dump_label) if dump_label else None
     return ComponentService(reactor, name, options["secret"], endpoint, core,
@@ -120,15 +141,20 @@ def _component(reactor, options, name: str, endpoint, core, dump_label: str | No
 def build_components(reactor, options, endpoint, parent: IServiceCollection) -> None:
     """Add the gateway, grid and emu components the role asks for to ``parent``."""
     role, domain, now = options["role"], options["domain"], reactor.seconds()
+    if role == "router":
+        return
     server_dump = "server" if options["dump-server-msg"] else None
+    world: WorldConfig = options["world"]
+    maps = string_maps(world)
     if role in ("gateway", "world"):
         name = (options["name"] if role == "gateway" else None) or options["gateway"]
-        rules: RuleSet = options["rules"]
-        core = GatewayCore(name, rules, GatewaySettings(), start=now)
+        settings = GatewaySettings(max_users=int(world.node.get("max_users", 500)))
+        core = GatewayCore(name, world.rules, settings, start=now)
         _component(reactor, options, name, endpoint, core, server_dump).setServiceParent(parent)
     if role in ("grid", "world"):
         name = (options["name"] if role == "grid" else None) or f"grid1.{domain}"
-        core = GridProcessCore(name, [options["gateway"]], GridSettings(), start=now)
+        core = GridProcessCore(name, [options["gateway"]], grid_settings(world), start=now,
+                               maps=maps)
         _component(reactor, options, name, endpoint, core, server_dump).setServiceParent(parent)
     if role in ("emu", "world"):
         name = (options["name"] if role == "emu" else None) or f"emu.{domain}"
@@ -136,7 +162,7 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection) -> 
         settings = ClientSettings(update_interval=options["update-interval"],
                                   request_timeout=options["request-timeout"])
         core = EmuCore(name, users, options["gateway"], settings, seed=options["seed"],
-                       on_event=_log_event)
+                       on_event=_log_event, maps=maps)
         log.info("{count} emulated users from {path}", count=len(users),
                  path=options["emu-users"])
         client_dump = "client" if options["dump-client-msg"] else None

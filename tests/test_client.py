@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from jgsl.config import load_rules
 from jgsl.core.client import (
     TRANSITIONS,
     Avatar,
@@ -18,7 +19,6 @@ from jgsl.core.emu import EmuCore
 from jgsl.core.gateway import GatewayCore
 from jgsl.core.grid import GridProcessCore
 from jgsl.emudb import EmuUser
-from jgsl.rules import load_rules
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 from tests.network import Network

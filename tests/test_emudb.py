@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from jgsl.config import ConfigError
 from jgsl.emudb import load_users, parse_users
-from jgsl.rules import ConfigError
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from jgsl.config import load_rules
 from jgsl.core.gateway import GatewayCore, GatewaySettings
-from jgsl.rules import load_rules
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 

@@ -23,11 +23,11 @@ from jgsl.core.fields import (
     encode_facing,
     encode_position,
 )
-from jgsl.core.gateway import CLIENT_VERSION, SERVER_VERSION, bare
-from jgsl.core.grid import agent_jid
+from jgsl.core.gateway import CLIENT_VERSION, SERVER_VERSION
+from jgsl.core.jids import agent_jid, bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
-from jgsl.core.stringmaps import default_maps
+from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 
@@ -139,7 +139,8 @@ class ClientCore:
     def __init__(self, jid: str, gateway: str, worldpath: str, avatar: Avatar,
                  settings: ClientSettings | None = None, *,
                  on_event: Callable[[Event], None] = lambda e: None,
-                 key_factory: Callable[[], str] = new_key) -> None:
+                 key_factory: Callable[[], str] = new_key,
+                 maps: dict[str, StringMap] | None = None) -> None:
         self.jid = jid
         self.gateway = gateway
         self.worldpath = worldpath
@@ -153,7 +154,7 @@ class ClientCore:
         self.proxy: GridProxy | None = None
         self.timeid = 1  # our frame counter ("ct")
         self.own = FieldHistory()
-        self.maps = default_maps()
+        self.maps = maps or default_maps()
         #: Every agent this client sees, by JID.
         self.agents: dict[str, RemoteAgent] = {}
         self._waiting_since = 0.0

@@ -10,7 +10,8 @@ from twisted.logger import Logger
 
 from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, State
 from jgsl.core.droplog import DropLog
-from jgsl.core.gateway import bare
+from jgsl.core.jids import bare
+from jgsl.core.stringmaps import StringMap
 from jgsl.emudb import EmuUser
 from jgsl.wire.codec import Envelope
 
@@ -61,7 +62,8 @@ def gateway_for(user: EmuUser, default: str) -> str:
 class EmuCore:
     def __init__(self, component: str, users: list[EmuUser], gateway: str,
                  settings: ClientSettings | None = None, *, seed: int | None = None,
-                 on_event: Callable[[str, Event], None] = lambda user, event: None) -> None:
+                 on_event: Callable[[str, Event], None] = lambda user, event: None,
+                 maps: dict[str, StringMap] | None = None) -> None:
         self.component = component
         self.clients: dict[str, ClientCore] = {}
         self.behaviours: list[Wander] = []
@@ -73,7 +75,7 @@ class EmuCore:
                             asset_file=user.asset_file, nickname=user.nickname,
                             dummy=user.dummy)
             client = ClientCore(jid, gateway_for(user, gateway), user.worldpath, avatar,
-                                settings, on_event=lambda e, j=jid: on_event(j, e))
+                                settings, on_event=lambda e, j=jid: on_event(j, e), maps=maps)
             self.clients[jid] = client
             if user.behaviour == "wander":
                 self.behaviours.append(

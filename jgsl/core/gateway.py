@@ -15,21 +15,18 @@ from itertools import count
 
 from twisted.logger import Logger
 
+from jgsl.config import RuleSet
 from jgsl.core.droplog import DropLog
 from jgsl.core.fields import valid_coordinate
+from jgsl.core.jids import bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
-from jgsl.rules import RuleSet
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 
 SERVER_VERSION = 1
 CLIENT_VERSION = 1
 log = Logger(namespace="jgsl.gateway")
-
-
-def bare(jid: str) -> str:
-    return jid.split("/", 1)[0]
 
 
 @dataclass

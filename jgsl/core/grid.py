@@ -28,7 +28,7 @@ from jgsl.core.fields import (
     encode_position,
     valid_coordinate,
 )
-from jgsl.core.gateway import bare
+from jgsl.core.jids import agent_name, bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
 from jgsl.core.stringmaps import StringMap, default_maps
@@ -105,17 +105,6 @@ class Agent:
 
     def intact(self) -> bool:
         return all(name in self.trackers for name in REQUIRED)
-
-
-def agent_name(jid: str, reader: str) -> str:
-    """The agent's name as a reader sees it: its node part if both share a domain."""
-    node, _, domain = jid.partition("@")
-    return node if domain and domain == reader.partition("@")[2] else jid
-
-
-def agent_jid(name: str, reader: str) -> str:
-    """Inverse of L{agent_name}."""
-    return name if "@" in name else f"{name}@{reader.partition('@')[2]}"
 
 
 class GridNode:
@@ -408,8 +397,10 @@ class GridProcessCore:
     """All the grid nodes of one grid process (one XMPP component)."""
 
     def __init__(self, jid: str, gateways: list[str], settings: GridSettings | None = None, *,
-                 start: float = 0.0, key_factory: Callable[[], str] = new_key) -> None:
+                 start: float = 0.0, key_factory: Callable[[], str] = new_key,
+                 maps: dict[str, StringMap] | None = None) -> None:
         self.jid = jid
+        self.maps = maps or default_maps()
         self.gateways = [bare(g) for g in gateways]
         self.settings = settings or GridSettings()
         self.nodes: dict[int, GridNode] = {}
@@ -476,7 +467,7 @@ class GridProcessCore:
         existing = next((n for n in self.nodes.values() if n.region == region), None)
         if existing is None:
             existing = GridNode(self._next_id, self._key_factory(), region, msg.role or "guest",
-                                msg.max_users, self.settings)
+                                msg.max_users, self.settings, self.maps)
             self.nodes[existing.id] = existing
             self._next_id += 1
             log.info("grid node {id} spawned for {region}", id=existing.id, region=str(region))

@@ -1,15 +1,20 @@
-"""Grid node rules from ``jgsl.config.xml`` (the original 2009 format, read unchanged).
+"""``jgsl.config.xml``: the original 2009 format, read unchanged, plus optional new sections.
 
-Only ``/JGSL/GridServer/GridNodeRules/rule`` is read. A rule applies to a world when its
-``worldfilter`` (a Lua pattern) matches the world path; a rule with ``gridsize`` splits the
+``/JGSL/GridServer/GridNodeRules/rule`` are the original rules. A rule applies to a world when
+its ``worldfilter`` (a Lua pattern) matches the world path; a rule with ``gridsize`` splits the
 world into square tiles inside its inclusive ``fromx..tox`` / ``fromy..toy`` (world z) bounds;
 a rule without ``gridsize`` gives one node for the whole world. Rules are tried in file order.
+
+New, optional: ``/JGSL/GridServer/NodeSettings`` (grid node tuning),
+``/JGSL/GridServer/FieldRefreshRate`` (per-field refresh rates the original declared) and
+``/JGSL/StringMaps/{AssetFile,ccs,anim}/string`` (strings appended to the built-in maps).
+See docs/configuration.md.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
 
@@ -17,6 +22,23 @@ from jgsl.core.region import Region
 
 ROLES = ("guest", "friend", "administrator")
 _RULE_PATH = ("JGSL", "GridServer", "GridNodeRules", "rule")
+_SETTINGS_PATH = ("JGSL", "GridServer", "NodeSettings")
+_REFRESH_PATH = ("JGSL", "GridServer", "FieldRefreshRate")
+#: NodeSettings attribute -> (type, smallest, largest).
+NODE_SETTINGS: dict[str, tuple[type, float, float]] = {
+    "sense_radius": (float, 0, 1e6),  # 0: every agent of the node
+    "max_reply_bytes": (int, 1024, 48 * 1024),
+    "agent_timeout": (float, 1, 86400),
+    "sweep_interval": (float, 0.1, 3600),
+    "hello_interval": (float, 0.1, 3600),
+    "max_users": (int, 1, 100_000),
+    "records": (int, 1, 256),
+    "max_recover": (int, 0, 64),
+}
+#: Original field names (FieldRefreshRate and StringMaps) -> AgentState field names.
+FIELD_NAMES = {"AssetFile": "asset_file", "rx": "rx", "y": "y", "rz": "rz", "facing": "facing",
+               "ccs": "ccs", "anim": "anim", "nickname": "nickname", "scaling": "scaling"}
+_MAPPED_NAMES = ("AssetFile", "ccs", "anim")
 _NUMERIC = ("gridsize", "fromx", "fromy", "tox", "toy")
 _KNOWN = {"worldfilter", "UserRole", *_NUMERIC}
 
@@ -153,36 +175,99 @@ def _parse_rule(attrs: dict[str, str], where: str, line: int) -> Rule:
     return Rule(line=line, worldfilter=pattern, role=role, gridsize=size, bounds=bounds)
 
 
-def parse_rules(data: bytes, source: str) -> RuleSet:
-    """Parse the rules of a ``jgsl.config.xml`` document; raise L{ConfigError} on problems."""
+@dataclass(frozen=True)
+class WorldConfig:
+    """Everything ``jgsl.config.xml`` says: rules, node settings, refresh rates, strings."""
+
+    rules: RuleSet
+    node: dict[str, float | int] = field(default_factory=dict)
+    refresh: dict[str, int] = field(default_factory=dict)
+    strings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    source: str = "<built-in>"
+
+
+def _numbers(attrs: dict[str, str], allowed: dict[str, tuple[type, float, float]],
+             where: str) -> dict[str, float | int]:
+    out: dict[str, float | int] = {}
+    for name, raw in attrs.items():
+        if name not in allowed:
+            raise ConfigError(f"{where}: unknown attribute {name} (known: "
+                              + ", ".join(allowed) + ")")
+        kind, low, high = allowed[name]
+        try:
+            value = kind(raw)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise ConfigError(f"{where}: {name}={raw!r} is not {what}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{where}: {name}={raw} is outside {low:g}..{high:g}")
+        out[name] = value
+    return out
+
+
+def parse_config(data: bytes, source: str) -> WorldConfig:
+    """Parse a ``jgsl.config.xml`` document; raise L{ConfigError} naming file and line."""
     parser = expat.ParserCreate()
     stack: list[str] = []
     rules: list[Rule] = []
+    node: dict[str, float | int] = {}
+    refresh: dict[str, int] = {}
+    strings: dict[str, list[str]] = {}
+    text: list[str] = []
 
     def start(name: str, attrs: dict[str, str]) -> None:
         stack.append(name)
-        if tuple(stack) == _RULE_PATH:
-            line = parser.CurrentLineNumber
+        path = tuple(stack)
+        line = parser.CurrentLineNumber
+        if path == _RULE_PATH:
             where = f"{source}:{line}: rule {len(rules) + 1}"
             rules.append(_parse_rule(attrs, where, line))
+        elif path == _SETTINGS_PATH:
+            node.update(_numbers(attrs, NODE_SETTINGS, f"{source}:{line}: NodeSettings"))
+        elif path == _REFRESH_PATH:
+            rates = _numbers(attrs, dict.fromkeys(FIELD_NAMES, (int, 0, 1_000_000)),
+                             f"{source}:{line}: FieldRefreshRate")
+            refresh.update({FIELD_NAMES[k]: int(v) for k, v in rates.items()})
+        elif len(path) == 3 and path[:2] == ("JGSL", "StringMaps") \
+                and path[2] not in _MAPPED_NAMES:
+            raise ConfigError(f"{source}:{line}: StringMaps has no map {path[2]} (known: "
+                              + ", ".join(_MAPPED_NAMES) + ")")
+        text.clear()
 
     def end(name: str) -> None:
+        path = tuple(stack)
+        if len(path) == 4 and path[:2] == ("JGSL", "StringMaps") and name == "string":
+            value = "".join(text).strip()
+            if not value or len(value) > 256:
+                raise ConfigError(f"{source}:{parser.CurrentLineNumber}: a {path[2]} string "
+                                  "must have 1 to 256 characters")
+            strings.setdefault(FIELD_NAMES[path[2]], []).append(value)
         stack.pop()
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
+    parser.CharacterDataHandler = text.append
     try:
         parser.Parse(data, True)
     except expat.ExpatError as e:
         raise ConfigError(f"{source}:{e.lineno}: not well-formed XML: "
                           f"{expat.ErrorString(e.code)}") from None
-    return RuleSet(tuple(rules), source) if rules else RuleSet(CATCH_ALL.rules, source)
+    ruleset = RuleSet(tuple(rules), source) if rules else RuleSet(CATCH_ALL.rules, source)
+    return WorldConfig(ruleset, node, refresh, {k: tuple(v) for k, v in strings.items()}, source)
 
 
-def load_rules(path: str | Path) -> RuleSet:
+def parse_rules(data: bytes, source: str) -> RuleSet:
+    return parse_config(data, source).rules
+
+
+def load_config(path: str | Path) -> WorldConfig:
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    return parse_rules(data, str(path))
+    return parse_config(data, str(path))
+
+
+def load_rules(path: str | Path) -> RuleSet:
+    return load_config(path).rules

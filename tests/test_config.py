@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from jgsl.config import ConfigError, load_rules, lua_pattern_to_regex, parse_rules
 from jgsl.core.region import Region
-from jgsl.rules import ConfigError, load_rules, lua_pattern_to_regex, parse_rules
 
 DATA = Path(__file__).parent / "data"
 ALPHA = "worlds/MyWorlds/AlphaWorld/"
@@ -101,3 +101,65 @@ def test_missing_file(tmp_path):
 def test_shipped_config_loads():
     rules = load_rules(Path(__file__).parents[1] / "config" / "jgsl.config.xml")
     assert rules.match(ALPHA, 21000, 21000) == (Region(ALPHA, 105, 105, 200.0), "guest")
+
+
+NEW_SECTIONS = b"""<JGSL><GridServer>
+<GridNodeRules><rule/></GridNodeRules>
+<NodeSettings sense_radius="25.5" max_reply_bytes="4096" agent_timeout="12" max_users="40"/>
+<FieldRefreshRate AssetFile="7" rx="0"/>
+</GridServer>
+<StringMaps><AssetFile><string>custom/one.x</string><string> custom/two.x </string></AssetFile>
+<anim><string>custom/dance.x</string></anim></StringMaps></JGSL>"""
+
+
+def test_new_sections():
+    from jgsl.config import parse_config
+
+    config = parse_config(NEW_SECTIONS, "c.xml")
+    assert config.node == {"sense_radius": 25.5, "max_reply_bytes": 4096, "agent_timeout": 12.0,
+                           "max_users": 40}
+    assert config.refresh == {"asset_file": 7, "rx": 0}
+    assert config.strings == {"asset_file": ("custom/one.x", "custom/two.x"),
+                              "anim": ("custom/dance.x",)}
+
+
+def test_new_sections_reach_the_grid_and_the_maps():
+    from jgsl.config import parse_config
+    from jgsl.tap import grid_settings, string_maps
+
+    config = parse_config(NEW_SECTIONS, "c.xml")
+    settings = grid_settings(config)
+    assert (settings.sense_radius, settings.max_reply_bytes, settings.agent_timeout) == (
+        25.5, 4096, 12.0)
+    assert settings.refresh["asset_file"] == 7 and settings.refresh["rx"] == 0
+    assert settings.refresh["y"] == 5  # the original rate where the file says nothing
+    maps = string_maps(config)
+    assert maps["asset_file"].id_of("custom/two.x") == 7  # after the 5 built-in assets
+    assert maps["anim"].id_of("custom/dance.x") == 28
+    assert grid_settings(parse_config(b"<JGSL/>", "x")).sense_radius is None
+
+
+@pytest.mark.parametrize(
+    "xml, message",
+    [
+        (b'<JGSL><GridServer><NodeSettings sense_radius="far"/></GridServer></JGSL>',
+         r"c\.xml:1: NodeSettings: sense_radius='far' is not a number"),
+        (b'<JGSL><GridServer><NodeSettings max_users="0"/></GridServer></JGSL>',
+         "max_users=0 is outside 1..100000"),
+        (b'<JGSL><GridServer><NodeSettings max_reply_bytes="1.5"/></GridServer></JGSL>',
+         "is not an integer"),
+        (b'<JGSL><GridServer><NodeSettings colour="1"/></GridServer></JGSL>',
+         "unknown attribute colour"),
+        (b'<JGSL><GridServer><FieldRefreshRate wings="1"/></GridServer></JGSL>',
+         "FieldRefreshRate: unknown attribute wings"),
+        (b"<JGSL><StringMaps><Hats><string>x</string></Hats></StringMaps></JGSL>",
+         "StringMaps has no map Hats"),
+        (b"<JGSL><StringMaps><ccs><string> </string></ccs></StringMaps></JGSL>",
+         "must have 1 to 256 characters"),
+    ],
+)
+def test_bad_new_sections(xml, message):
+    from jgsl.config import parse_config
+
+    with pytest.raises(ConfigError, match=message):
+        parse_config(xml, "c.xml")
