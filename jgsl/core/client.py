@@ -55,6 +55,8 @@ class EventKind(enum.Enum):
     CONNECTION_TIMEOUT = "connection-timeout"
     USER_COME = "user-come"
     USER_LEAVE = "user-leave"
+    CREATION = "creation"
+    ENV = "env"
     LOG = "log"
 
 
@@ -64,6 +66,14 @@ class Event:
     jid: str = ""
     position: tuple[float, float, float] | None = None
     text: str = ""
+    edit: pb.WorldEdit | None = None
+
+
+@dataclass
+class _PendingEdit:
+    env: bool
+    edit: pb.WorldEdit
+    sent_ct: int | None = None
 
 
 @dataclass
@@ -159,6 +169,23 @@ class ClientCore:
         self.agents: dict[str, RemoteAgent] = {}
         self._waiting_since = 0.0
         self._retry_at: float | None = None
+        self._edits: list[_PendingEdit] = []
+        self._edit_seq = 0
+        #: Highest edit sequence number applied per (log, author): replays are not re-applied.
+        self._applied: dict[tuple[EventKind, str], int] = {}
+
+    def create(self, kind: str, **params: str) -> None:
+        """Create an object; sent with the next update and resent until acknowledged."""
+        self._queue_edit(False, kind, params)
+
+    def set_env(self, kind: str, **params: str) -> None:
+        """Change the environment (sky, ocean, ...), like L{create}."""
+        self._queue_edit(True, kind, params)
+
+    def _queue_edit(self, env: bool, kind: str, params: dict[str, str]) -> None:
+        self._edit_seq += 1
+        self._edits.append(_PendingEdit(env, pb.WorldEdit(kind=kind, params=params,
+                                                          seq=self._edit_seq)))
 
     # -- state machine -----------------------------------------------------------------
 
@@ -300,6 +327,15 @@ class ClientCore:
             agent = proxy.agents.get(slot)
             if agent is not None:
                 agent.last_seen = now
+        for kind, edits in ((EventKind.CREATION, msg.creations), (EventKind.ENV, msg.env)):
+            for edit in edits:
+                key = (kind, edit.author)
+                if edit.seq and edit.seq <= self._applied.get(key, 0):
+                    continue
+                self._applied[key] = max(edit.seq, self._applied.get(key, 0))
+                self._emit(Event(kind, edit.author, edit=edit))
+        if msg.HasField("ct"):  # the node has handled every edit we sent up to this ct
+            self._edits = [p for p in self._edits if p.sent_ct is None or p.sent_ct > msg.ct]
         proxy.st = msg.st
         proxy.ct = msg.ct if msg.HasField("ct") and not msg.want_full else 0
         if msg.more:
@@ -364,6 +400,9 @@ class ClientCore:
         changed = self.own.since(proxy.ct)
         if changed is not None:
             msg.agent.data.CopyFrom(changed)
+        for pending in self._edits[:10]:
+            (msg.agent.env if pending.env else msg.agent.creations).append(pending.edit)
+            pending.sent_ct = self.timeid
         proxy.waiting_since = proxy.last_sent = now
         return self._to(proxy.jid, msg)
 

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 
 from jgsl.core.agenttable import Prepared, TableWriter, wrap_facing
 from jgsl.core.droplog import DropLog
+from jgsl.core.edits import EditLog, edit_problem
 from jgsl.core.fields import (
     MAX_COORDINATE,
     MAX_STRING,
@@ -70,10 +71,23 @@ class GridSettings:
     #: Every how many replies a field is sent even if unchanged (0: never).
     refresh: dict[str, int] = field(default_factory=lambda: dict(REFRESH))
     history: dict[str, int] = field(default_factory=lambda: dict(HISTORY))
+    #: Creations and env messages per reply (original: 5 each), and log sizes.
+    max_edits_per_reply: int = 5
+    max_creations: int = 5000
+    max_env: int = 200
 
 
-#: What a client knew of one agent after a reply: (agent uid, exact as of frame, replies seen).
+#: What a client knew of one agent after a reply: (agent uid, exact as of frame, unused).
 Known = tuple[int, int, int]
+
+
+@dataclass(slots=True)
+class Ack:
+    """What a client knows once it has a given reply: agents, and how far it read the logs."""
+
+    agents: dict[int, Known]
+    creations: int = 0
+    env: int = 0
 
 
 @dataclass(eq=False)
@@ -86,7 +100,9 @@ class Agent:
     joined: int
     trackers: dict[str, ValueTracker] = field(default_factory=dict)
     #: As a viewer: reply frame -> what the client knows once it has that reply.
-    records: dict[int, dict[int, Known]] = field(default_factory=dict)
+    records: dict[int, Ack] = field(default_factory=dict)
+    #: The author sequence number of the last edit applied from this agent.
+    edit_seq: int = 0
     cell: tuple[int, int] | None = None
     #: Node-relative position in hundredths (an observer's is the one it reported).
     pos: tuple[int, int] | None = None
@@ -128,6 +144,13 @@ class GridNode:
         self._cells: dict[tuple[int, int], set[Agent]] = {}
         self._limit = None if region.size is None else round(region.size / POSITION_QUANTUM)
         self.rejected: list[str] = []  # why fields were rejected, drained by the process
+        self.creations = EditLog.new(compress=False, limit=settings.max_creations)
+        self.env = EditLog.new(compress=True, limit=settings.max_env)
+
+    @property
+    def can_edit(self) -> bool:
+        """Guests may not create objects or change the environment (original CanEdit)."""
+        return self.role != "guest"
 
     @property
     def active_agents(self) -> int:
@@ -140,7 +163,9 @@ class GridNode:
         self.frame += 1
         if msg.agent.HasField("data"):
             self._store(agent, msg.agent.data)
-        reply = self._reply(agent, msg.st, msg.recover, others=not msg.dummy)
+        if msg.agent.creations or msg.agent.env:
+            self._edits(agent, msg.agent)
+        reply = self._reply(agent, msg.st, msg.recover, others=not msg.dummy, edits=True)
         if agent.intact():
             reply.ct = msg.ct
         else:
@@ -155,7 +180,7 @@ class GridNode:
                 and valid_coordinate(msg.z):
             ox, oz = self.region.origin
             agent.pos = (encode_position(msg.x - ox), encode_position(msg.z - oz))
-        return self._reply(agent, msg.st, msg.recover, others=True)
+        return self._reply(agent, msg.st, msg.recover, others=True, edits=False)
 
     def logout(self, sender: str) -> None:
         """Forget the agent at once (the original kept it for 20 s, or for ever)."""
@@ -227,6 +252,22 @@ class GridNode:
                 del changes[0]
                 agent.trimmed = True
 
+    def _edits(self, agent: Agent, data: pb.AgentData) -> None:
+        author = bare(agent.jid)
+        # One author sequence spans both logs: apply in that order, or a later env edit
+        # would make an earlier creation in the same message look like a resend.
+        edits = sorted([(e.seq, 0, e) for e in data.creations] + [(e.seq, 1, e) for e in data.env],
+                       key=lambda item: item[:2])
+        for seq, is_env, edit in edits:
+            if seq and seq <= agent.edit_seq:
+                continue  # a resend of an edit already applied
+            agent.edit_seq = max(agent.edit_seq, seq)
+            log = self.env if is_env else self.creations
+            problem = None if self.can_edit else f"node role {self.role} allows no edits"
+            problem = problem or edit_problem(edit) or log.append(edit, author)
+            if problem:
+                self.rejected.append(f"{agent.jid}: edit {edit.kind!r} {problem}")
+
     def _check(self, name: str, value: object) -> str | None:
         if isinstance(value, str):
             if len(value) > MAX_STRING:
@@ -288,14 +329,24 @@ class GridNode:
 
     # -- replies -----------------------------------------------------------------------
 
-    def _reply(self, viewer: Agent, st: int, recover, others: bool) -> pb.NormalUpdateReply:
+    def _reply(self, viewer: Agent, st: int, recover, others: bool,
+               edits: bool) -> pb.NormalUpdateReply:
         frame = self.frame
         reply = pb.NormalUpdateReply(sk=self.key, id=self.id, st=frame, base=st)
-        known = viewer.records.get(st) if st else {}
-        if known is None:  # older than what we remember: start this client afresh
-            known, reply.reset = {}, True
+        ack = viewer.records.get(st) if st else Ack({})
+        if ack is None:  # older than what we remember: start this client afresh
+            ack, reply.reset = Ack({}), True
+        known = ack.agents
+        fresh_ack = Ack({}, ack.creations, ack.env)
+        if edits and self.can_edit:
+            reader, most = bare(viewer.jid), self.settings.max_edits_per_reply
+            items, fresh_ack.creations, more_c = self.creations.after(ack.creations, reader, most)
+            reply.creations.extend(items)
+            items, fresh_ack.env, more_e = self.env.after(ack.env, reader, most)
+            reply.env.extend(items)
+            reply.more = more_c or more_e
         visible = self._visible(viewer, known) if others else {}
-        fresh: dict[int, Known] = {}
+        fresh = fresh_ack.agents
         gone = sorted(slot for slot, k in known.items()
                       if slot not in visible or visible[slot].uid != k[0])
         _delta_code(gone, reply.gone)
@@ -327,7 +378,7 @@ class GridNode:
         records = viewer.records
         for old in [f for f in records if f < st]:
             del records[old]  # the client has moved past these
-        records[frame] = fresh
+        records[frame] = fresh_ack
         while len(records) > self.settings.records:
             del records[min(records)]
         return reply

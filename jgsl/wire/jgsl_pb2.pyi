@@ -63,7 +63,7 @@ class AgentState(_message.Message):
     def __init__(self, asset_file: _Optional[str] = ..., rx: _Optional[int] = ..., y: _Optional[int] = ..., rz: _Optional[int] = ..., facing: _Optional[int] = ..., ccs: _Optional[str] = ..., anim: _Optional[str] = ..., nickname: _Optional[str] = ..., scaling: _Optional[int] = ...) -> None: ...
 
 class WorldEdit(_message.Message):
-    __slots__ = ("kind", "params", "author")
+    __slots__ = ("kind", "params", "author", "seq")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -74,10 +74,12 @@ class WorldEdit(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     kind: str
     params: _containers.ScalarMap[str, str]
     author: str
-    def __init__(self, kind: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., author: _Optional[str] = ...) -> None: ...
+    seq: int
+    def __init__(self, kind: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., author: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class AgentData(_message.Message):
     __slots__ = ("data", "creations", "env")

@@ -1,0 +1,95 @@
+"""Object creations and environment changes: a per-node log read through per-client cursors.
+
+The original wiped its history at 30 items (clients silently missed edits) and echoed edits
+back to their authors. Here every entry has a sequence number; a client's cursors ride in the
+node's acknowledgement records, so a lost reply cannot lose an edit; authors are skipped; and
+the environment log is compacted with the original CompressEnvs rule, keeping the surviving
+entry's sequence number so a client behind the compaction still ends in the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jgsl.wire import jgsl_pb2 as pb
+
+#: Environment kinds where only the latest message matters (the original CompressEnvs).
+STATE_KINDS = ("OCEAN_SET_WATER", "SKY_SET_Sky")
+MAX_PARAMS = 32
+MAX_TEXT = 256
+
+
+def compress_envs(entries: list[tuple[int, pb.WorldEdit]]) -> list[tuple[int, pb.WorldEdit]]:
+    """Keep the latest message of each state kind, its missing params filled from older ones."""
+    latest: dict[str, int] = {}
+    for index, (_, edit) in enumerate(entries):
+        if edit.kind in STATE_KINDS:
+            latest[edit.kind] = index
+    out: list[tuple[int, pb.WorldEdit]] = []
+    merged: dict[str, dict[str, str]] = {}
+    for index, (seq, edit) in enumerate(entries):
+        if edit.kind not in STATE_KINDS:
+            out.append((seq, edit))
+            continue
+        params = merged.setdefault(edit.kind, {})
+        params.update(edit.params)
+        if index == latest[edit.kind]:
+            kept = pb.WorldEdit()
+            kept.CopyFrom(edit)
+            kept.params.update(params)  # newer values already won in `params`
+            out.append((seq, kept))
+    return out
+
+
+def edit_problem(edit: pb.WorldEdit) -> str | None:
+    if not edit.kind or len(edit.kind) > 64:
+        return "kind must have 1 to 64 characters"
+    if len(edit.params) > MAX_PARAMS:
+        return f"more than {MAX_PARAMS} params"
+    if any(len(k) > MAX_TEXT or len(v) > MAX_TEXT for k, v in edit.params.items()):
+        return f"a param longer than {MAX_TEXT} characters"
+    return None
+
+
+@dataclass
+class EditLog:
+    """One kind of edit (creations or env) on one node."""
+
+    compress: bool
+    limit: int
+    entries: list[tuple[int, pb.WorldEdit]]
+    seq: int = 0
+
+    @classmethod
+    def new(cls, compress: bool, limit: int) -> EditLog:
+        return cls(compress, limit, [])
+
+    def append(self, edit: pb.WorldEdit, author: str) -> str | None:
+        """Add an edit; a reason if it was refused (the log is full)."""
+        if len(self.entries) >= self.limit and self.compress:
+            self.entries = compress_envs(self.entries)
+        if len(self.entries) >= self.limit:
+            return f"the log is full ({self.limit} entries)"
+        self.seq += 1
+        stamped = pb.WorldEdit()
+        stamped.CopyFrom(edit)
+        stamped.author = author
+        self.entries.append((self.seq, stamped))
+        return None
+
+    def after(self, cursor: int, reader: str, most: int) -> tuple[list[pb.WorldEdit], int, bool]:
+        """Up to ``most`` entries after ``cursor`` not written by ``reader``.
+
+        Returns them, the new cursor (past skipped own entries too) and whether more remain.
+        """
+        out: list[pb.WorldEdit] = []
+        new_cursor = cursor
+        for seq, edit in self.entries:  # entries are few; a bisect is not worth it
+            if seq <= cursor:
+                continue
+            if len(out) == most:
+                return out, new_cursor, True
+            new_cursor = seq
+            if edit.author != reader:
+                out.append(edit)
+        return out, new_cursor, False
