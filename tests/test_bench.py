@@ -29,5 +29,5 @@ def test_grid_bench_smoke(tmp_path):
     assert json.loads(out.read_text()) == result
     assert {(r["agents"], r["radius"]) for r in result["runs"]} == {
         (5, 30.0), (10, 30.0), (5, None), (10, None)}
-    assert all(r["updates"] == r["agents"] * 2 and r["cpu_us_per_update"] > 0
+    assert all(r["updates"] == r["agents"] * (10 // r["agents"]) and r["cpu_us_per_update"] > 0
                for r in result["runs"])

@@ -48,7 +48,9 @@ class Prepared:
     """A row's content ready for any table: mask, (field, value) in opcode order, size bound."""
 
     mask: int
-    items: tuple[tuple[str, object], ...]
+    #: Integer fields, then the others (name, strings), each in opcode order.
+    numbers: tuple[tuple[str, int], ...]
+    others: tuple[tuple[str, object], ...]
     bound: int
     #: (field, text, bytes) of strings not in the string map (cheaper once in a table).
     literals: tuple[tuple[str, str, int], ...] = ()
@@ -70,8 +72,9 @@ class Prepared:
                 bound += cost
                 if field in MAPPED:
                     literals.append((field, value, cost))
-        items = tuple(sorted(values.items(), key=lambda item: OPCODES[item[0]]))
-        return cls(mask, items, bound, tuple(literals))
+        items = sorted(values.items(), key=lambda item: OPCODES[item[0]])
+        return cls(mask, tuple(i for i in items if i[0] in NUMERIC),
+                   tuple(i for i in items if i[0] not in NUMERIC), bound, tuple(literals))
 
 
 class TableWriter:
@@ -101,19 +104,21 @@ class TableWriter:
 
     def add_prepared(self, slot: int, row: Prepared) -> None:
         columns = self._columns
-        self.size += self.bound(row)
+        self.size += self.bound(row) if row.literals else row.bound
         self.rows += 1
-        delta = row.mask & DELTA
         columns["slots"].append(slot - self._slot)
         self._slot = slot
         columns["masks"].append(row.mask)
-        absolute = self._absolute
-        for field, value in row.items:
-            if field in absolute:
-                if not delta:
-                    value, absolute[field] = value - absolute[field], value
+        if row.mask & DELTA:
+            for field, value in row.numbers:
                 columns[field].append(value)
-            elif field == "name":
+        else:
+            absolute = self._absolute
+            for field, value in row.numbers:
+                columns[field].append(value - absolute[field])
+                absolute[field] = value
+        for field, value in row.others:
+            if field == "name":
                 shared = _shared_prefix(self._name, value)
                 columns["name_shared"].append(shared)
                 columns["name_rest_len"].append(len(value) - shared)

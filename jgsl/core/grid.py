@@ -365,7 +365,7 @@ class GridNode:
                     ping.append(slot)
                     fresh[slot] = (agent.uid, frame, 0)
                     continue
-            if writer.size + writer.bound(row) > budget:
+            if writer.size + (writer.bound(row) if row.literals else row.bound) > budget:
                 reply.more = True
                 if k is not None and k[0] == agent.uid:
                     fresh[slot] = k  # the client still knows what it knew
