@@ -16,6 +16,7 @@ from jgsl.core.emu import EmuCore
 from jgsl.core.gateway import GatewayCore, GatewaySettings
 from jgsl.core.grid import GridProcessCore, GridSettings
 from jgsl.core.stringmaps import StringMap, default_maps
+from jgsl.core.tickets import DEV_TICKET_SECRET
 from jgsl.emudb import EmuUser, load_users
 from jgsl.xmpp.link import ComponentService, MessageDump
 from jgsl.xmpp.router import RouterService
@@ -24,6 +25,7 @@ ROLES = ("router", "gateway", "grid", "emu", "world")
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 DEV_SECRET = "jgsl-dev-secret"
 SECRET_ENV = "JGSL_COMPONENT_SECRET"
+TICKET_SECRET_ENV = "JGSL_TICKET_SECRET"
 log = Logger(namespace="jgsl")
 
 
@@ -52,6 +54,9 @@ class Options(usage.Options):
         ["port-file", None, None, "Router: write the port it listens on to this file."],
         ["secret-file", None, None,
          f"File holding the component secret (else ${SECRET_ENV}, else a development default)."],
+        ["ticket-secret-file", None, None,
+         "File holding the login-ticket secret shared by gateways and grids "
+         f"(else ${TICKET_SECRET_ENV}, else a development default)."],
         ["gateway", None, None, "Gateway JID (default gateway.<domain>)."],
         ["name", None, None, "This component's JID (default gateway|grid1|emu.<domain>)."],
         ["update-interval", None, 3.0, "Seconds between a client's normal updates.", _positive],
@@ -83,21 +88,24 @@ class Options(usage.Options):
                 self["users"] = users
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
-        self["secret"] = self._secret()
+        self["secret"] = self._secret("secret-file", SECRET_ENV, DEV_SECRET, "component")
+        self["ticket-secret"] = self._secret("ticket-secret-file", TICKET_SECRET_ENV,
+                                             DEV_TICKET_SECRET.decode(), "ticket").encode()
 
-    def _secret(self) -> str:
-        if self["secret-file"]:
+    def _secret(self, option: str, env: str, default: str, what: str) -> str:
+        """A secret from its file option, else the environment, else the development default."""
+        if self[option]:
             try:
-                return Path(self["secret-file"]).read_text().strip()
+                return Path(self[option]).read_text().strip()
             except OSError as e:
-                raise usage.UsageError(f"{self['secret-file']}: {e.strerror}") from None
-        secret = os.environ.get(SECRET_ENV)
+                raise usage.UsageError(f"{self[option]}: {e.strerror}") from None
+        secret = os.environ.get(env)
         if secret:
             return secret
         if self["role"] != "world":
-            log.warn("using the development component secret; set ${env} for a real deployment",
-                     env=SECRET_ENV)
-        return DEV_SECRET
+            log.warn("using the development {what} secret; set ${env} for a real deployment",
+                     what=what, env=env)
+        return default
 
 
 def _log_event(user: str, event: Event) -> None:
@@ -149,12 +157,13 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection) -> 
     if role in ("gateway", "world"):
         name = (options["name"] if role == "gateway" else None) or options["gateway"]
         settings = GatewaySettings(max_users=int(world.node.get("max_users", 500)))
-        core = GatewayCore(name, world.rules, settings, start=now)
+        core = GatewayCore(name, world.rules, settings, start=now,
+                           ticket_secret=options["ticket-secret"])
         _component(reactor, options, name, endpoint, core, server_dump).setServiceParent(parent)
     if role in ("grid", "world"):
         name = (options["name"] if role == "grid" else None) or f"grid1.{domain}"
         core = GridProcessCore(name, [options["gateway"]], grid_settings(world), start=now,
-                               maps=maps)
+                               maps=maps, ticket_secret=options["ticket-secret"])
         _component(reactor, options, name, endpoint, core, server_dump).setServiceParent(parent)
     if role in ("emu", "world"):
         name = (options["name"] if role == "emu" else None) or f"emu.{domain}"

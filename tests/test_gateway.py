@@ -159,3 +159,18 @@ def test_query_reports_time_uptime_and_nodes(gateway):
 def test_unexpected_messages_dropped(gateway):
     assert send(gateway, 0, "x@y", pb.NormalUpdate()) == []
     assert send(gateway, 0, "grid1.localhost", pb.NodeReady(request=42)) == []
+
+
+def test_login_reply_carries_a_signed_ticket(gateway):
+    from jgsl.core.tickets import DEV_TICKET_SECRET, ticket_problem
+
+    hello(gateway, 100)
+    login(gateway, 101)
+    (reply,) = send(gateway, 102, "grid1.localhost", pb.NodeReady(request=1, id=7, key="gk"))
+    ticket = reply.message.ticket
+    assert (ticket.user, ticket.node_id, ticket.node_key, ticket.gateway, ticket.expires) == (
+        "alice@emu.localhost", 7, "gk", GW, 162.0)
+    assert ticket_problem(DEV_TICKET_SECRET, ticket, "alice@emu.localhost", 7, "gk", 150,
+                          {GW}) is None
+    assert "forged" in ticket_problem(b"another secret", ticket, "alice@emu.localhost", 7,
+                                      "gk", 150, {GW})

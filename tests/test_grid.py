@@ -11,8 +11,10 @@ from jgsl.core.client import Avatar, ClientCore, GridProxy, State
 from jgsl.core.grid import GridNode, GridProcessCore, GridSettings
 from jgsl.core.region import Region
 from jgsl.core.stringmaps import default_maps
+from jgsl.core.tickets import DEV_TICKET_SECRET, sign
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
+from tests.test_link import Captured
 
 GRID = "grid1.localhost"
 GW = "gateway.localhost"
@@ -41,7 +43,15 @@ FULL = pb.AgentState(asset_file="character/v3/dummy/dummy.x", rx=9100, y=3672, r
                      facing=127)
 
 
+def ticket(jid: str, **changes) -> pb.Ticket:
+    """A ticket the gateway would have signed for ``jid`` and node 1."""
+    fields = {"user": jid.split("/")[0], "node_id": 1, "node_key": "nodekey",
+              "expires": 1e9, "gateway": GW, **changes}
+    return sign(DEV_TICKET_SECRET, **fields)
+
+
 def update(grid, now, sender, st=0, ct=1, data=None, **kw) -> pb.NormalUpdateReply | None:
+    kw.setdefault("ticket", ticket(sender))
     msg = pb.NormalUpdate(sk="nodekey", id=1, st=st, ct=ct, **kw)
     if data is not None:
         msg.agent.data.CopyFrom(data)
@@ -120,8 +130,8 @@ def test_names_carry_domain_only_when_it_differs(grid):
 
 def test_observers_receive_but_are_not_broadcast(grid):
     update(grid, 0, "alice@emu.localhost", data=FULL)
-    out = grid.receive(0, Envelope("eve@emu.localhost", GRID,
-                                   pb.ObserverUpdate(sk="nodekey", id=1)))
+    out = grid.receive(0, Envelope("eve@emu.localhost", GRID, pb.ObserverUpdate(
+        sk="nodekey", id=1, ticket=ticket("eve@emu.localhost"))))
     assert rows(out[0].message)[0][2]["name"] == "alice"
     assert [r[2]["name"] for r in rows(update(grid, 0, "bob@emu.localhost", data=FULL))] == [
         "alice"]
@@ -163,6 +173,37 @@ def test_sweep_runs_on_the_slow_timer():
     assert "alice@emu.localhost" in grid.nodes[1].agents
     grid.tick(22.0)
     assert grid.nodes[1].agents == {}
+
+
+@pytest.mark.parametrize(
+    "sender, bad, reason",
+    [
+        ("alice@emu.localhost", None, "no ticket"),
+        ("alice@emu.localhost", {"mac": b"0" * 16}, "forged ticket"),
+        ("alice@emu.localhost", {"expires": 99.0}, "ticket expired"),
+        ("mallory@evil.example", {"user": "alice@emu.localhost"}, "issued to alice"),
+        ("alice@emu.localhost", {"gateway": "rogue.localhost"}, "untrusted gateway"),
+        ("alice@emu.localhost", {"node_id": 2}, "another node"),
+    ],
+)
+def test_joining_needs_a_valid_ticket(grid, sender, bad, reason):
+    msg = pb.NormalUpdate(sk="nodekey", id=1, ct=1, agent=pb.AgentData(data=FULL))
+    if bad is not None:
+        good = ticket("alice@emu.localhost", **{k: v for k, v in bad.items() if k != "mac"})
+        if "mac" in bad:
+            good.mac = bad["mac"]
+        msg.ticket.CopyFrom(good)
+    with Captured() as events:
+        out = grid.receive(100, Envelope(sender, GRID, msg))
+    assert out == [] and grid.nodes[1].agents == {}
+    assert any(reason in str(e.get("reason", "")) for e in events)
+
+
+def test_ticket_needed_only_to_join(grid):
+    update(grid, 0, "alice@emu.localhost", data=FULL)
+    out = grid.receive(1, Envelope("alice@emu.localhost", GRID,
+                                   pb.NormalUpdate(sk="nodekey", id=1, st=1, ct=2)))
+    assert len(out) == 1
 
 
 @pytest.mark.parametrize("sk, node_id", [("wrong", 1), ("nodekey", 2)])
@@ -277,7 +318,7 @@ def test_interest_radius_limits_what_a_client_gets():
 def test_observer_interest_uses_its_position():
     grid = interest_grid()
     out = grid.receive(0, Envelope("eve@emu.localhost", GRID, pb.ObserverUpdate(
-        sk="nodekey", id=1, x=20000 + 150, z=20000 + 150)))
+        sk="nodekey", id=1, x=20000 + 150, z=20000 + 150, ticket=ticket("eve@emu.localhost"))))
     assert [r[2]["name"] for r in rows(out[0].message)] == ["far"]
 
 

@@ -29,7 +29,8 @@ BOB_SEES_ALICE = "bob@emu.localhost sees alice@emu.localhost at (20091.00, 36.72
 
 @pytest.fixture
 def procs(tmp_path):
-    env = {**os.environ, "JGSL_COMPONENT_SECRET": secrets.token_hex(8)}
+    env = {**os.environ, "JGSL_COMPONENT_SECRET": secrets.token_hex(8),
+           "JGSL_TICKET_SECRET": secrets.token_hex(16)}
     group = Processes(tmp_path, env)
     yield group
     group.kill_all()  # only does anything if a test failed before stopping its processes

@@ -56,9 +56,14 @@ def test_options_defaults_and_values(monkeypatch):
 
 def test_secret_from_environment_or_file(monkeypatch, tmp_path):
     monkeypatch.setenv(tap.SECRET_ENV, "from-env")
-    assert parse("--role", "router")["secret"] == "from-env"
+    monkeypatch.setenv(tap.TICKET_SECRET_ENV, "tickets-env")
+    options = parse("--role", "router")
+    assert (options["secret"], options["ticket-secret"]) == ("from-env", b"tickets-env")
     (tmp_path / "s").write_text("from-file\n")
-    assert parse("--role", "router", "--secret-file", str(tmp_path / "s"))["secret"] == "from-file"
+    (tmp_path / "t").write_text("tickets-file\n")
+    options = parse("--role", "router", "--secret-file", str(tmp_path / "s"),
+                    "--ticket-secret-file", str(tmp_path / "t"))
+    assert (options["secret"], options["ticket-secret"]) == ("from-file", b"tickets-file")
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,8 @@ class GridProxy:
     agents: dict[int, RemoteAgent] = field(default_factory=dict)
     #: Slots whose full state to ask for with the next update.
     recover: list[int] = field(default_factory=list)
+    #: The gateway's ticket, shown to the node until it knows us.
+    ticket: pb.Ticket | None = None
 
 
 class ClientCore:
@@ -297,7 +299,7 @@ class ClientCore:
             return []
         region = Region.from_fields(msg.worldpath, msg.gx, msg.gy,
                                     msg.gsize if msg.HasField("gsize") else None)
-        self.proxy = GridProxy(msg.gjid, msg.gid, msg.gk, region, msg.role)
+        self.proxy = GridProxy(msg.gjid, msg.gid, msg.gk, region, msg.role, ticket=msg.ticket)
         self._enter(State.UPDATING)
         self._emit(Event(EventKind.SIGNED_IN, msg.gjid,
                          text=f"grid node {msg.gid} serves {region}"))
@@ -400,6 +402,8 @@ class ClientCore:
         changed = self.own.since(proxy.ct)
         if changed is not None:
             msg.agent.data.CopyFrom(changed)
+        if proxy.st == 0 and proxy.ticket is not None:
+            msg.ticket.CopyFrom(proxy.ticket)  # the node does not know us yet
         for pending in self._edits[:10]:
             (msg.agent.env if pending.env else msg.agent.creations).append(pending.edit)
             pending.sent_ct = self.timeid

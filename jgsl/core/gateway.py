@@ -21,6 +21,7 @@ from jgsl.core.fields import valid_coordinate
 from jgsl.core.jids import bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
+from jgsl.core.tickets import DEV_TICKET_SECRET, sign
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 
@@ -36,6 +37,8 @@ class GatewaySettings:
     #: A spawn request unanswered for this long is given up and its logins refused.
     spawn_timeout: float = 10.0
     max_users: int = 500
+    #: Seconds a login ticket stays valid for joining the grid node.
+    ticket_lifetime: float = 60.0
 
 
 @dataclass
@@ -78,7 +81,9 @@ class GatewayCore:
         start: float = 0.0,
         wall_clock: Callable[[], float] = time.time,
         key_factory: Callable[[], str] = new_key,
+        ticket_secret: bytes = DEV_TICKET_SECRET,
     ) -> None:
+        self._ticket_secret = ticket_secret
         self.jid = jid
         self.rules = rules
         self.settings = settings or GatewaySettings()
@@ -154,7 +159,7 @@ class GatewayCore:
         if not node.ready:
             node.waiting.append(_PendingLogin(client, msg))
             return []
-        return [self._accept(node, _PendingLogin(client, msg))]
+        return [self._accept(now, node, _PendingLogin(client, msg))]
 
     def _on_query(self, now: float, sender: str, msg: pb.Query) -> list[Envelope]:
         result = pb.QueryResult(
@@ -211,7 +216,7 @@ class GatewayCore:
         log.info("grid node {id} on {grid} serves {region}", id=node.id, grid=jid,
                  region=str(node.region))
         waiting, node.waiting = node.waiting, []
-        return [self._accept(node, pending) for pending in waiting]
+        return [self._accept(now, node, pending) for pending in waiting]
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -247,16 +252,18 @@ class GatewayCore:
                 out += [self._refuse(p.client, p.request, reason) for p in node.waiting]
         return out
 
-    def _accept(self, node: _Node, pending: _PendingLogin) -> Envelope:
+    def _accept(self, now: float, node: _Node, pending: _PendingLogin) -> Envelope:
         self._visits += 1
         request = pending.request
+        ticket = sign(self._ticket_secret, pending.client, node.id, node.key,
+                      now + self.settings.ticket_lifetime, self.jid)
         reply = pb.LoginReply(
             worldpath=request.worldpath, x=request.x, y=request.y, z=request.z,
             gk=node.key, gjid=node.grid, gid=node.id, gx=node.region.gx, gy=node.region.gy,
             is_grid=True, role=node.role, online_user_num=node.agents,
             start_time=self._started, visits_since_start=self._visits,
             server_version=SERVER_VERSION, client_version=CLIENT_VERSION,
-            sk=self.sk, csk=request.csk,
+            sk=self.sk, csk=request.csk, ticket=ticket,
         )
         if node.region.size is not None:
             reply.gsize = node.region.size

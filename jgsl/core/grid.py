@@ -33,6 +33,7 @@ from jgsl.core.jids import agent_name, bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
 from jgsl.core.stringmaps import StringMap, default_maps
+from jgsl.core.tickets import DEV_TICKET_SECRET, ticket_problem
 from jgsl.core.tracker import EVICTED, ValueTracker
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
@@ -449,8 +450,10 @@ class GridProcessCore:
 
     def __init__(self, jid: str, gateways: list[str], settings: GridSettings | None = None, *,
                  start: float = 0.0, key_factory: Callable[[], str] = new_key,
-                 maps: dict[str, StringMap] | None = None) -> None:
+                 maps: dict[str, StringMap] | None = None,
+                 ticket_secret: bytes = DEV_TICKET_SECRET) -> None:
         self.jid = jid
+        self._ticket_secret = ticket_secret
         self.maps = maps or default_maps()
         self.gateways = [bare(g) for g in gateways]
         self.settings = settings or GridSettings()
@@ -497,6 +500,13 @@ class GridProcessCore:
             if isinstance(msg, pb.Logout):
                 node.logout(sender)
                 return []
+            if sender not in node.agents:
+                problem = ticket_problem(self._ticket_secret, msg.ticket, sender, node.id,
+                                         node.key, now, set(self.gateways))
+                if problem:
+                    self._drops.drop(now, "{sender} may not join node {id}: {reason}",
+                                     sender=sender, id=node.id, reason=problem)
+                    return []
             if isinstance(msg, pb.NormalUpdate):
                 reply = node.normal_update(now, sender, msg)
             else:
