@@ -260,13 +260,16 @@ def parse_rules(data: bytes, source: str) -> RuleSet:
     return parse_config(data, source).rules
 
 
-def load_config(path: str | Path) -> WorldConfig:
-    path = Path(path)
+def read_config_file(path: str | Path) -> bytes:
+    """A config file's bytes, or a L{ConfigError} naming the file and why it cannot be read."""
     try:
-        data = path.read_bytes()
+        return Path(path).read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    return parse_config(data, str(path))
+
+
+def load_config(path: str | Path) -> WorldConfig:
+    return parse_config(read_config_file(path), str(path))
 
 
 def load_rules(path: str | Path) -> RuleSet:

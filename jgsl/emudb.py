@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jgsl.config import ConfigError
+from jgsl.config import ConfigError, read_config_file
 from jgsl.core.fields import valid_coordinate
 
 BEHAVIOURS = ("stand", "wander")
@@ -132,9 +132,4 @@ def parse_users(data: bytes, source: str) -> tuple[list[EmuUser], list[str]]:
 
 
 def load_users(path: str | Path) -> tuple[list[EmuUser], list[str]]:
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    return parse_users(data, str(path))
+    return parse_users(read_config_file(path), str(path))
