@@ -40,7 +40,7 @@ FIELD_NAMES = {"AssetFile": "asset_file", "rx": "rx", "y": "y", "rz": "rz", "fac
                "ccs": "ccs", "anim": "anim", "nickname": "nickname", "scaling": "scaling"}
 _MAPPED_NAMES = ("AssetFile", "ccs", "anim")
 _NUMERIC = ("gridsize", "fromx", "fromy", "tox", "toy")
-_KNOWN = {"worldfilter", "UserRole", *_NUMERIC}
+_KNOWN = {"worldfilter", "UserRole", "overflow", *_NUMERIC}
 
 
 class ConfigError(ValueError):
@@ -105,9 +105,14 @@ class Rule:
     role: str = "guest"
     gridsize: float | None = None
     bounds: tuple[float, float, float, float] | None = None  # fromx, fromy, tox, toy (inclusive)
+    #: Extra nodes (overflow instances) a full region may get; 0: a full node refuses.
+    overflow: int = 0
+
+    def serves_world(self, worldpath: str) -> bool:
+        return self.worldfilter is None or bool(self.worldfilter.search(worldpath))
 
     def applies(self, worldpath: str, x: float, z: float) -> bool:
-        if self.worldfilter is not None and not self.worldfilter.search(worldpath):
+        if not self.serves_world(worldpath):
             return False
         if self.gridsize is None or self.bounds is None:
             return True
@@ -125,14 +130,21 @@ class RuleSet:
     rules: tuple[Rule, ...]
     source: str = "<built-in>"
 
+    def rule_for(self, worldpath: str, x: float, z: float) -> Rule | None:
+        """The first rule that applies to the point."""
+        return next((rule for rule in self.rules if rule.applies(worldpath, x, z)), None)
+
     def match(self, worldpath: str, x: float, z: float) -> tuple[Region, str] | None:
         """The region and user role for a point, from the first applicable rule."""
-        for rule in self.rules:
-            if rule.applies(worldpath, x, z):
-                # As in the original, a world-wide node (no gridsize) is always a guest node.
-                role = rule.role if rule.gridsize is not None else "guest"
-                return rule.region(worldpath, x, z), role
-        return None
+        rule = self.rule_for(worldpath, x, z)
+        if rule is None:
+            return None
+        # As in the original, a world-wide node (no gridsize) is always a guest node.
+        role = rule.role if rule.gridsize is not None else "guest"
+        return rule.region(worldpath, x, z), role
+
+    def knows_world(self, worldpath: str) -> bool:
+        return any(rule.serves_world(worldpath) for rule in self.rules)
 
 
 #: One world-wide guest node per world: what an empty or missing rule list means.
@@ -163,6 +175,14 @@ def _parse_rule(attrs: dict[str, str], where: str, line: int) -> Rule:
         bounds = (numbers["fromx"], numbers["fromy"], numbers["tox"], numbers["toy"])
         if bounds[0] > bounds[2] or bounds[1] > bounds[3]:
             raise ConfigError(f"{where}: empty bounds (from > to)")
+    overflow = 0
+    if "overflow" in attrs:
+        try:
+            overflow = int(attrs["overflow"])
+        except ValueError:
+            overflow = -1
+        if not 0 <= overflow <= 1000:
+            raise ConfigError(f"{where}: overflow={attrs['overflow']!r} is not 0..1000")
     role = attrs.get("UserRole", "guest")
     if role not in ROLES:
         raise ConfigError(f"{where}: UserRole={role!r} is not one of {', '.join(ROLES)}")
@@ -172,7 +192,8 @@ def _parse_rule(attrs: dict[str, str], where: str, line: int) -> Rule:
             pattern = re.compile(lua_pattern_to_regex(attrs["worldfilter"]))
         except (ValueError, re.error) as e:
             raise ConfigError(f"{where}: bad worldfilter {attrs['worldfilter']!r}: {e}") from None
-    return Rule(line=line, worldfilter=pattern, role=role, gridsize=size, bounds=bounds)
+    return Rule(line=line, worldfilter=pattern, role=role, gridsize=size, bounds=bounds,
+                overflow=overflow)
 
 
 @dataclass(frozen=True)

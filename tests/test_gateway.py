@@ -174,3 +174,120 @@ def test_login_reply_carries_a_signed_ticket(gateway):
                           {GW}) is None
     assert "forged" in ticket_problem(b"another secret", ticket, "alice@emu.localhost", 7,
                                       "gk", 150, {GW})
+
+
+def gateway_with(rules_xml: bytes = b"", **settings) -> GatewayCore:
+    from jgsl.config import parse_rules
+
+    rules = parse_rules(rules_xml or (
+        b'<JGSL><GridServer><GridNodeRules><rule worldfilter="^w/$" gridsize="100" '
+        b'UserRole="friend" overflow="1"/><rule worldfilter="^solo/$" gridsize="100"/>'
+        b"</GridNodeRules></GridServer></JGSL>"), "t.xml")
+    core = GatewayCore(GW, rules, GatewaySettings(**settings), key_factory=lambda: "k")
+    hello(core, 0)
+    return core
+
+
+def ready(core, now, request, node_id):
+    return send(core, now, "grid1.localhost", pb.NodeReady(request=request, id=node_id,
+                                                           key=f"k{node_id}"))
+
+
+def test_full_node_refuses_where_the_rule_allows_no_overflow():
+    core = gateway_with(max_users=2)
+    login(core, 1, client="a@x", world="solo/", x=10, z=10)
+    ready(core, 1, 1, 1)
+    (b,) = login(core, 2, client="b@x", world="solo/", x=20, z=20)
+    assert b.message.gid == 1
+    (c,) = login(core, 3, client="c@x", world="solo/", x=30, z=30)
+    assert c.message.refused and c.message.reason == "full (2 users)"
+    # The grid reports one agent left: there is room again.
+    node = pb.HostedNode(key="k1")
+    node.info.id, node.info.worldpath, node.info.gsize, node.info.agents = 1, "solo/", 100, 1
+    hello(core, 4, nodes=[node])
+    (d,) = login(core, 5, client="d@x", world="solo/", x=30, z=30)
+    assert d.message.gid == 1 and not d.message.refused
+
+
+def test_full_node_overflows_to_another_instance_where_allowed():
+    core = gateway_with(max_users=1)
+    login(core, 1, client="a@x", world="w/", x=10, z=10)
+    ready(core, 1, 1, 1)
+    (spawn,) = login(core, 2, client="b@x", world="w/", x=20, z=20)
+    assert isinstance(spawn.message, pb.SpawnNode) and spawn.message.instance == 1
+    (reply,) = ready(core, 2, 2, 2)
+    assert reply.message.gid == 2 and reply.message.role == "friend"
+    (c,) = login(core, 3, client="c@x", world="w/", x=30, z=30)
+    assert c.message.reason == "full (1 users)"  # overflow="1": two nodes at most
+
+
+def test_idle_nodes_are_recycled():
+    core = gateway_with(recycle_delay=30)
+    login(core, 1, client="a@x", world="solo/", x=10, z=10)
+    ready(core, 1, 1, 1)
+    node = pb.HostedNode(key="k1")
+    node.info.id, node.info.worldpath, node.info.gsize = 1, "solo/", 100
+    closed = []
+    for now in range(2, 43, 2):  # heartbeats every 2 s; a@x leaves after 10 s
+        node.info.agents = 1 if now <= 10 else 0
+        hello(core, now, nodes=[node])
+        closed += [(now, e.message) for e in core.tick(now)]
+    # Last used at 10 (the last report with an agent): closed once idle for over 30 s.
+    assert closed == [(42, pb.CloseNode(id=1, key="k1"))]
+    (spawn,) = login(core, 46, client="b@x", world="solo/", x=10, z=10)
+    assert isinstance(spawn.message, pb.SpawnNode)
+
+
+def test_busy_nodes_are_not_recycled():
+    core = gateway_with(recycle_delay=30)
+    login(core, 1, client="a@x", world="solo/", x=10, z=10)
+    ready(core, 1, 1, 1)
+    node = pb.HostedNode(key="k1")
+    node.info.id, node.info.worldpath, node.info.gsize, node.info.agents = 1, "solo/", 100, 3
+    for now in range(5, 100, 5):
+        hello(core, now, nodes=[node])
+        assert core.tick(now) == []
+
+
+def test_role_hook_allows_denies_or_changes_roles():
+    def hook(user, world, role):
+        return {"boss@x": "administrator", "ghost@x": None}.get(user, role)
+
+    core = gateway_with(role_hook=hook)
+    login(core, 1, client="boss@x", world="solo/", x=1, z=1)
+    (boss,) = ready(core, 1, 1, 1)
+    assert boss.message.role == boss.message.ticket.role == "administrator"
+    (ghost,) = login(core, 2, client="ghost@x", world="solo/", x=1, z=1)
+    assert ghost.message.refused and ghost.message.reason == "not authorized"
+    (guest,) = login(core, 3, client="someone@x", world="solo/", x=1, z=1)
+    assert guest.message.role == "guest"
+
+
+def test_failing_role_hook_refuses_without_crashing():
+    core = gateway_with(role_hook=lambda user, world, role: 1 / 0)
+    (out,) = login(core, 1, client="a@x", world="solo/", x=1, z=1)
+    assert out.message.reason == "not authorized"
+
+
+def test_user_filter_versions_shutdown_and_unknown_world():
+    import re
+
+    core = gateway_with(user_filter=re.compile("^player"), min_client_version=2,
+                        server_version=3, client_version=4)
+    reasons = [login(core, 1, client=c, world=w, x=1, z=1)[0].message
+               for c, w in (("intruder@x", "solo/"), ("player1@x", "nowhere/"))]
+    assert [r.reason for r in reasons] == ["not authorized", "unknown world"]
+    assert (reasons[0].server_version, reasons[0].client_version) == (3, 4)
+    (old,) = send(core, 1, "player2@x", pb.Login(worldpath="solo/", x=1, client_version=1))
+    assert "too old (at least 2)" in old.message.reason
+    core.begin_shutdown()
+    (late,) = login(core, 2, client="player3@x", world="solo/", x=1, z=1)
+    assert late.message.reason == "shutting down"
+
+
+def test_no_rule_for_this_position():
+    core = gateway_with(b'<JGSL><GridServer><GridNodeRules><rule worldfilter="^w/$" '
+                        b'gridsize="10" fromx="0" fromy="0" tox="5" toy="5"/>'
+                        b"</GridNodeRules></GridServer></JGSL>")
+    (out,) = login(core, 1, client="a@x", world="w/", x=50, z=50)
+    assert out.message.reason == "no rule serves this position"

@@ -379,3 +379,36 @@ def test_client_view_converges_whatever_is_lost(steps, max_bytes):
         if not reply.more:
             break
     assert client_view(client) == truth(node, viewer)
+
+
+def test_close_node_closes_only_an_empty_node(grid):
+    assert grid.receive(0, Envelope("evil.localhost", GRID, pb.CloseNode(id=1, key="nodekey"))) \
+        == [] and 1 in grid.nodes
+    update(grid, 0, "alice@emu.localhost", data=FULL)
+    grid.receive(1, Envelope(GW, GRID, pb.CloseNode(id=1, key="nodekey")))
+    assert 1 in grid.nodes  # it has an agent again: kept
+    grid.receive(2, Envelope("alice@emu.localhost", GRID, pb.Logout(sk="nodekey", id=1)))
+    grid.receive(3, Envelope(GW, GRID, pb.CloseNode(id=1, key="wrong")))
+    assert 1 in grid.nodes
+    grid.receive(4, Envelope(GW, GRID, pb.CloseNode(id=1, key="nodekey")))
+    assert grid.nodes == {}
+
+
+def test_overflow_instances_are_separate_nodes(grid):
+    (ready,) = grid.receive(0, Envelope(GW, GRID, pb.SpawnNode(
+        request=6, worldpath=ALPHA, gx=100, gy=100, gsize=200, instance=1)))
+    assert ready.message.id == 2
+    (hello,) = grid.connected(1)
+    assert sorted(n.info.instance for n in hello.message.nodes) == [0, 1]
+
+
+def test_the_ticket_role_decides_edit_rights(grid):
+    """Node 1 is a guest node, but the gateway's role hook made alice a friend."""
+    msg = pb.NormalUpdate(sk="nodekey", id=1, ct=1, ticket=ticket("alice@emu.localhost",
+                                                                  role="friend"))
+    msg.agent.creations.append(pb.WorldEdit(kind="BOX", seq=1))
+    grid.receive(0, Envelope("alice@emu.localhost", GRID, msg))
+    msg.ticket.CopyFrom(ticket("bob@emu.localhost"))
+    grid.receive(0, Envelope("bob@emu.localhost", GRID, msg))
+    node = grid.nodes[1]
+    assert [e.author for _, e in node.creations.entries] == ["alice@emu.localhost"]

@@ -3,11 +3,14 @@
 Sans-IO: L{GatewayCore.receive} and L{GatewayCore.tick} take ``now`` and envelopes and
 return envelopes to send. Grid processes register with GRID_HELLO heartbeats; the gateway
 asks the least-loaded live one to spawn a node (GRID_SPAWN_NODE) the first time a region is
-needed and answers the waiting logins when the node is ready (GRID_NODE_READY).
+needed, answers the waiting logins when the node is ready (GRID_NODE_READY) with a signed
+ticket, keeps nodes under ``max_users`` (refusing, or opening overflow instances where the
+rule allows), and asks grids to close nodes that stayed empty (GRID_CLOSE_NODE).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +18,7 @@ from itertools import count
 
 from twisted.logger import Logger
 
-from jgsl.config import RuleSet
+from jgsl.config import Rule, RuleSet
 from jgsl.core.droplog import DropLog
 from jgsl.core.fields import valid_coordinate
 from jgsl.core.jids import bare
@@ -29,6 +32,9 @@ SERVER_VERSION = 1
 CLIENT_VERSION = 1
 log = Logger(namespace="jgsl.gateway")
 
+#: role_hook(user JID, world path, role from the rules) -> role to grant, or None to deny.
+RoleHook = Callable[[str, str, str], str | None]
+
 
 @dataclass
 class GatewaySettings:
@@ -36,25 +42,42 @@ class GatewaySettings:
     grid_dead_after: float = 10.0
     #: A spawn request unanswered for this long is given up and its logins refused.
     spawn_timeout: float = 10.0
+    #: Agents per node; a full node refuses, or overflows where the rule allows.
     max_users: int = 500
     #: Seconds a login ticket stays valid for joining the grid node.
     ticket_lifetime: float = 60.0
+    #: Seconds a node may stay empty before the gateway asks its grid to close it.
+    recycle_delay: float = 60.0
+    server_version: int = SERVER_VERSION
+    client_version: int = CLIENT_VERSION
+    #: Logins announcing an older client version are refused (0: accept all).
+    min_client_version: int = 0
+    #: Users whose JID node part this does not match are not authorized (original nidfilter).
+    user_filter: re.Pattern[str] | None = None
+    role_hook: RoleHook | None = None
 
 
 @dataclass
 class _PendingLogin:
     client: str
     request: pb.Login
+    role: str
+
+
+NodeKey = tuple[Region, int]  # region and overflow instance
 
 
 @dataclass
 class _Node:
     region: Region
+    instance: int
     role: str
     grid: str
     id: int = 0
     key: str = ""
-    agents: int = 0
+    agents: int = 0  # as the grid last reported
+    joined: int = 0  # logins handed out since that report
+    last_used: float = 0.0
     request: int = 0  # nonzero while the spawn is pending
     requested_at: float = 0.0
     waiting: list[_PendingLogin] = field(default_factory=list)
@@ -62,6 +85,10 @@ class _Node:
     @property
     def ready(self) -> bool:
         return self.request == 0
+
+    @property
+    def load(self) -> int:
+        return self.agents + self.joined + len(self.waiting)
 
 
 @dataclass
@@ -88,10 +115,11 @@ class GatewayCore:
         self.rules = rules
         self.settings = settings or GatewaySettings()
         self.sk = key_factory()
+        self.shutting_down = False
         self._started = start
         self._wall_clock = wall_clock
         self._grids: dict[str, _Grid] = {}
-        self._nodes: dict[Region, _Node] = {}
+        self._nodes: dict[NodeKey, _Node] = {}
         self._requests = count(1)
         self._visits = 0
         self._drops = DropLog(log)
@@ -109,6 +137,10 @@ class GatewayCore:
     def connected(self, now: float) -> list[Envelope]:
         """Nothing to announce: grid processes and clients come to the gateway."""
         return []
+
+    def begin_shutdown(self) -> None:
+        """Refuse new logins from now on ("shutting down")."""
+        self.shutting_down = True
 
     def receive(self, now: float, envelope: Envelope) -> list[Envelope]:
         handler = self._handlers.get(type(envelope.message))
@@ -130,6 +162,13 @@ class GatewayCore:
         out += self._forget_nodes(
             lambda n: not n.ready and now - n.requested_at > self.settings.spawn_timeout,
             "grid node did not start in time")
+        for key, node in list(self._nodes.items()):
+            if node.ready and node.load == 0 \
+                    and now - node.last_used > self.settings.recycle_delay:
+                log.info("recycling idle grid node {id} on {grid} ({region})", id=node.id,
+                         grid=node.grid, region=str(node.region))
+                del self._nodes[key]
+                out.append(self._to(node.grid, pb.CloseNode(id=node.id, key=node.key)))
         return out
 
     # -- clients -----------------------------------------------------------------------
@@ -139,27 +178,74 @@ class GatewayCore:
 
     def _on_login(self, now: float, sender: str, msg: pb.Login) -> list[Envelope]:
         client = bare(sender)
+        problem = self._login_problem(client, msg)
+        if problem:
+            return [self._refuse(client, msg, problem)]
+        rule = self.rules.rule_for(msg.worldpath, msg.x, msg.z)
+        role = rule.role if rule is not None and rule.gridsize is not None else "guest"
+        if self.settings.role_hook is not None:
+            try:
+                granted = self.settings.role_hook(client, msg.worldpath, role)
+            except Exception:
+                log.failure("role hook failed for {user}; login refused", user=client)
+                granted = None
+            if granted is None:
+                return [self._refuse(client, msg, "not authorized")]
+            role = granted
+        pending = _PendingLogin(client, msg, role)
+        region = self._region_for(rule, msg)
+        if region is None:
+            reason = ("unknown world" if not self.rules.knows_world(msg.worldpath)
+                      else "no rule serves this position")
+            return [self._refuse(client, msg, reason)]
+        instances = sorted((n for (r, _), n in self._nodes.items() if r == region),
+                           key=lambda n: n.instance)
+        for node in instances:
+            if node.load < self.settings.max_users:
+                if not node.ready:
+                    node.waiting.append(pending)
+                    return []
+                return [self._accept(now, node, pending)]
+        overflow = rule.overflow if rule is not None and rule.region(
+            msg.worldpath, msg.x, msg.z) == region else 0
+        if instances and len(instances) > overflow:
+            return [self._refuse(client, msg, f"full ({self.settings.max_users} users)")]
+        used = {n.instance for n in instances}
+        instance = next(i for i in count() if i not in used)
+        node_role = rule.role if rule is not None and rule.gridsize is not None else "guest"
+        return self._spawn(now, region, instance, node_role, pending)
+
+    def _login_problem(self, client: str, msg: pb.Login) -> str | None:
+        s = self.settings
+        if self.shutting_down:
+            return "shutting down"
         if not msg.worldpath:
-            return [self._refuse(client, msg, "no world path")]
+            return "no world path"
         if not all(valid_coordinate(v) for v in (msg.x, msg.y, msg.z)):
-            return [self._refuse(client, msg, "invalid position")]
-        if msg.client_version > CLIENT_VERSION:
-            return [self._refuse(client, msg, f"client version {msg.client_version} is newer "
-                                              f"than this server supports ({CLIENT_VERSION})")]
-        matched = self.rules.match(msg.worldpath, msg.x, msg.z)
-        node = self._smallest_node(msg.worldpath, msg.x, msg.z)
-        if matched is not None:
-            region, role = matched
-            if node is None or region.smaller_than(node.region):
-                node = self._nodes.get(region)
-                if node is None:
-                    return self._spawn(now, region, role, _PendingLogin(client, msg))
-        if node is None:
-            return [self._refuse(client, msg, "no rule serves this world")]
-        if not node.ready:
-            node.waiting.append(_PendingLogin(client, msg))
-            return []
-        return [self._accept(now, node, _PendingLogin(client, msg))]
+            return "invalid position"
+        if msg.client_version > s.client_version:
+            return (f"client version {msg.client_version} is newer than this server "
+                    f"supports ({s.client_version})")
+        if msg.client_version and msg.client_version < s.min_client_version:
+            return (f"client version {msg.client_version} is too old "
+                    f"(at least {s.min_client_version})")
+        if s.user_filter is not None and not s.user_filter.search(client.partition("@")[0]):
+            return "not authorized"
+        return None
+
+    def _region_for(self, rule: Rule | None, msg: pb.Login) -> Region | None:
+        """The smallest region containing the point: the rule's, or an existing bigger one."""
+        best = None
+        for region, _ in self._nodes:
+            if region.contains(msg.worldpath, msg.x, msg.z) and (
+                best is None or region.smaller_than(best)
+            ):
+                best = region
+        if rule is not None:
+            ruled = rule.region(msg.worldpath, msg.x, msg.z)
+            if best is None or ruled.smaller_than(best):
+                best = ruled
+        return best
 
     def _on_query(self, now: float, sender: str, msg: pb.Query) -> list[Envelope]:
         result = pb.QueryResult(
@@ -170,7 +256,7 @@ class GatewayCore:
         for node in self._nodes.values():
             if node.ready:
                 info = result.nodes.add(id=node.id, jid=node.grid, agents=node.agents,
-                                        role=node.role)
+                                        role=node.role, instance=node.instance)
                 node.region.to_info(info)
         reply = pb.QueryReply(csk=msg.csk, sk=self.sk, is_grid=True, forward=msg.forward,
                               result=result)
@@ -186,20 +272,25 @@ class GatewayCore:
                      nodes=len(msg.nodes))
             grid = self._grids[jid] = _Grid(jid, now)
         grid.last_seen, grid.capacity = now, msg.capacity
-        reported: set[Region] = set()
+        reported: set[NodeKey] = set()
         for hosted in msg.nodes:
             info = hosted.info
             region = Region.from_fields(info.worldpath, info.gx, info.gy,
                                         info.gsize if info.HasField("gsize") else None)
-            reported.add(region)
-            node = self._nodes.get(region)
+            key = (region, info.instance)
+            reported.add(key)
+            node = self._nodes.get(key)
             if node is None:  # e.g. this gateway restarted: adopt the running node
-                node = self._nodes[region] = _Node(region, info.role or "guest", jid)
+                node = self._nodes[key] = _Node(region, info.instance, info.role or "guest",
+                                                jid, last_used=now)
             if node.grid == jid and node.ready:
-                node.id, node.key, node.agents = info.id, hosted.key, info.agents
+                node.id, node.key, node.agents, node.joined = (info.id, hosted.key,
+                                                               info.agents, 0)
+                if info.agents:
+                    node.last_used = now
         # Nodes the grid no longer has (it restarted) are forgotten; pending spawns stay.
         return self._forget_nodes(
-            lambda n: n.grid == jid and n.ready and n.region not in reported,
+            lambda n: n.grid == jid and n.ready and (n.region, n.instance) not in reported,
             "grid process no longer hosts the node")
 
     def _on_node_ready(self, now: float, sender: str, msg: pb.NodeReady) -> list[Envelope]:
@@ -213,56 +304,52 @@ class GatewayCore:
         if msg.refused:
             return self._forget_nodes(lambda n: n is node, msg.reason or "grid refused")
         node.id, node.key, node.request = msg.id, msg.key, 0
-        log.info("grid node {id} on {grid} serves {region}", id=node.id, grid=jid,
-                 region=str(node.region))
+        log.info("grid node {id} on {grid} serves {region} (instance {instance})", id=node.id,
+                 grid=jid, region=str(node.region), instance=node.instance)
         waiting, node.waiting = node.waiting, []
         return [self._accept(now, node, pending) for pending in waiting]
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _smallest_node(self, worldpath: str, x: float, z: float) -> _Node | None:
-        best = None
-        for node in self._nodes.values():
-            if node.region.contains(worldpath, x, z) and (
-                best is None or node.region.smaller_than(best.region)
-            ):
-                best = node
-        return best
-
-    def _spawn(self, now: float, region: Region, role: str,
+    def _spawn(self, now: float, region: Region, instance: int, role: str,
                pending: _PendingLogin) -> list[Envelope]:
         if not self._grids:
             return [self._refuse(pending.client, pending.request, "no grid process is available")]
         grid = min(self._grids.values(), key=lambda g: (
-            sum(n.agents + 1 for n in self._nodes.values() if n.grid == g.jid), g.jid))
+            sum(n.load + 1 for n in self._nodes.values() if n.grid == g.jid), g.jid))
         request = next(self._requests)
-        self._nodes[region] = _Node(region, role, grid.jid, request=request, requested_at=now,
-                                    waiting=[pending])
+        self._nodes[(region, instance)] = _Node(
+            region, instance, role, grid.jid, request=request, requested_at=now, last_used=now,
+            waiting=[pending])
         spawn = pb.SpawnNode(request=request, worldpath=region.worldpath, gx=region.gx,
-                             gy=region.gy, role=role, max_users=self.settings.max_users)
+                             gy=region.gy, role=role, max_users=self.settings.max_users,
+                             instance=instance)
         if region.size is not None:
             spawn.gsize = region.size
         return [self._to(grid.jid, spawn)]
 
     def _forget_nodes(self, condition: Callable[[_Node], bool], reason: str) -> list[Envelope]:
         out = []
-        for region, node in list(self._nodes.items()):
+        for key, node in list(self._nodes.items()):
             if condition(node):
-                del self._nodes[region]
+                del self._nodes[key]
                 out += [self._refuse(p.client, p.request, reason) for p in node.waiting]
         return out
 
     def _accept(self, now: float, node: _Node, pending: _PendingLogin) -> Envelope:
         self._visits += 1
+        node.joined += 1
+        node.last_used = now
         request = pending.request
         ticket = sign(self._ticket_secret, pending.client, node.id, node.key,
-                      now + self.settings.ticket_lifetime, self.jid)
+                      now + self.settings.ticket_lifetime, self.jid, pending.role)
         reply = pb.LoginReply(
             worldpath=request.worldpath, x=request.x, y=request.y, z=request.z,
             gk=node.key, gjid=node.grid, gid=node.id, gx=node.region.gx, gy=node.region.gy,
-            is_grid=True, role=node.role, online_user_num=node.agents,
+            is_grid=True, role=pending.role, online_user_num=node.agents,
             start_time=self._started, visits_since_start=self._visits,
-            server_version=SERVER_VERSION, client_version=CLIENT_VERSION,
+            server_version=self.settings.server_version,
+            client_version=self.settings.client_version,
             sk=self.sk, csk=request.csk, ticket=ticket,
         )
         if node.region.size is not None:
@@ -274,8 +361,8 @@ class GatewayCore:
                  client=client, world=request.worldpath, x=request.x, z=request.z, reason=reason)
         reply = pb.LoginReply(worldpath=request.worldpath, x=request.x, y=request.y,
                               z=request.z, refused=True, reason=reason, sk=self.sk,
-                              csk=request.csk, server_version=SERVER_VERSION,
-                              client_version=CLIENT_VERSION)
+                              csk=request.csk, server_version=self.settings.server_version,
+                              client_version=self.settings.client_version)
         return self._to(client, reply)
 
     def _to(self, recipient: str, message) -> Envelope:

@@ -104,6 +104,8 @@ class Agent:
     records: dict[int, Ack] = field(default_factory=dict)
     #: The author sequence number of the last edit applied from this agent.
     edit_seq: int = 0
+    #: The role the gateway granted (from the ticket); decides edit rights.
+    role: str = "guest"
     cell: tuple[int, int] | None = None
     #: Node-relative position in hundredths (an observer's is the one it reported).
     pos: tuple[int, int] | None = None
@@ -126,8 +128,10 @@ class Agent:
 
 class GridNode:
     def __init__(self, node_id: int, key: str, region: Region, role: str, max_users: int,
-                 settings: GridSettings, maps: dict[str, StringMap] | None = None) -> None:
+                 settings: GridSettings, maps: dict[str, StringMap] | None = None,
+                 instance: int = 0) -> None:
         self.id = node_id
+        self.instance = instance
         self.key = key
         self.region = region
         self.role = role
@@ -145,6 +149,7 @@ class GridNode:
         self._cells: dict[tuple[int, int], set[Agent]] = {}
         self._limit = None if region.size is None else round(region.size / POSITION_QUANTUM)
         self.rejected: list[str] = []  # why fields were rejected, drained by the process
+        self._roles: dict[str, str] = {}
         self.creations = EditLog.new(compress=False, limit=settings.max_creations)
         self.env = EditLog.new(compress=True, limit=settings.max_env)
 
@@ -152,6 +157,10 @@ class GridNode:
     def can_edit(self) -> bool:
         """Guests may not create objects or change the environment (original CanEdit)."""
         return self.role != "guest"
+
+    def admit(self, jid: str, role: str) -> None:
+        """Note the role the gateway's ticket grants ``jid`` before it joins."""
+        self._roles[jid] = role or self.role
 
     @property
     def active_agents(self) -> int:
@@ -202,7 +211,8 @@ class GridNode:
         agent = self.agents.get(jid)
         if agent is None:
             slot = heapq.heappop(self._free) if self._free else len(self._slots)
-            agent = Agent(jid, next(self._uids), slot, mode, now, self.frame + 1)
+            agent = Agent(jid, next(self._uids), slot, mode, now, self.frame + 1,
+                          role=self._roles.pop(jid, self.role))
             self.agents[jid] = self._slots[slot] = agent
         elif agent.mode is not mode:
             self._place(agent, None)
@@ -264,7 +274,7 @@ class GridNode:
                 continue  # a resend of an edit already applied
             agent.edit_seq = max(agent.edit_seq, seq)
             log = self.env if is_env else self.creations
-            problem = None if self.can_edit else f"node role {self.role} allows no edits"
+            problem = None if agent.role != "guest" else "a guest may not edit"
             problem = problem or edit_problem(edit) or log.append(edit, author)
             if problem:
                 self.rejected.append(f"{agent.jid}: edit {edit.kind!r} {problem}")
@@ -339,7 +349,7 @@ class GridNode:
             ack, reply.reset = Ack({}), True
         known = ack.agents
         fresh_ack = Ack({}, ack.creations, ack.env)
-        if edits and self.can_edit:
+        if edits:
             reader, most = bare(viewer.jid), self.settings.max_edits_per_reply
             items, fresh_ack.creations, more_c = self.creations.after(ack.creations, reader, most)
             reply.creations.extend(items)
@@ -484,6 +494,7 @@ class GridProcessCore:
             hosted = hello.nodes.add(key=node.key)
             hosted.info.id, hosted.info.jid = node.id, self.jid
             hosted.info.agents, hosted.info.role = node.active_agents, node.role
+            hosted.info.instance = node.instance
             node.region.to_info(hosted.info)
         return [Envelope(self.jid, gateway, hello) for gateway in self.gateways]
 
@@ -491,6 +502,8 @@ class GridProcessCore:
         msg, sender = envelope.message, bare(envelope.sender)
         if isinstance(msg, pb.SpawnNode):
             return self._spawn(now, sender, msg)
+        if isinstance(msg, pb.CloseNode):
+            return self._close(now, sender, msg)
         if isinstance(msg, pb.NormalUpdate | pb.ObserverUpdate | pb.Logout):
             node = self.nodes.get(msg.id)
             if node is None or node.key != msg.sk:
@@ -507,6 +520,7 @@ class GridProcessCore:
                     self._drops.drop(now, "{sender} may not join node {id}: {reason}",
                                      sender=sender, id=node.id, reason=problem)
                     return []
+                node.admit(sender, msg.ticket.role)
             if isinstance(msg, pb.NormalUpdate):
                 reply = node.normal_update(now, sender, msg)
             else:
@@ -519,18 +533,33 @@ class GridProcessCore:
                          type=type(msg).__name__, sender=sender)
         return []
 
+    def _close(self, now: float, sender: str, msg: pb.CloseNode) -> list[Envelope]:
+        node = self.nodes.get(msg.id)
+        if sender not in self.gateways or node is None or node.key != msg.key:
+            self._drops.drop(now, "GRID_CLOSE_NODE for node {id} from {sender} ignored",
+                             id=msg.id, sender=sender)
+            return []
+        if node.agents:
+            log.info("node {id} not closed: it has agents again", id=node.id)
+            return []
+        del self.nodes[msg.id]
+        log.info("grid node {id} closed ({region})", id=node.id, region=str(node.region))
+        return []
+
     def _spawn(self, now: float, sender: str, msg: pb.SpawnNode) -> list[Envelope]:
         if sender not in self.gateways:
             self._drops.drop(now, "GRID_SPAWN_NODE from untrusted {sender}", sender=sender)
             return []
         region = Region.from_fields(msg.worldpath, msg.gx, msg.gy,
                                     msg.gsize if msg.HasField("gsize") else None)
-        existing = next((n for n in self.nodes.values() if n.region == region), None)
+        existing = next((n for n in self.nodes.values()
+                         if (n.region, n.instance) == (region, msg.instance)), None)
         if existing is None:
             existing = GridNode(self._next_id, self._key_factory(), region, msg.role or "guest",
-                                msg.max_users, self.settings, self.maps)
+                                msg.max_users, self.settings, self.maps, msg.instance)
             self.nodes[existing.id] = existing
             self._next_id += 1
             log.info("grid node {id} spawned for {region}", id=existing.id, region=str(region))
         return [Envelope(self.jid, sender,
                          pb.NodeReady(request=msg.request, id=existing.id, key=existing.key))]
+

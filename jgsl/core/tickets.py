@@ -2,9 +2,9 @@
 
 The original grid trusted anyone who knew a node's (id, key). Here the gateway's SC_Login_Reply
 carries a ticket, an HMAC-SHA256 (truncated to 128 bits) over the user's bare JID, the node id
-and key, an expiry time and the gateway's JID, keyed with a secret that gateways and grid
-processes share. A grid node admits a new agent only with a valid, unexpired ticket for that
-user from a gateway it trusts.
+and key, an expiry time, the gateway's JID and the user's role, keyed with a secret that
+gateways and grid processes share. A grid node admits a new agent only with a valid,
+unexpired ticket for that user from a gateway it trusts.
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ DEV_TICKET_SECRET = b"jgsl-dev-ticket-secret"
 
 
 def _mac(secret: bytes, user: str, node_id: int, node_key: str, expires: float,
-         gateway: str) -> bytes:
-    text = "\x00".join((user, str(node_id), node_key, f"{expires:.3f}", gateway))
+         gateway: str, role: str) -> bytes:
+    text = "\x00".join((user, str(node_id), node_key, f"{expires:.3f}", gateway, role))
     return hmac.new(secret, text.encode("utf-8"), hashlib.sha256).digest()[:16]
 
 
 def sign(secret: bytes, user: str, node_id: int, node_key: str, expires: float,
-         gateway: str) -> pb.Ticket:
+         gateway: str, role: str = "guest") -> pb.Ticket:
     expires = round(expires, 3)
     return pb.Ticket(user=user, node_id=node_id, node_key=node_key, expires=expires,
-                     gateway=gateway, mac=_mac(secret, user, node_id, node_key, expires, gateway))
+                     gateway=gateway, role=role,
+                     mac=_mac(secret, user, node_id, node_key, expires, gateway, role))
 
 
 def ticket_problem(secret: bytes, ticket: pb.Ticket, user: str, node_id: int, node_key: str,
@@ -37,7 +38,7 @@ def ticket_problem(secret: bytes, ticket: pb.Ticket, user: str, node_id: int, no
     if not ticket.mac:
         return "no ticket"
     expected = _mac(secret, ticket.user, ticket.node_id, ticket.node_key, ticket.expires,
-                    ticket.gateway)
+                    ticket.gateway, ticket.role)
     if not hmac.compare_digest(expected, ticket.mac):
         return "forged ticket (bad signature)"
     if ticket.gateway not in trusted:

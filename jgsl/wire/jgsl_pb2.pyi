@@ -24,6 +24,7 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GRID_HELLO: _ClassVar[MessageType]
     GRID_SPAWN_NODE: _ClassVar[MessageType]
     GRID_NODE_READY: _ClassVar[MessageType]
+    GRID_CLOSE_NODE: _ClassVar[MessageType]
 MESSAGE_TYPE_UNSPECIFIED: MessageType
 CS_PING: MessageType
 SC_PING_REPLY: MessageType
@@ -39,6 +40,7 @@ SC_QUERY_REPLY: MessageType
 GRID_HELLO: MessageType
 GRID_SPAWN_NODE: MessageType
 GRID_NODE_READY: MessageType
+GRID_CLOSE_NODE: MessageType
 
 class AgentState(_message.Message):
     __slots__ = ("asset_file", "rx", "y", "rz", "facing", "ccs", "anim", "nickname", "scaling")
@@ -130,20 +132,22 @@ class AgentTable(_message.Message):
     def __init__(self, slots: _Optional[_Iterable[int]] = ..., masks: _Optional[_Iterable[int]] = ..., name_shared: _Optional[_Iterable[int]] = ..., name_rest_len: _Optional[_Iterable[int]] = ..., name_rest: _Optional[str] = ..., asset_ids: _Optional[_Iterable[int]] = ..., asset_text: _Optional[_Iterable[str]] = ..., rx: _Optional[_Iterable[int]] = ..., y: _Optional[_Iterable[int]] = ..., rz: _Optional[_Iterable[int]] = ..., facing: _Optional[_Iterable[int]] = ..., ccs_ids: _Optional[_Iterable[int]] = ..., ccs_text: _Optional[_Iterable[str]] = ..., anim_ids: _Optional[_Iterable[int]] = ..., anim_text: _Optional[_Iterable[str]] = ..., nickname: _Optional[_Iterable[str]] = ..., scaling: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Ticket(_message.Message):
-    __slots__ = ("user", "node_id", "node_key", "expires", "gateway", "mac")
+    __slots__ = ("user", "node_id", "node_key", "expires", "gateway", "mac", "role")
     USER_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_KEY_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     user: str
     node_id: int
     node_key: str
     expires: float
     gateway: str
     mac: bytes
-    def __init__(self, user: _Optional[str] = ..., node_id: _Optional[int] = ..., node_key: _Optional[str] = ..., expires: _Optional[float] = ..., gateway: _Optional[str] = ..., mac: _Optional[bytes] = ...) -> None: ...
+    role: str
+    def __init__(self, user: _Optional[str] = ..., node_id: _Optional[int] = ..., node_key: _Optional[str] = ..., expires: _Optional[float] = ..., gateway: _Optional[str] = ..., mac: _Optional[bytes] = ..., role: _Optional[str] = ...) -> None: ...
 
 class Ping(_message.Message):
     __slots__ = ("csk", "sk")
@@ -330,7 +334,7 @@ class Query(_message.Message):
     def __init__(self, csk: _Optional[str] = ..., sk: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., forward: _Optional[str] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ("id", "jid", "worldpath", "gx", "gy", "gsize", "agents", "role")
+    __slots__ = ("id", "jid", "worldpath", "gx", "gy", "gsize", "agents", "role", "instance")
     ID_FIELD_NUMBER: _ClassVar[int]
     JID_FIELD_NUMBER: _ClassVar[int]
     WORLDPATH_FIELD_NUMBER: _ClassVar[int]
@@ -339,6 +343,7 @@ class NodeInfo(_message.Message):
     GSIZE_FIELD_NUMBER: _ClassVar[int]
     AGENTS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
     id: int
     jid: str
     worldpath: str
@@ -347,7 +352,8 @@ class NodeInfo(_message.Message):
     gsize: float
     agents: int
     role: str
-    def __init__(self, id: _Optional[int] = ..., jid: _Optional[str] = ..., worldpath: _Optional[str] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., agents: _Optional[int] = ..., role: _Optional[str] = ...) -> None: ...
+    instance: int
+    def __init__(self, id: _Optional[int] = ..., jid: _Optional[str] = ..., worldpath: _Optional[str] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., agents: _Optional[int] = ..., role: _Optional[str] = ..., instance: _Optional[int] = ...) -> None: ...
 
 class QueryResult(_message.Message):
     __slots__ = ("systime", "uptime", "agentcount", "nodes")
@@ -394,7 +400,7 @@ class HostedNode(_message.Message):
     def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., key: _Optional[str] = ...) -> None: ...
 
 class SpawnNode(_message.Message):
-    __slots__ = ("request", "worldpath", "gx", "gy", "gsize", "role", "max_users")
+    __slots__ = ("request", "worldpath", "gx", "gy", "gsize", "role", "max_users", "instance")
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     WORLDPATH_FIELD_NUMBER: _ClassVar[int]
     GX_FIELD_NUMBER: _ClassVar[int]
@@ -402,6 +408,7 @@ class SpawnNode(_message.Message):
     GSIZE_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     MAX_USERS_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
     request: int
     worldpath: str
     gx: int
@@ -409,7 +416,16 @@ class SpawnNode(_message.Message):
     gsize: float
     role: str
     max_users: int
-    def __init__(self, request: _Optional[int] = ..., worldpath: _Optional[str] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., role: _Optional[str] = ..., max_users: _Optional[int] = ...) -> None: ...
+    instance: int
+    def __init__(self, request: _Optional[int] = ..., worldpath: _Optional[str] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., role: _Optional[str] = ..., max_users: _Optional[int] = ..., instance: _Optional[int] = ...) -> None: ...
+
+class CloseNode(_message.Message):
+    __slots__ = ("id", "key")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    key: str
+    def __init__(self, id: _Optional[int] = ..., key: _Optional[str] = ...) -> None: ...
 
 class NodeReady(_message.Message):
     __slots__ = ("request", "id", "key", "refused", "reason")
