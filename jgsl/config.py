@@ -24,6 +24,18 @@ ROLES = ("guest", "friend", "administrator")
 _RULE_PATH = ("JGSL", "GridServer", "GridNodeRules", "rule")
 _SETTINGS_PATH = ("JGSL", "GridServer", "NodeSettings")
 _REFRESH_PATH = ("JGSL", "GridServer", "FieldRefreshRate")
+_TRUSTED_PATH = ("JGSL", "GridServer", "TrustedGateway")
+_GATEWAY_PATH = ("JGSL", "GatewayServer")
+#: GatewayServer attribute -> (type, smallest, largest); nidfilter is a Lua pattern.
+GATEWAY_SETTINGS: dict[str, tuple[type, float, float]] = {
+    "ServerVersion": (int, 0, 1_000_000),
+    "ClientVersion": (int, 0, 1_000_000),
+    "MinClientVersion": (int, 0, 1_000_000),
+    "recycle_delay": (float, 0, 86400 * 30),
+    "ticket_lifetime": (float, 1, 86400),
+    "grid_dead_after": (float, 1, 3600),
+    "spawn_timeout": (float, 1, 3600),
+}
 #: NodeSettings attribute -> (type, smallest, largest).
 NODE_SETTINGS: dict[str, tuple[type, float, float]] = {
     "sense_radius": (float, 0, 1e6),  # 0: every agent of the node
@@ -205,6 +217,11 @@ class WorldConfig:
     refresh: dict[str, int] = field(default_factory=dict)
     strings: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = "<built-in>"
+    gateway: dict[str, float | int] = field(default_factory=dict)
+    #: Users (JID node parts) the gateway serves: the original nidfilter; None: everyone.
+    user_filter: re.Pattern[str] | None = None
+    #: Gateways whose tickets grid processes accept (besides the one they register with).
+    trusted: tuple[str, ...] = ()
 
 
 def _numbers(attrs: dict[str, str], allowed: dict[str, tuple[type, float, float]],
@@ -235,6 +252,9 @@ def parse_config(data: bytes, source: str) -> WorldConfig:
     refresh: dict[str, int] = {}
     strings: dict[str, list[str]] = {}
     text: list[str] = []
+    gateway: dict[str, float | int] = {}
+    trusted: list[str] = []
+    user_filter: list[re.Pattern[str]] = []
 
     def start(name: str, attrs: dict[str, str]) -> None:
         stack.append(name)
@@ -245,6 +265,20 @@ def parse_config(data: bytes, source: str) -> WorldConfig:
             rules.append(_parse_rule(attrs, where, line))
         elif path == _SETTINGS_PATH:
             node.update(_numbers(attrs, NODE_SETTINGS, f"{source}:{line}: NodeSettings"))
+        elif path == _GATEWAY_PATH:
+            where = f"{source}:{line}: GatewayServer"
+            rest = {k: v for k, v in attrs.items() if k != "nidfilter"}
+            gateway.update(_numbers(rest, GATEWAY_SETTINGS, where))
+            if attrs.get("nidfilter"):
+                try:
+                    user_filter.append(re.compile(lua_pattern_to_regex(attrs["nidfilter"])))
+                except (ValueError, re.error) as e:
+                    raise ConfigError(f"{where}: bad nidfilter {attrs['nidfilter']!r}: {e}") \
+                        from None
+        elif path == _TRUSTED_PATH:
+            if not attrs.get("jid") or set(attrs) != {"jid"}:
+                raise ConfigError(f"{source}:{line}: TrustedGateway needs exactly a jid")
+            trusted.append(attrs["jid"])
         elif path == _REFRESH_PATH:
             rates = _numbers(attrs, dict.fromkeys(FIELD_NAMES, (int, 0, 1_000_000)),
                              f"{source}:{line}: FieldRefreshRate")
@@ -274,7 +308,8 @@ def parse_config(data: bytes, source: str) -> WorldConfig:
         raise ConfigError(f"{source}:{e.lineno}: not well-formed XML: "
                           f"{expat.ErrorString(e.code)}") from None
     ruleset = RuleSet(tuple(rules), source) if rules else RuleSet(CATCH_ALL.rules, source)
-    return WorldConfig(ruleset, node, refresh, {k: tuple(v) for k, v in strings.items()}, source)
+    return WorldConfig(ruleset, node, refresh, {k: tuple(v) for k, v in strings.items()}, source,
+                       gateway, user_filter[0] if user_filter else None, tuple(trusted))
 
 
 def parse_rules(data: bytes, source: str) -> RuleSet:

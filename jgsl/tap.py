@@ -9,6 +9,7 @@ from twisted.application.service import IServiceCollection, MultiService
 from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.reflect import namedAny
 
 from jgsl.config import ConfigError, WorldConfig, load_config
 from jgsl.core.client import ClientSettings, Event, EventKind
@@ -57,7 +58,11 @@ class Options(usage.Options):
         ["ticket-secret-file", None, None,
          "File holding the login-ticket secret shared by gateways and grids "
          f"(else ${TICKET_SECRET_ENV}, else a development default)."],
-        ["gateway", None, None, "Gateway JID (default gateway.<domain>)."],
+        ["gateway", None, None,
+         "Gateway JID(s), comma-separated (default gateway.<domain>): grids register with each "
+         "and trust their tickets; emulated users log in through the first."],
+        ["role-hook", None, None,
+         "Gateway: Python callable module:function(user, world, role) -> role, or None to deny."],
         ["name", None, None, "This component's JID (default gateway|grid1|emu.<domain>)."],
         ["update-interval", None, 3.0, "Seconds between a client's normal updates.", _positive],
         ["request-timeout", None, 20.0,
@@ -75,7 +80,16 @@ class Options(usage.Options):
         if role not in ROLES:
             raise usage.UsageError(f"--role must be one of {', '.join(ROLES)} (got {role!r})")
         domain = self["domain"]
-        self["gateway"] = self["gateway"] or f"gateway.{domain}"
+        self["gateways"] = [g.strip() for g in (self["gateway"] or f"gateway.{domain}").split(",")
+                            if g.strip()]
+        self["gateway"] = self["gateways"][0]
+        if self["role-hook"]:
+            try:
+                self["role-hook"] = namedAny(self["role-hook"].replace(":", "."))
+            except (ImportError, AttributeError, ValueError) as e:
+                raise usage.UsageError(f"--role-hook {self['role-hook']}: {e}") from None
+            if not callable(self["role-hook"]):
+                raise usage.UsageError("--role-hook must name a callable")
         try:
             if role != "router":
                 self["world"] = load_config(self["config"])
@@ -132,6 +146,23 @@ def grid_settings(config: WorldConfig) -> GridSettings:
     return settings
 
 
+def gateway_settings(config: WorldConfig, role_hook=None) -> GatewaySettings:
+    """GatewaySettings from the config's GatewayServer and NodeSettings."""
+    g = config.gateway
+    settings = GatewaySettings(max_users=int(config.node.get("max_users", 500)),
+                               user_filter=config.user_filter, role_hook=role_hook)
+    for attribute, name in (("ServerVersion", "server_version"),
+                            ("ClientVersion", "client_version"),
+                            ("MinClientVersion", "min_client_version"),
+                            ("recycle_delay", "recycle_delay"),
+                            ("ticket_lifetime", "ticket_lifetime"),
+                            ("grid_dead_after", "grid_dead_after"),
+                            ("spawn_timeout", "spawn_timeout")):
+        if attribute in g:
+            setattr(settings, name, g[attribute])
+    return settings
+
+
 def string_maps(config: WorldConfig) -> dict[str, StringMap]:
     """The built-in string maps with the config's strings appended."""
     maps = default_maps()
@@ -156,13 +187,14 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection) -> 
     maps = string_maps(world)
     if role in ("gateway", "world"):
         name = (options["name"] if role == "gateway" else None) or options["gateway"]
-        settings = GatewaySettings(max_users=int(world.node.get("max_users", 500)))
+        settings = gateway_settings(world, options["role-hook"])
         core = GatewayCore(name, world.rules, settings, start=now,
                            ticket_secret=options["ticket-secret"])
         _component(reactor, options, name, endpoint, core, server_dump).setServiceParent(parent)
     if role in ("grid", "world"):
         name = (options["name"] if role == "grid" else None) or f"grid1.{domain}"
-        core = GridProcessCore(name, [options["gateway"]], grid_settings(world), start=now,
+        core = GridProcessCore(name, options["gateways"], grid_settings(world), start=now,
+                               trusted=world.trusted,
                                maps=maps, ticket_secret=options["ticket-secret"])
         _component(reactor, options, name, endpoint, core, server_dump).setServiceParent(parent)
     if role in ("emu", "world"):

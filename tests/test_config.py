@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jgsl.config import ConfigError, load_rules, lua_pattern_to_regex, parse_rules
+from jgsl.config import ConfigError, load_config, load_rules, lua_pattern_to_regex, parse_rules
 from jgsl.core.region import Region
 
 DATA = Path(__file__).parent / "data"
@@ -163,3 +163,37 @@ def test_bad_new_sections(xml, message):
 
     with pytest.raises(ConfigError, match=message):
         parse_config(xml, "c.xml")
+
+
+def test_gateway_section_and_trusted_gateways():
+    from jgsl.config import parse_config
+    from jgsl.tap import gateway_settings
+
+    config = parse_config(
+        b'<JGSL><GridServer><TrustedGateway jid="gw2.example"/>'
+        b'<TrustedGateway jid="gw3.example"/></GridServer>'
+        b'<GatewayServer nidfilter="^player%d+$" ServerVersion="2" ClientVersion="3" '
+        b'MinClientVersion="2" recycle_delay="90" ticket_lifetime="30"/></JGSL>', "g.xml")
+    assert config.trusted == ("gw2.example", "gw3.example")
+    assert config.user_filter.search("player12") and not config.user_filter.search("bot")
+    settings = gateway_settings(config)
+    assert (settings.server_version, settings.client_version, settings.min_client_version,
+            settings.recycle_delay, settings.ticket_lifetime) == (2, 3, 2, 90.0, 30.0)
+    # The original file's <GatewayServer nidfilter=".*"> lets everybody in.
+    original = load_config(DATA / "jgsl.config.xml")
+    assert original.user_filter.search("anyone")
+
+
+@pytest.mark.parametrize("xml, message", [
+    (b'<JGSL><GatewayServer nidfilter="%"/></JGSL>', "bad nidfilter"),
+    (b'<JGSL><GatewayServer ServerVersion="x"/></JGSL>', "ServerVersion='x' is not an integer"),
+    (b'<JGSL><GatewayServer colour="red"/></JGSL>', "unknown attribute colour"),
+    (b"<JGSL><GridServer><TrustedGateway/></GridServer></JGSL>", "needs exactly a jid"),
+    (b'<JGSL><GridServer><GridNodeRules><rule overflow="-1"/></GridNodeRules></GridServer>'
+     b"</JGSL>", "overflow='-1' is not 0..1000"),
+])
+def test_bad_gateway_settings(xml, message):
+    from jgsl.config import parse_config
+
+    with pytest.raises(ConfigError, match=message):
+        parse_config(xml, "g.xml")

@@ -125,3 +125,22 @@ def test_world_connects_components_to_its_own_router():
         assert [c[:2] for c in reactor.tcpClients] == [("127.0.0.1", 5399)] * 3
     finally:
         top.stopService()
+
+
+def test_role_hook_and_several_gateways():
+    options = parse("--role", "gateway", "--role-hook", "tests.hooks:by_name")
+    from tests.hooks import by_name
+
+    assert options["role-hook"] is by_name
+    (service,) = tap.makeService(options, reactor=MemoryReactorClock())
+    assert service.core.settings.role_hook is by_name
+    options = parse("--role", "grid", "--gateway", "gw1.example, gw2.example")
+    (grid,) = tap.makeService(options, reactor=MemoryReactorClock())
+    assert grid.core.gateways == ["gw1.example", "gw2.example"]
+    assert options["gateway"] == "gw1.example"
+
+
+@pytest.mark.parametrize("hook", ["tests.nonexistent:f", "tests.hooks:missing"])
+def test_bad_role_hook_is_a_usage_error(hook):
+    with pytest.raises(usage.UsageError, match="--role-hook"):
+        parse("--role", "gateway", "--role-hook", hook)

@@ -461,11 +461,14 @@ class GridProcessCore:
     def __init__(self, jid: str, gateways: list[str], settings: GridSettings | None = None, *,
                  start: float = 0.0, key_factory: Callable[[], str] = new_key,
                  maps: dict[str, StringMap] | None = None,
-                 ticket_secret: bytes = DEV_TICKET_SECRET) -> None:
+                 ticket_secret: bytes = DEV_TICKET_SECRET,
+                 trusted: tuple[str, ...] = ()) -> None:
         self.jid = jid
         self._ticket_secret = ticket_secret
         self.maps = maps or default_maps()
         self.gateways = [bare(g) for g in gateways]
+        #: Gateways whose tickets and spawn requests are accepted.
+        self.trusted = set(self.gateways) | {bare(g) for g in trusted}
         self.settings = settings or GridSettings()
         self.nodes: dict[int, GridNode] = {}
         self._next_id = 1
@@ -515,7 +518,7 @@ class GridProcessCore:
                 return []
             if sender not in node.agents:
                 problem = ticket_problem(self._ticket_secret, msg.ticket, sender, node.id,
-                                         node.key, now, set(self.gateways))
+                                         node.key, now, self.trusted)
                 if problem:
                     self._drops.drop(now, "{sender} may not join node {id}: {reason}",
                                      sender=sender, id=node.id, reason=problem)
@@ -535,7 +538,7 @@ class GridProcessCore:
 
     def _close(self, now: float, sender: str, msg: pb.CloseNode) -> list[Envelope]:
         node = self.nodes.get(msg.id)
-        if sender not in self.gateways or node is None or node.key != msg.key:
+        if sender not in self.trusted or node is None or node.key != msg.key:
             self._drops.drop(now, "GRID_CLOSE_NODE for node {id} from {sender} ignored",
                              id=msg.id, sender=sender)
             return []
@@ -547,7 +550,7 @@ class GridProcessCore:
         return []
 
     def _spawn(self, now: float, sender: str, msg: pb.SpawnNode) -> list[Envelope]:
-        if sender not in self.gateways:
+        if sender not in self.trusted:
             self._drops.drop(now, "GRID_SPAWN_NODE from untrusted {sender}", sender=sender)
             return []
         region = Region.from_fields(msg.worldpath, msg.gx, msg.gy,
