@@ -61,6 +61,9 @@ class Options(usage.Options):
         ["gateway", None, None,
          "Gateway JID(s), comma-separated (default gateway.<domain>): grids register with each "
          "and trust their tickets; emulated users log in through the first."],
+        ["redis", None, None,
+         "Gateway: HOST:PORT of a Redis server shared with other gateways (allocation state); "
+         "without it a single gateway keeps its state in memory."],
         ["role-hook", None, None,
          "Gateway: Python callable module:function(user, world, role) -> role, or None to deny."],
         ["name", None, None, "This component's JID (default gateway|grid1|emu.<domain>)."],
@@ -83,6 +86,11 @@ class Options(usage.Options):
         self["gateways"] = [g.strip() for g in (self["gateway"] or f"gateway.{domain}").split(",")
                             if g.strip()]
         self["gateway"] = self["gateways"][0]
+        if self["redis"]:
+            host, _, port = self["redis"].rpartition(":")
+            if not host or not port.isdigit():
+                raise usage.UsageError(f"--redis must be HOST:PORT, not {self['redis']!r}")
+            self["redis"] = (host.strip("[]"), int(port))
         if self["role-hook"]:
             try:
                 self["role-hook"] = namedAny(self["role-hook"].replace(":", "."))
@@ -171,10 +179,25 @@ def string_maps(config: WorldConfig) -> dict[str, StringMap]:
     return maps
 
 
-def _component(reactor, options, name: str, endpoint, core, dump_label: str | None):
+def _allocation_store(redis: tuple[str, int] | None):
+    """The Redis allocation store several gateways share, or None for a lone gateway."""
+    if redis is None:
+        return None
+    import txredisapi
+
+    from jgsl.storage.allocation import RedisAllocation
+
+    host, port = redis
+    log.info("sharing allocation state through Redis at {host}:{port}", host=host, port=port)
+    return RedisAllocation(txredisapi.lazyConnection(host, port, reconnect=True,
+                                                     convertNumbers=False))
+
+
+def _component(reactor, options, name: str, endpoint, core, dump_label: str | None,
+               store=None):
     dump = MessageDump(dump_label) if dump_label else None
     return ComponentService(reactor, name, options["secret"], endpoint, core,
-                            tick_interval=options["tick"], dump=dump)
+                            tick_interval=options["tick"], dump=dump, store=store)
 
 
 def build_components(reactor, options, endpoint, parent: IServiceCollection) -> None:
@@ -188,9 +211,11 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection) -> 
     if role in ("gateway", "world"):
         name = (options["name"] if role == "gateway" else None) or options["gateway"]
         settings = gateway_settings(world, options["role-hook"])
+        store = _allocation_store(options["redis"])
         core = GatewayCore(name, world.rules, settings, start=now,
-                           ticket_secret=options["ticket-secret"])
-        _component(reactor, options, name, endpoint, core, server_dump).setServiceParent(parent)
+                           ticket_secret=options["ticket-secret"], shared=store is not None)
+        _component(reactor, options, name, endpoint, core, server_dump,
+                   store=store).setServiceParent(parent)
     if role in ("grid", "world"):
         name = (options["name"] if role == "grid" else None) or f"grid1.{domain}"
         core = GridProcessCore(name, options["gateways"], grid_settings(world), start=now,

@@ -25,6 +25,15 @@ from jgsl.core.jids import bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
 from jgsl.core.tickets import DEV_TICKET_SECRET, sign
+from jgsl.storage.allocation import (
+    Claim,
+    Effect,
+    Lookup,
+    NodeRecord,
+    Outcome,
+    Publish,
+    Release,
+)
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 
@@ -38,6 +47,8 @@ RoleHook = Callable[[str, str, str], str | None]
 
 @dataclass
 class GatewaySettings:
+    #: Seconds between look-ups of a node another gateway is spawning.
+    lookup_interval: float = 0.25
     #: A grid process that sent no GRID_HELLO for this long is dead.
     grid_dead_after: float = 10.0
     #: A spawn request unanswered for this long is given up and its logins refused.
@@ -67,6 +78,11 @@ class _PendingLogin:
 NodeKey = tuple[Region, int]  # region and overflow instance
 
 
+#: Node states: claiming the region in the shared store; spawning it on a grid (we won the
+#: claim); another gateway spawns it (waiting for its record or the grid's heartbeat); ready.
+CLAIMING, SPAWNING, OTHER, READY = "claiming", "spawning", "other", "ready"
+
+
 @dataclass
 class _Node:
     region: Region
@@ -78,13 +94,23 @@ class _Node:
     agents: int = 0  # as the grid last reported
     joined: int = 0  # logins handed out since that report
     last_used: float = 0.0
-    request: int = 0  # nonzero while the spawn is pending
+    state: str = READY
+    request: int = 0  # our GRID_SPAWN_NODE request while SPAWNING
     requested_at: float = 0.0
+    next_lookup: float = 0.0
     waiting: list[_PendingLogin] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
-        return self.request == 0
+        return self.state == READY
+
+    @property
+    def alloc_key(self) -> str:
+        r = self.region
+        return "\x1f".join((r.worldpath, str(r.gx), str(r.gy), str(r.size), str(self.instance)))
+
+    def record(self) -> NodeRecord:
+        return NodeRecord(self.grid, self.id, self.key, self.role)
 
     @property
     def load(self) -> int:
@@ -109,8 +135,14 @@ class GatewayCore:
         wall_clock: Callable[[], float] = time.time,
         key_factory: Callable[[], str] = new_key,
         ticket_secret: bytes = DEV_TICKET_SECRET,
+        shared: bool = False,
     ) -> None:
         self._ticket_secret = ticket_secret
+        #: Several gateways share allocation through a store: spawning needs a won claim.
+        self.shared = shared
+        #: Store requests for the adapter to run (only when shared); results come back
+        #: through L{effect_done} / L{effect_failed}.
+        self.effects: list[Effect] = []
         self.jid = jid
         self.rules = rules
         self.settings = settings or GatewaySettings()
@@ -168,8 +200,56 @@ class GatewayCore:
                 log.info("recycling idle grid node {id} on {grid} ({region})", id=node.id,
                          grid=node.grid, region=str(node.region))
                 del self._nodes[key]
+                self._release(node)
                 out.append(self._to(node.grid, pb.CloseNode(id=node.id, key=node.key)))
+            elif node.state == OTHER and now >= node.next_lookup:
+                node.next_lookup = now + self.settings.lookup_interval
+                self.effects.append(Lookup(node.alloc_key))
         return out
+
+    # -- the shared allocation store -----------------------------------------------------
+
+    def effect_done(self, now: float, effect: Effect, outcome: Outcome) -> list[Envelope]:
+        """A store request finished: go on with the node it was about."""
+        if not isinstance(effect, Claim | Lookup):
+            return []
+        node = next((n for n in self._nodes.values() if n.alloc_key == effect.key), None)
+        if node is None or node.state not in (CLAIMING, OTHER):
+            return []
+        if outcome.record is not None:
+            return self._adopt(now, node, outcome.record.grid, outcome.record.id,
+                               outcome.record.key, outcome.record.role)
+        if outcome.owner == self.jid and node.state == CLAIMING:
+            return self._start_spawn(now, node)
+        if outcome.owner is None:  # the other gateway's claim lapsed: try ourselves
+            node.state = CLAIMING
+            self.effects.append(Claim(node.alloc_key, self.jid, self.settings.spawn_timeout))
+            return []
+        node.state, node.next_lookup = OTHER, now + self.settings.lookup_interval
+        return []
+
+    def effect_failed(self, now: float, effect: Effect, reason: str) -> list[Envelope]:
+        log.error("allocation store: {effect} failed: {reason}",
+                  effect=type(effect).__name__, reason=reason)
+        if isinstance(effect, Claim | Lookup):
+            return self._forget_nodes(
+                lambda n: n.alloc_key == effect.key and n.state in (CLAIMING, OTHER),
+                "allocation store unavailable")
+        return []
+
+    def _release(self, node: _Node) -> None:
+        if self.shared and node.state in (READY, SPAWNING):
+            record = node.record() if node.ready else None
+            self.effects.append(Release(node.alloc_key, self.jid, record))
+
+    def _adopt(self, now: float, node: _Node, grid: str, node_id: int, key: str,
+               role: str) -> list[Envelope]:
+        node.grid, node.id, node.key, node.role, node.state = grid, node_id, key, role, READY
+        log.info("grid node {id} on {grid} serves {region} (instance {instance}; spawned "
+                 "through another gateway)", id=node_id, grid=grid, region=str(node.region),
+                 instance=node.instance)
+        waiting, node.waiting = node.waiting, []
+        return [self._accept(now, node, pending) for pending in waiting]
 
     # -- clients -----------------------------------------------------------------------
 
@@ -273,6 +353,7 @@ class GatewayCore:
             grid = self._grids[jid] = _Grid(jid, now)
         grid.last_seen, grid.capacity = now, msg.capacity
         reported: set[NodeKey] = set()
+        out: list[Envelope] = []
         for hosted in msg.nodes:
             info = hosted.info
             region = Region.from_fields(info.worldpath, info.gx, info.gy,
@@ -283,27 +364,31 @@ class GatewayCore:
             if node is None:  # e.g. this gateway restarted: adopt the running node
                 node = self._nodes[key] = _Node(region, info.instance, info.role or "guest",
                                                 jid, last_used=now)
+            if node.state in (CLAIMING, OTHER):  # another gateway spawned it
+                out += self._adopt(now, node, jid, info.id, hosted.key, info.role or node.role)
             if node.grid == jid and node.ready:
                 node.id, node.key, node.agents, node.joined = (info.id, hosted.key,
                                                                info.agents, 0)
                 if info.agents:
                     node.last_used = now
         # Nodes the grid no longer has (it restarted) are forgotten; pending spawns stay.
-        return self._forget_nodes(
+        return out + self._forget_nodes(
             lambda n: n.grid == jid and n.ready and (n.region, n.instance) not in reported,
             "grid process no longer hosts the node")
 
     def _on_node_ready(self, now: float, sender: str, msg: pb.NodeReady) -> list[Envelope]:
         jid = bare(sender)
-        node = next((n for n in self._nodes.values()
-                     if n.request == msg.request and n.grid == jid), None)
+        node = next((n for n in self._nodes.values() if n.state == SPAWNING
+                     and n.request == msg.request and n.grid == jid), None)
         if node is None:
             self._drops.drop(now, "GRID_NODE_READY for unknown request {request} from {sender}",
                              request=msg.request, sender=jid)
             return []
         if msg.refused:
             return self._forget_nodes(lambda n: n is node, msg.reason or "grid refused")
-        node.id, node.key, node.request = msg.id, msg.key, 0
+        node.id, node.key, node.state = msg.id, msg.key, READY
+        if self.shared:
+            self.effects.append(Publish(node.alloc_key, self.jid, node.record()))
         log.info("grid node {id} on {grid} serves {region} (instance {instance})", id=node.id,
                  grid=jid, region=str(node.region), instance=node.instance)
         waiting, node.waiting = node.waiting, []
@@ -313,17 +398,24 @@ class GatewayCore:
 
     def _spawn(self, now: float, region: Region, instance: int, role: str,
                pending: _PendingLogin) -> list[Envelope]:
+        node = self._nodes[(region, instance)] = _Node(
+            region, instance, role, "", state=CLAIMING, requested_at=now, last_used=now,
+            waiting=[pending])
+        if self.shared:
+            self.effects.append(Claim(node.alloc_key, self.jid, self.settings.spawn_timeout))
+            return []
+        return self._start_spawn(now, node)
+
+    def _start_spawn(self, now: float, node: _Node) -> list[Envelope]:
         if not self._grids:
-            return [self._refuse(pending.client, pending.request, "no grid process is available")]
+            return self._forget_nodes(lambda n: n is node, "no grid process is available")
         grid = min(self._grids.values(), key=lambda g: (
             sum(n.load + 1 for n in self._nodes.values() if n.grid == g.jid), g.jid))
-        request = next(self._requests)
-        self._nodes[(region, instance)] = _Node(
-            region, instance, role, grid.jid, request=request, requested_at=now, last_used=now,
-            waiting=[pending])
-        spawn = pb.SpawnNode(request=request, worldpath=region.worldpath, gx=region.gx,
-                             gy=region.gy, role=role, max_users=self.settings.max_users,
-                             instance=instance)
+        node.grid, node.state, node.request = grid.jid, SPAWNING, next(self._requests)
+        region = node.region
+        spawn = pb.SpawnNode(request=node.request, worldpath=region.worldpath, gx=region.gx,
+                             gy=region.gy, role=node.role, max_users=self.settings.max_users,
+                             instance=node.instance)
         if region.size is not None:
             spawn.gsize = region.size
         return [self._to(grid.jid, spawn)]
@@ -333,6 +425,7 @@ class GatewayCore:
         for key, node in list(self._nodes.items()):
             if condition(node):
                 del self._nodes[key]
+                self._release(node)
                 out += [self._refuse(p.client, p.request, reason) for p in node.waiting]
         return out
 

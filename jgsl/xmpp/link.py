@@ -52,9 +52,11 @@ class CoreHandler(XMPPHandler):
 
     def __init__(self, core: Core, clock: IReactorTime,
                  dump: Callable[[str, Envelope], None] | None = None,
-                 flood: FloodGate | None = None) -> None:
+                 flood: FloodGate | None = None, store=None) -> None:
         super().__init__()
         self.core = core
+        #: Runs the core's store requests (``core.effects``), if it makes any.
+        self.store = store
         self.clock = clock
         self.dump = dump
         self.flood = flood or FloodGate()
@@ -105,6 +107,19 @@ class CoreHandler(XMPPHandler):
             log.failure("core failed; the message was dropped")
             return
         self.send_all(now, out)
+        effects = getattr(self.core, "effects", None)
+        if effects and self.store is not None:
+            pending, effects[:] = list(effects), []
+            for effect in pending:
+                self._effect(effect)
+
+    def _effect(self, effect) -> None:
+        """Run one store request; its outcome goes back into the core."""
+        d = self.store.execute(effect)
+        d.addCallbacks(
+            lambda outcome: self._run(lambda t: self.core.effect_done(t, effect, outcome)),
+            lambda failure: self._run(
+                lambda t: self.core.effect_failed(t, effect, failure.getErrorMessage())))
 
     def send_all(self, now: float, out: list[Envelope]) -> None:
         for envelope in out:
@@ -139,7 +154,7 @@ class ComponentService(Service):
     def __init__(self, reactor, jid: str, secret: str,
                  endpoint: Callable[[], IStreamClientEndpoint | None], core: Core,
                  tick_interval: float = 0.1,
-                 dump: Callable[[str, Envelope], None] | None = None) -> None:
+                 dump: Callable[[str, Envelope], None] | None = None, store=None) -> None:
         self.reactor = reactor
         self.jid = jid
         self.core = core
@@ -147,7 +162,7 @@ class ComponentService(Service):
         self._factory = component.componentFactory(jid, secret)
         self._factory.noisy = False
         self.streams = _Streams(self._factory, reactor)
-        self.handler = CoreHandler(core, reactor, dump)
+        self.handler = CoreHandler(core, reactor, dump, store=store)
         self.handler.setHandlerParent(self.streams)
         self._tick_interval = tick_interval
         self._ticker = LoopingCall(self.handler.tick)

@@ -1,0 +1,1 @@
+"""Storage behind one interface: what several processes share (Redis) or one keeps (memory)."""

@@ -1,0 +1,164 @@
+"""Allocation state shared by several gateways: who spawns a region's node, and the node.
+
+A gateway about to spawn a node first *claims* the region (and overflow instance). Exactly
+one claimant wins; it spawns the node and *publishes* its record (grid, id, key, role); the
+others wait for the record (or for the grid's heartbeat, which reaches every gateway). A
+claim expires if its winner dies before publishing. Records are released when the node dies
+or is recycled. With Redis every step is one atomic script, so racing gateways agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred, succeed
+
+PREFIX = "jgsl:alloc:"
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    grid: str
+    id: int
+    key: str
+    role: str
+
+    def dumps(self) -> str:
+        return json.dumps([self.grid, self.id, self.key, self.role])
+
+    @classmethod
+    def loads(cls, text: str | None) -> NodeRecord | None:
+        if not text:
+            return None
+        try:
+            grid, node_id, key, role = json.loads(text)
+            return cls(str(grid), int(node_id), str(key), str(role))
+        except (ValueError, TypeError):
+            return None
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    owner: str
+    ttl: float
+
+
+@dataclass(frozen=True)
+class Lookup:
+    key: str
+
+
+@dataclass(frozen=True)
+class Publish:
+    key: str
+    owner: str
+    record: NodeRecord
+
+
+@dataclass(frozen=True)
+class Release:
+    key: str
+    owner: str
+    record: NodeRecord | None
+
+
+Effect = Claim | Lookup | Publish | Release
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The claim's owner (None if unclaimed) and the published record, if any."""
+
+    owner: str | None
+    record: NodeRecord | None
+
+
+class MemoryAllocation:
+    """The same semantics in one process (several gateway cores in a test, or one gateway)."""
+
+    def __init__(self, clock) -> None:
+        self._clock = clock
+        self._claims: dict[str, tuple[str, float | None]] = {}
+        self._records: dict[str, NodeRecord] = {}
+
+    def _owner(self, key: str) -> str | None:
+        claim = self._claims.get(key)
+        if claim is None:
+            return None
+        owner, expires = claim
+        if expires is not None and self._clock.seconds() >= expires:
+            del self._claims[key]
+            return None
+        return owner
+
+    def execute(self, effect: Effect) -> Deferred:
+        key = effect.key
+        if isinstance(effect, Claim):
+            if self._owner(key) is None:
+                self._claims[key] = (effect.owner, self._clock.seconds() + effect.ttl)
+        elif isinstance(effect, Publish):
+            if self._owner(key) == effect.owner:
+                self._claims[key] = (effect.owner, None)
+                self._records[key] = effect.record
+        elif isinstance(effect, Release):
+            if (effect.record is not None and self._records.get(key) == effect.record) or (
+                    effect.record is None and self._owner(key) == effect.owner
+                    and key not in self._records):
+                self._claims.pop(key, None)
+                self._records.pop(key, None)
+        return succeed(Outcome(self._owner(key), self._records.get(key)))
+
+
+_CLAIM = """
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
+"""
+_LOOKUP = """
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
+"""
+_PUBLISH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
+"""
+_RELEASE = """
+local record = redis.call('GET', KEYS[2])
+if (ARGV[2] ~= '' and record == ARGV[2]) or
+   (ARGV[2] == '' and not record and redis.call('GET', KEYS[1]) == ARGV[1]) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
+"""
+
+
+class RedisAllocation:
+    """Allocation state in Redis (txredisapi); each step is one atomic Lua script."""
+
+    def __init__(self, redis) -> None:
+        self._redis = redis
+
+    def execute(self, effect: Effect) -> Deferred:
+        keys = [PREFIX + "claim:" + effect.key, PREFIX + "node:" + effect.key]
+        if isinstance(effect, Claim):
+            d = self._redis.eval(_CLAIM, keys, [effect.owner, str(int(effect.ttl * 1000))])
+        elif isinstance(effect, Lookup):
+            d = self._redis.eval(_LOOKUP, keys, [])
+        elif isinstance(effect, Publish):
+            d = self._redis.eval(_PUBLISH, keys, [effect.owner, effect.record.dumps()])
+        else:
+            record = effect.record.dumps() if effect.record is not None else ""
+            d = self._redis.eval(_RELEASE, keys, [effect.owner, record])
+        return d.addCallback(self._outcome)
+
+    @staticmethod
+    def _outcome(reply) -> Outcome:
+        owner, record = (list(reply) + [None, None])[:2] if reply else (None, None)
+        if isinstance(owner, bytes):
+            owner = owner.decode("utf-8")
+        if isinstance(record, bytes):
+            record = record.decode("utf-8")
+        return Outcome(owner or None, NodeRecord.loads(record))

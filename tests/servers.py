@@ -1,0 +1,82 @@
+"""Real servers for integration tests: installed from Debian if missing, run on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+
+def ensure_debian_package(command: str, package: str) -> str:
+    """The path of ``command``, installing ``package`` with apt-get first if we are root."""
+    path = shutil.which(command) or (f"/usr/bin/{command}" if os.path.exists(
+        f"/usr/bin/{command}") else None)
+    if path:
+        return path
+    if os.geteuid() != 0:
+        pytest.fail(f"{command} is missing: apt-get install {package} (as root)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+                   check=True, env=env)
+    return shutil.which(command) or f"/usr/bin/{command}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing listens on port {port}") from None
+            time.sleep(0.05)
+
+
+class RedisServer:
+    """A throw-away redis-server on a free loopback port, in its own directory."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.binary = ensure_debian_package("redis-server", "redis-server")
+        self.workdir = workdir
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> RedisServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for _ in range(5):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                 "--appendonly", "no", "--dir", str(self.workdir),
+                 "--logfile", str(self.workdir / "redis.log"), "--daemonize", "no"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_port(self.port, timeout=10)
+                return self
+            except AssertionError:
+                self.stop()
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
