@@ -125,3 +125,18 @@ def test_flood_from_one_sender_is_dropped_and_refills():
     for _ in range(30):
         stub.send(ping)
     assert len(core.received) == 61
+
+
+def test_stopping_a_gateway_service_refuses_new_logins():
+    from twisted.internet.testing import MemoryReactorClock
+
+    from jgsl.config import CATCH_ALL
+    from jgsl.core.gateway import GatewayCore
+    from jgsl.xmpp.link import ComponentService
+
+    core = GatewayCore("gw.localhost", CATCH_ALL)
+    service = ComponentService(MemoryReactorClock(), "gw.localhost", "s", lambda: None, core)
+    service.startService()
+    service.stopService()
+    (reply,) = core.receive(0, Envelope("a@x", "gw.localhost", pb.Login(worldpath="w/")))
+    assert reply.message.refused and reply.message.reason == "shutting down"

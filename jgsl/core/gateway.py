@@ -174,6 +174,11 @@ class GatewayCore:
         """Refuse new logins from now on ("shutting down")."""
         self.shutting_down = True
 
+    def stop(self, now: float) -> list[Envelope]:
+        """The daemon is stopping: no new logins."""
+        self.begin_shutdown()
+        return []
+
     def receive(self, now: float, envelope: Envelope) -> list[Envelope]:
         handler = self._handlers.get(type(envelope.message))
         if handler is None:
