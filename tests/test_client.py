@@ -207,3 +207,80 @@ def test_emu_core_routes_by_user_and_wanders():
     assert seen[0] == pytest.approx(alice.avatar.x, abs=2 * 1.0 * 2 + 0.01)
     assert ("bob@emu.localhost", EventKind.USER_COME) in events
     assert emu.receive(0, Envelope(GW, "nobody@emu.localhost", pb.PingReply())) == []
+
+
+# -- the neighbour rule: corners, observers, border crossing --------------------------------
+
+
+def sent_to_nodes(world, since: int, sender: str) -> set[tuple[str, int]]:
+    """(message type, node id) of what ``sender`` sent to grid nodes after index ``since``."""
+    return {(type(e.message).__name__, e.message.id) for e in world.net.delivered[since:]
+            if e.sender.startswith(sender) and isinstance(
+                e.message, pb.NormalUpdate | pb.ObserverUpdate | pb.Logout)}
+
+
+def node_of(world, gx: int, gy: int) -> int:
+    return next(n.id for n in world.grid.nodes.values()
+                if (n.region.gx, n.region.gy) == (gx, gy))
+
+
+def test_corners_reach_the_four_nodes_around_a_tile_corner():
+    world = World()
+    alice = world.client("alice", 20010, 20010)
+    world.start_all()
+    world.run(0, 4)
+    assert len(alice.proxies) == 4
+    assert (alice.proxy.region.gx, alice.proxy.region.gy) == (100, 100)
+    mark = len(world.net.delivered)
+    world.run(4.25, 5.5)
+    centre = node_of(world, 100, 100)
+    sent = sent_to_nodes(world, mark, "alice")
+    assert ("NormalUpdate", centre) in sent
+    assert {("ObserverUpdate", node_of(world, gx, gy))
+            for gx, gy in ((100, 99), (99, 99), (99, 100))} <= sent
+    assert not any(kind == "NormalUpdate" and node != centre for kind, node in sent)
+
+
+def test_agents_across_a_border_see_each_other():
+    world = World()
+    world.client("alice", 20010, 20100)  # tile (100, 100)
+    world.client("bob", 19990, 20100)  # tile (99, 100), 20 units away
+    world.start_all()
+    world.run(0, 5)
+    assert ("alice", EventKind.USER_COME, "bob@emu.localhost") in world.events
+    assert ("bob", EventKind.USER_COME, "alice@emu.localhost") in world.events
+
+
+def test_walking_across_a_border_shows_no_gap_and_logs_out_behind():
+    world = World()
+    alice = world.client("alice", 20060, 20100)
+    world.client("bob", 19985, 20100)
+    world.start_all()
+    world.run(0, 4)
+    assert ("bob", EventKind.USER_COME, "alice@emu.localhost") in world.events
+    old = node_of(world, 100, 100)
+    mark = len(world.net.delivered)
+    t = 4.0
+    while alice.avatar.x > 19900:  # alice walks west over the border at x = 20000
+        alice.avatar.x -= 2.5
+        t += 0.25
+        world.run(t, t)
+    world.run(t + 0.25, t + 4)
+    assert (alice.proxy.region.gx, alice.proxy.region.gy) == (99, 100)
+    bob_saw = [(k, j) for n, k, j in world.events if n == "bob" and j == "alice@emu.localhost"]
+    assert bob_saw == [(EventKind.USER_COME, "alice@emu.localhost")]  # never left
+    seen = world.clients["bob@emu.localhost"].agents["alice@emu.localhost"].position()
+    assert seen[0] == pytest.approx(alice.avatar.x, abs=2.6)
+    # 30 units past the border none of her points is in the old node: she logged out of it.
+    assert ("Logout", old) in sent_to_nodes(world, mark, "alice")
+    assert all(p.region.gx != 100 for p in alice.proxies.values())
+    assert "alice@emu.localhost" not in world.grid.nodes[old].agents
+
+
+def test_centre_only_client_ignores_neighbours():
+    world = World()
+    alice = world.client("alice", 20010, 20010)
+    alice.settings = ClientSettings(update_interval=1.0, corners=False)
+    world.start_all()
+    world.run(0, 3)
+    assert len(alice.proxies) == 1

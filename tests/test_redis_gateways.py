@@ -75,14 +75,17 @@ def test_two_gateway_processes_race_for_the_same_tile(redis, tmp_path):
                        for a in everyone for b in everyone if a != b)
 
         wait_for(all_see_all, timeout=45, what="all six users to see each other")
+        # The users stand in tile (100, 100) near its corner, so their corner points also
+        # reach the three neighbouring tiles: every tile is spawned exactly once.
         spawned = re.findall(r"grid node \d+ spawned for (\S+)", procs.log("grid"))
-        assert spawned == ["worlds/MyWorlds/AlphaWorld/[100,100]x200"]
-        # One gateway won the claim and spawned the node; the other adopted it.
-        served = [procs.log(g).count("grid node 1 on grid1.localhost serves") for g in
-                  ("gw1", "gw2")]
-        adopted = [procs.log(g).count("spawned through another gateway") for g in ("gw1", "gw2")]
-        assert served == [1, 1] and sorted(adopted) == [0, 1]
-        assert "refused" not in procs.log("gw1") + procs.log("gw2")
+        assert "worlds/MyWorlds/AlphaWorld/[100,100]x200" in spawned
+        assert len(spawned) == len(set(spawned))
+        logs = procs.log("gw1") + procs.log("gw2")
+        for tile in spawned:
+            # One gateway won the claim and saw the node start; the other adopted it.
+            assert logs.count(f"serves {tile} (instance 0)\n") == 1, tile
+        assert logs.count("spawned through another gateway") >= 1
+        assert "refused" not in logs
         codes = procs.stop_all()
         assert set(codes.values()) == {-signal.SIGTERM}
         for name in ("router", "gw1", "gw2", "grid", "emu"):

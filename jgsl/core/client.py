@@ -1,4 +1,11 @@
-"""The JGSL client: gateway ping and login, then normal updates to the grid node.
+"""The JGSL client: gateway ping and login, then updates to the grid nodes around the player.
+
+Each tick samples the player's position and four corners at the sense radius (original
+§7.4): the node under the centre gets CS_NormalUpdate, nodes under corners get
+CS_ObserverUpdate (so agents just over a border are seen), points no known node covers get a
+CS_Login, and nodes no longer touched get CS_Logout. Each node has at most one request in
+flight, retried once after a timeout and then dropped as dead. Agents are merged across nodes
+by JID, with a short grace before "user leave", so an agent moving between nodes shows no gap.
 
 Sans-IO: L{ClientCore.start}, L{ClientCore.tick} and L{ClientCore.receive} take ``now``
 and return envelopes to send; what happens is reported as L{Event}s to ``on_event``.
@@ -37,13 +44,13 @@ log = Logger(namespace="jgsl.client")
 class State(enum.Enum):
     IDLE = "idle"
     PINGING = "pinging"  # CS_PING sent, waiting for SC_PING_REPLY
-    LOGGING_IN = "logging-in"  # CS_Login sent, waiting for SC_Login_Reply
-    UPDATING = "updating"  # signed in to a grid node, exchanging normal updates
+    LOGGING_IN = "logging-in"  # gateway answered; waiting for the node under the player
+    UPDATING = "updating"  # in a grid node, exchanging updates
 
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.IDLE: frozenset({State.PINGING}),
-    State.PINGING: frozenset({State.PINGING, State.LOGGING_IN, State.IDLE}),
+    State.PINGING: frozenset({State.PINGING, State.LOGGING_IN, State.UPDATING, State.IDLE}),
     State.LOGGING_IN: frozenset({State.UPDATING, State.PINGING, State.IDLE}),
     State.UPDATING: frozenset({State.PINGING, State.IDLE}),
 }
@@ -81,12 +88,20 @@ class ClientSettings:
     update_interval: float = 3.0
     #: A request unanswered this long has timed out (original ServerTimeOut).
     request_timeout: float = 20.0
-    #: Timeouts in a row after which the grid node is dead (original MaxTimeOutRetry + 1).
+    #: Timeouts in a row after which a grid node is dead (original MaxTimeOutRetry).
     grid_retries: int = 1
     #: Remote agents not heard of for this long leave (original AgentTimeOut).
     agent_timeout: float = 20.0
     #: Delay before trying again after a refused login.
     retry_delay: float = 5.0
+    #: World units from the player to the four corner points (original sense_radius).
+    sense_radius: float = 30.0
+    #: Watch neighbouring nodes through the corner points (the original's emulated users
+    #: used only the centre).
+    corners: bool = True
+    #: An agent gone from every node is announced as left after this long (None: 1.5
+    #: update intervals + 0.5 s), so one moving between nodes does not flicker.
+    leave_grace: float | None = None
 
 
 @dataclass
@@ -104,15 +119,15 @@ class Avatar:
 
 @dataclass
 class RemoteAgent:
-    """Another agent as this client knows it: the wire values of its fields."""
+    """Another agent as one node shows it: the wire values of its fields."""
 
     jid: str
     last_seen: float
+    region: Region | None = None
     values: dict[str, object] = field(default_factory=dict)
-    announced: bool = False
 
-    def position(self, region: Region) -> tuple[float, float, float]:
-        ox, oz = region.origin
+    def position(self, region: Region | None = None) -> tuple[float, float, float]:
+        ox, oz = (region or self.region or Region("")).origin
         v = self.values
         return (ox + decode_position(v.get("rx", 0)), decode_position(v.get("y", 0)),
                 oz + decode_position(v.get("rz", 0)))
@@ -134,7 +149,7 @@ class GridProxy:
     key: str
     region: Region
     role: str
-    st: int = 0  # last frame id the node sent us
+    st: int = 0  # the last reply applied (0: we know nothing of this node)
     ct: int = 0  # our frame the node last echoed (0: send everything)
     waiting_since: float | None = None
     last_sent: float = float("-inf")
@@ -145,6 +160,8 @@ class GridProxy:
     recover: list[int] = field(default_factory=list)
     #: The gateway's ticket, shown to the node until it knows us.
     ticket: pb.Ticket | None = None
+    #: "centre" (we are an agent there) or "corner" (we observe it).
+    use: str = ""
 
 
 class ClientCore:
@@ -160,21 +177,44 @@ class ClientCore:
         self.settings = settings or ClientSettings()
         self.on_event = on_event
         self._key_factory = key_factory
+        self.maps = maps or default_maps()
         self.state = State.IDLE
         self.csk = key_factory()
         self.sk = ""  # gateway key, once the gateway answered
-        self.proxy: GridProxy | None = None
+        #: Known grid nodes by key.
+        self.proxies: dict[str, GridProxy] = {}
         self.timeid = 1  # our frame counter ("ct")
         self.own = FieldHistory()
-        self.maps = maps or default_maps()
-        #: Every agent this client sees, by JID.
+        #: Every agent this client sees, by JID (as the node that last updated it shows it).
         self.agents: dict[str, RemoteAgent] = {}
+        self._holders: dict[str, set[str]] = {}
+        self._announced: set[str] = set()
+        self._leaving: dict[str, float] = {}
+        self._centre: str | None = None  # key of the node we are an agent in
         self._waiting_since = 0.0
         self._retry_at: float | None = None
+        self._login: tuple[float, float, float] | None = None  # (sent at, x, z)
+        self._refused: list[tuple[float, float, float]] = []  # (until, x, z)
         self._edits: list[_PendingEdit] = []
         self._edit_seq = 0
         #: Highest edit sequence number applied per (log, author): replays are not re-applied.
         self._applied: dict[tuple[EventKind, str], int] = {}
+
+    # -- the node we are in ----------------------------------------------------------------
+
+    @property
+    def proxy(self) -> GridProxy | None:
+        """The grid node the player is in (None between nodes)."""
+        return self.proxies.get(self._centre) if self._centre else None
+
+    @proxy.setter
+    def proxy(self, proxy: GridProxy | None) -> None:
+        self.proxies = {} if proxy is None else {proxy.key: proxy}
+        self._centre = None if proxy is None else proxy.key
+        if proxy is not None:
+            proxy.use = "centre"
+
+    # -- edits -----------------------------------------------------------------------------
 
     def create(self, kind: str, **params: str) -> None:
         """Create an object; sent with the next update and resent until acknowledged."""
@@ -189,7 +229,7 @@ class ClientCore:
         self._edits.append(_PendingEdit(env, pb.WorldEdit(kind=kind, params=params,
                                                           seq=self._edit_seq)))
 
-    # -- state machine -----------------------------------------------------------------
+    # -- state machine ---------------------------------------------------------------------
 
     def _enter(self, state: State) -> None:
         if state not in TRANSITIONS[self.state]:
@@ -203,14 +243,16 @@ class ClientCore:
         return [self._to(self.gateway, pb.Ping(csk=self.csk, sk=self.sk))]
 
     def stop(self, now: float) -> list[Envelope]:
-        """Log out of the grid node and go idle."""
-        out = []
-        if self.proxy is not None:
-            proxy = self.proxy
-            out.append(self._to(proxy.jid, pb.Logout(sk=proxy.key, id=proxy.node_id)))
+        """Log out of every grid node and go idle."""
+        out = [self._logout(proxy) for proxy in self.proxies.values()]
+        for key in list(self.proxies):
+            self._drop(now, key)
+        self._set_centre(None, "stopped")
+        self._login = None
         if self.state is not State.IDLE:
             self._enter(State.IDLE)
-            self._signed_out("stopped")
+            if not out:
+                self._signed_out("stopped")
         return out
 
     def tick(self, now: float) -> list[Envelope]:
@@ -219,14 +261,76 @@ class ClientCore:
             if self._retry_at is not None and now >= self._retry_at:
                 return self.start(now)
             return []
-        if self.state in (State.PINGING, State.LOGGING_IN):
-            if now - self._waiting_since > self.settings.request_timeout:
-                self._emit(Event(EventKind.CONNECTION_TIMEOUT, self.gateway,
-                                 text="gateway did not answer"))
-                return self._restart(now)
+        out: list[Envelope] = []
+        waited = now - self._waiting_since
+        if self.state is State.PINGING and waited > self.settings.request_timeout:
+            self._emit(Event(EventKind.CONNECTION_TIMEOUT, self.gateway,
+                             text="gateway did not answer"))
+            out += self._repin(now)
+        if self._login is not None and now - self._login[0] > self.settings.request_timeout:
+            self._emit(Event(EventKind.CONNECTION_TIMEOUT, self.gateway,
+                             text="gateway did not answer a login"))
+            self._login = None
+            out += self._repin(now)
+        return out + self._step(now)
+
+    def _repin(self, now: float) -> list[Envelope]:
+        """Ping the gateway again with a new client key (nodes we are in carry on)."""
+        self.sk = ""
+        self.csk = self._key_factory()
+        self._enter(State.PINGING)
+        self._waiting_since = now
+        return [self._to(self.gateway, pb.Ping(csk=self.csk))]
+
+    def _points(self) -> list[tuple[float, float, bool]]:
+        a, r = self.avatar, self.settings.sense_radius
+        points = [(a.x, a.z, True)]
+        if self.settings.corners:
+            points += [(a.x + dx, a.z + dz, False)
+                       for dx, dz in ((r, r), (r, -r), (-r, -r), (-r, r))]
+        return points
+
+    def _best(self, x: float, z: float) -> GridProxy | None:
+        best = None
+        for proxy in self.proxies.values():
+            if proxy.region.contains(self.worldpath, x, z) and (
+                    best is None or proxy.region.smaller_than(best.region)):
+                best = proxy
+        return best
+
+    def _step(self, now: float) -> list[Envelope]:
+        """One round of the neighbour rule: update, observe, log in, log out."""
+        if self.state is State.IDLE:
             return []
-        proxy = self.proxy
-        assert proxy is not None
+        out: list[Envelope] = []
+        touched: dict[str, str] = {}
+        self._refused = [r for r in self._refused if r[0] > now]
+        centre = None
+        for x, z, is_centre in self._points():
+            proxy = self._best(x, z)
+            if proxy is None:
+                out += self._maybe_login(now, x, z)
+                continue
+            if is_centre:
+                centre = proxy.key
+            if proxy.key in touched:
+                continue
+            use = "centre" if is_centre else "corner"
+            touched[proxy.key] = use
+            if proxy.use != use:
+                proxy.use, proxy.ct = use, 0  # a new role on that node: send everything
+            out += self._service(now, proxy)
+        if centre not in self.proxies:  # it was found dead while we served it
+            centre = None
+        self._set_centre(centre, "left the area the gateway serves")
+        for key, proxy in list(self.proxies.items()):
+            if key not in touched:  # no point of ours is in this node any more
+                out.append(self._logout(proxy))
+                self._drop(now, key)
+        return out
+
+    def _service(self, now: float, proxy: GridProxy) -> list[Envelope]:
+        """Send this node its update if it is due, minding the one request in flight."""
         if proxy.waiting_since is not None:
             if now - proxy.waiting_since <= self.settings.request_timeout:
                 return []
@@ -234,24 +338,41 @@ class ClientCore:
             if proxy.timeouts > self.settings.grid_retries:
                 self._emit(Event(EventKind.CONNECTION_TIMEOUT, proxy.jid,
                                  text=f"grid node {proxy.node_id} is dead"))
-                self._signed_out("grid node dead")
-                return self._restart(now)
+                self._drop(now, proxy.key)
+                return []
             proxy.waiting_since = None  # retry now
         elif now - proxy.last_sent < self.settings.update_interval:
             return []
-        return [self._normal_update(now, proxy)]
+        if proxy.use == "centre":
+            return [self._normal_update(now, proxy)]
+        return [self._observer_update(now, proxy)]
 
-    def _restart(self, now: float) -> list[Envelope]:
-        if self.proxy is not None:
-            self._forget(self.proxy, list(self.proxy.agents))
-        self.proxy = None
-        self.sk = ""
-        self.csk = self._key_factory()
-        self._enter(State.PINGING)
-        self._waiting_since = now
-        return [self._to(self.gateway, pb.Ping(csk=self.csk))]
+    def _maybe_login(self, now: float, x: float, z: float) -> list[Envelope]:
+        """Ask the gateway which node serves (x, z): one login in flight at a time."""
+        if self.state not in (State.LOGGING_IN, State.UPDATING) or self._login is not None:
+            return []
+        r = self.settings.sense_radius
+        if any(abs(x - rx) <= r and abs(z - rz) <= r for _, rx, rz in self._refused):
+            return []
+        self._login = (now, x, z)
+        return [self._to(self.gateway, pb.Login(
+            sk=self.sk, csk=self.csk, worldpath=self.worldpath, x=x, y=self.avatar.y, z=z,
+            client_version=CLIENT_VERSION))]
 
-    # -- input -------------------------------------------------------------------------
+    def _set_centre(self, key: str | None, reason: str) -> None:
+        if key == self._centre:
+            return
+        before, self._centre = self._centre, key
+        if key is None:
+            self._signed_out(reason)
+        elif before is None:
+            proxy = self.proxies[key]
+            if self.state is State.LOGGING_IN:
+                self._enter(State.UPDATING)
+            self._emit(Event(EventKind.SIGNED_IN, proxy.jid,
+                             text=f"grid node {proxy.node_id} serves {proxy.region}"))
+
+    # -- input -----------------------------------------------------------------------------
 
     def receive(self, now: float, envelope: Envelope) -> list[Envelope]:
         msg = envelope.message
@@ -262,11 +383,7 @@ class ClientCore:
         if isinstance(msg, pb.NormalUpdateReply):
             return self._on_update(now, envelope.sender, msg)
         if isinstance(msg, pb.Closing):
-            if self.proxy is not None and msg.sk in (self.proxy.key, self.sk):
-                self._signed_out(msg.reason or "server closing")
-                self.proxy = None
-                self._enter(State.IDLE)
-            return []
+            return self._on_closing(now, msg)
         self._log(f"ignored {type(msg).__name__} from {envelope.sender}")
         return []
 
@@ -275,54 +392,73 @@ class ClientCore:
             self._log(f"ignored ping reply with an invalid session key from {sender}")
             return []
         self.sk = msg.sk
-        self._enter(State.LOGGING_IN)
-        self._waiting_since = now
-        a = self.avatar
-        return [self._to(self.gateway, pb.Login(
-            sk=self.sk, csk=self.csk, worldpath=self.worldpath, x=a.x, y=a.y, z=a.z,
-            client_version=CLIENT_VERSION))]
+        self._enter(State.UPDATING if self.proxy is not None else State.LOGGING_IN)
+        return self._step(now)
 
     def _on_login_reply(self, now: float, sender: str, msg: pb.LoginReply) -> list[Envelope]:
-        if self.state is not State.LOGGING_IN or msg.csk != self.csk:
+        if self._login is None or msg.csk != self.csk:
             self._log(f"ignored login reply from {sender}")
             return []
+        self._login = None
+        centre = self.avatar
+        for_centre = self.proxy is None and abs(msg.x - centre.x) < 1e-6 \
+            and abs(msg.z - centre.z) < 1e-6
         if msg.refused or not msg.gk:
             self._log(f"the JGSL server at {sender} refused your login: {msg.reason}")
-            self._enter(State.IDLE)
-            self._retry_at = now + self.settings.retry_delay
-            self._signed_out(msg.reason or "refused")
+            if self.state is State.LOGGING_IN and for_centre:
+                self._enter(State.IDLE)
+                self._retry_at = now + self.settings.retry_delay
+                self._signed_out(msg.reason or "refused")
+                return []
+            self._refused.append((now + self.settings.retry_delay, msg.x, msg.z))
             return []
         if msg.client_version > CLIENT_VERSION or msg.server_version < SERVER_VERSION:
             self._log(f"incompatible server version {msg.server_version} at {sender}")
-            self._enter(State.IDLE)
+            for proxy in list(self.proxies):
+                self._drop(now, proxy)
+            if self.state is not State.IDLE:
+                self._enter(State.IDLE)
             self._signed_out("incompatible version")
             return []
         region = Region.from_fields(msg.worldpath, msg.gx, msg.gy,
                                     msg.gsize if msg.HasField("gsize") else None)
-        self.proxy = GridProxy(msg.gjid, msg.gid, msg.gk, region, msg.role, ticket=msg.ticket)
-        self._enter(State.UPDATING)
-        self._emit(Event(EventKind.SIGNED_IN, msg.gjid,
-                         text=f"grid node {msg.gid} serves {region}"))
-        return [self._normal_update(now, self.proxy)]
+        if msg.gk not in self.proxies:
+            self.proxies[msg.gk] = GridProxy(msg.gjid, msg.gid, msg.gk, region, msg.role,
+                                             ticket=msg.ticket)
+            if self._centre is not None:
+                self._log(f"new grid node {msg.gid} at {msg.gjid} serves {region}")
+        return self._step(now)
+
+    def _on_closing(self, now: float, msg: pb.Closing) -> list[Envelope]:
+        if msg.sk in self.proxies:
+            self._drop(now, msg.sk)
+            self._log(f"grid node closed the session: {msg.reason}")
+        elif msg.sk and msg.sk == self.sk:
+            for key in list(self.proxies):
+                self._drop(now, key)
+            self._set_centre(None, msg.reason or "server closing")
+            if self.state is not State.IDLE:
+                self._enter(State.IDLE)
+        return []
 
     def _on_update(self, now: float, sender: str, msg: pb.NormalUpdateReply) -> list[Envelope]:
-        proxy = self.proxy
-        if proxy is None or msg.sk != proxy.key or bare(sender) != bare(proxy.jid):
+        proxy = self.proxies.get(msg.sk)
+        if proxy is None or bare(sender) != bare(proxy.jid):
             self._log(f"ignored update with an unknown key from {sender}")
             return []
         if msg.base != proxy.st and not msg.reset:
             return []  # answers an older request (a retry crossed it): deltas do not apply
         proxy.waiting_since, proxy.timeouts = None, 0
         if msg.reset:
-            self._forget(proxy, list(proxy.agents))
+            self._forget(now, proxy, list(proxy.agents))
         try:
             rows = list(read_table(msg.agents, self.maps))
         except TableError as e:
             self._log(f"bad agent table from {sender}: {e}; asking for everything again")
-            self._forget(proxy, list(proxy.agents))
+            self._forget(now, proxy, list(proxy.agents))
             proxy.st = 0
             return []
-        self._forget(proxy, _undelta(msg.gone))
+        self._forget(now, proxy, _undelta(msg.gone))
         for row in rows:
             self._apply(now, proxy, row)
         for slot in _undelta(msg.ping):
@@ -350,10 +486,10 @@ class ClientCore:
         if "name" in values:
             jid = agent_jid(values.pop("name"), self.jid)
             if agent is not None and agent.jid != jid:
-                self._forget(proxy, [row.slot])
+                self._forget(now, proxy, [row.slot])
                 agent = None
             if agent is None:
-                agent = proxy.agents[row.slot] = self.agents[jid] = RemoteAgent(jid, now)
+                agent = proxy.agents[row.slot] = RemoteAgent(jid, now, proxy.region)
         if agent is None:
             proxy.recover.append(row.slot)  # a change for an agent we never met
             return
@@ -369,24 +505,40 @@ class ClientCore:
         else:
             agent.values.update(values)
         agent.last_seen = now
-        if not agent.announced and agent.intact():
-            agent.announced = True
-            self._emit(Event(EventKind.USER_COME, agent.jid, agent.position(proxy.region)))
+        jid = agent.jid
+        self._holders.setdefault(jid, set()).add(proxy.key)
+        self._leaving.pop(jid, None)
+        self.agents[jid] = agent
+        if jid not in self._announced and agent.intact():
+            self._announced.add(jid)
+            self._emit(Event(EventKind.USER_COME, jid, agent.position()))
 
-    def _forget(self, proxy: GridProxy, slots) -> None:
+    def _forget(self, now: float, proxy: GridProxy, slots) -> None:
+        """The node no longer shows these agents; they leave unless another node has them."""
         for slot in slots:
             agent = proxy.agents.pop(slot, None)
             if agent is None:
                 continue
-            if self.agents.get(agent.jid) is agent:
-                del self.agents[agent.jid]
-            if agent.announced:
-                self._emit(Event(EventKind.USER_LEAVE, agent.jid))
+            holders = self._holders.get(agent.jid, set())
+            holders.discard(proxy.key)
+            if holders:
+                other = self.proxies[next(iter(holders))]
+                self.agents[agent.jid] = next(a for a in other.agents.values()
+                                              if a.jid == agent.jid)
+            else:
+                self._holders.pop(agent.jid, None)
+                self._leaving[agent.jid] = now
 
-    # -- helpers -----------------------------------------------------------------------
+    def _drop(self, now: float, key: str) -> None:
+        proxy = self.proxies.pop(key, None)
+        if proxy is not None:
+            self._forget(now, proxy, list(proxy.agents))
+        if key == self._centre:
+            self._set_centre(None, "grid node lost")
 
-    def _normal_update(self, now: float, proxy: GridProxy) -> Envelope:
-        self.timeid += 1
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _own_state(self, proxy: GridProxy) -> pb.AgentState:
         a = self.avatar
         ox, oz = proxy.region.origin
         state = pb.AgentState(rx=encode_position(a.x - ox), y=encode_position(a.y),
@@ -395,11 +547,15 @@ class ClientCore:
             state.asset_file = a.asset_file
         if a.nickname:
             state.nickname = a.nickname
-        self.own.push(state, self.timeid)
+        return state
+
+    def _normal_update(self, now: float, proxy: GridProxy) -> Envelope:
+        self.timeid += 1
+        self.own.push(self._own_state(proxy), self.timeid)
         msg = pb.NormalUpdate(sk=proxy.key, id=proxy.node_id, st=proxy.st, ct=self.timeid,
-                              dummy=a.dummy, recover=sorted(set(proxy.recover))[:5])
+                              dummy=self.avatar.dummy, recover=sorted(set(proxy.recover))[:5])
         proxy.recover.clear()
-        changed = self.own.since(proxy.ct)
+        changed = self.own.since(proxy.ct) if proxy.ct else self.own.full()
         if changed is not None:
             msg.agent.data.CopyFrom(changed)
         if proxy.st == 0 and proxy.ticket is not None:
@@ -410,13 +566,35 @@ class ClientCore:
         proxy.waiting_since = proxy.last_sent = now
         return self._to(proxy.jid, msg)
 
+    def _observer_update(self, now: float, proxy: GridProxy) -> Envelope:
+        msg = pb.ObserverUpdate(sk=proxy.key, id=proxy.node_id, st=proxy.st,
+                                recover=sorted(set(proxy.recover))[:5],
+                                x=self.avatar.x, z=self.avatar.z)
+        proxy.recover.clear()
+        if proxy.st == 0 and proxy.ticket is not None:
+            msg.ticket.CopyFrom(proxy.ticket)
+        proxy.waiting_since = proxy.last_sent = now
+        return self._to(proxy.jid, msg)
+
+    def _logout(self, proxy: GridProxy) -> Envelope:
+        return self._to(proxy.jid, pb.Logout(sk=proxy.key, id=proxy.node_id))
+
     def _expire_agents(self, now: float) -> None:
-        """Agents not heard of for agent_timeout leave (a safety net: nodes send `gone`)."""
-        proxy = self.proxy
-        if proxy is None:
-            return
-        self._forget(proxy, [slot for slot, agent in proxy.agents.items()
-                             if now - agent.last_seen > self.settings.agent_timeout])
+        """Agents no node mentioned for agent_timeout are dropped (a safety net: nodes send
+        `gone`); agents gone from every node for the grace period leave."""
+        for proxy in self.proxies.values():
+            self._forget(now, proxy, [slot for slot, agent in proxy.agents.items()
+                                      if now - agent.last_seen > self.settings.agent_timeout])
+        grace = self.settings.leave_grace
+        if grace is None:
+            grace = 1.5 * self.settings.update_interval + 0.5
+        for jid, since in list(self._leaving.items()):
+            if now - since >= grace:
+                del self._leaving[jid]
+                self.agents.pop(jid, None)
+                if jid in self._announced:
+                    self._announced.discard(jid)
+                    self._emit(Event(EventKind.USER_LEAVE, jid))
 
     def _signed_out(self, reason: str) -> None:
         self._emit(Event(EventKind.SIGNED_OUT, self.gateway, text=reason))
