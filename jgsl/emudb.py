@@ -3,7 +3,9 @@
 ``/EmuDB/EmuUsers/user`` (username, password, worldpath, server, chatdomain, nickname) with a
 ``<playeragent>`` child (x, y, z, facing, nickname, AssetFile, dummy) and an ``<autoreply>``
 child (inline comma-separated sentences or ``textkey`` naming a ``/EmuDB/TextGroup/text``).
-New, optional: ``behaviour`` on ``<playeragent>`` ("stand" or "wander") and ``radius``/``speed``.
+New, optional ``<playeragent>`` attributes: ``behaviour`` — ``stand`` (default), ``wander``
+(random walk within ``radius`` of the start), ``patrol`` (walk the ``waypoints`` "x z; x z; …"
+in a loop) or ``follow`` (keep ``distance`` from the user named in ``follow``) — and ``speed``.
 A bad user entry is reported by name and attribute; the other users still load.
 """
 
@@ -18,7 +20,7 @@ from pathlib import Path
 from jgsl.config import ConfigError, read_config_file
 from jgsl.core.fields import valid_coordinate
 
-BEHAVIOURS = ("stand", "wander")
+BEHAVIOURS = ("stand", "wander", "patrol", "follow")
 _LOCALPART = re.compile(r"^[^\s@/\\\"'&:<>]{1,64}$")
 
 
@@ -40,6 +42,24 @@ class EmuUser:
     radius: float = 10.0
     speed: float = 2.0
     autoreply: tuple[str, ...] = field(default_factory=tuple)
+    waypoints: tuple[tuple[float, float], ...] = ()
+    follow: str = ""
+    distance: float = 3.0
+
+
+def _waypoints(text: str, who: str) -> tuple[tuple[float, float], ...]:
+    points = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        try:
+            x, z = (float(v) for v in part.split())
+        except ValueError:
+            raise ConfigError(f"user {who}: waypoint {part.strip()!r} is not 'x z'") from None
+        if not (valid_coordinate(x) and valid_coordinate(z)):
+            raise ConfigError(f"user {who}: waypoint {part.strip()!r} is out of range")
+        points.append((x, z))
+    return tuple(points)
 
 
 def _sentences(text: str | None) -> tuple[str, ...]:
@@ -87,7 +107,15 @@ def _user(node: ET.Element, texts: dict[str, tuple[str, ...]], index: int) -> Em
     if behaviour not in BEHAVIOURS:
         raise ConfigError(f"user {who}: playeragent behaviour={behaviour!r} is not one of "
                           + ", ".join(BEHAVIOURS))
+    waypoints = _waypoints(agent.get("waypoints", ""), who)
+    if behaviour == "patrol" and len(waypoints) < 2:
+        raise ConfigError(f"user {who}: behaviour patrol needs at least two waypoints")
+    if behaviour == "follow" and not agent.get("follow"):
+        raise ConfigError(f"user {who}: behaviour follow needs a follow attribute")
     return EmuUser(
+        waypoints=waypoints,
+        follow=agent.get("follow", ""),
+        distance=abs(_number(agent, "distance", who, 3.0)),
         username=username,
         password=node.get("password", ""),
         worldpath=node.get("worldpath", ""),

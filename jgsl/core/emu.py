@@ -1,4 +1,9 @@
-"""Emulated users: many L{ClientCore}s behind one XMPP component, each with its own JID."""
+"""Emulated users: many L{ClientCore}s behind one XMPP component, each with its own JID.
+
+Each may move (wander, patrol, follow; the original's bots stood still) and answers chat
+messages from outside its component with a random sentence of its auto-reply list after a
+short random delay (the original answered at once).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,64 @@ from jgsl.core.droplog import DropLog
 from jgsl.core.jids import bare
 from jgsl.core.stringmaps import StringMap
 from jgsl.emudb import EmuUser
-from jgsl.wire.codec import Envelope
+from jgsl.wire.codec import Chat, Envelope
 
 log = Logger(namespace="jgsl.emu")
+
+
+def walk_towards(avatar: Avatar, target: tuple[float, float], distance: float) -> float:
+    """Move the avatar up to ``distance`` towards ``target``; the distance left afterwards."""
+    dx, dz = target[0] - avatar.x, target[1] - avatar.z
+    left = math.hypot(dx, dz)
+    if left < 1e-9:
+        return 0.0
+    move = min(left, distance)
+    avatar.x += dx / left * move
+    avatar.z += dz / left * move
+    avatar.facing = math.atan2(dz, dx)
+    return left - move
+
+
+class Patrol:
+    """Walk the waypoints in a loop at ``speed`` units per second."""
+
+    def __init__(self, avatar: Avatar, waypoints, speed: float) -> None:
+        self.avatar, self.waypoints, self.speed = avatar, list(waypoints), speed
+        self.next = 0
+        self.last: float | None = None
+
+    def step(self, now: float) -> None:
+        dt = 0.0 if self.last is None else now - self.last
+        self.last = now
+        budget = self.speed * dt
+        for _ in range(len(self.waypoints)):  # may pass several close waypoints in one step
+            target = self.waypoints[self.next]
+            before = math.hypot(target[0] - self.avatar.x, target[1] - self.avatar.z)
+            if walk_towards(self.avatar, target, budget) > 1e-9:
+                return
+            budget -= before
+            self.next = (self.next + 1) % len(self.waypoints)
+
+
+class Follow:
+    """Keep ``distance`` from another agent, as this user's client sees it."""
+
+    def __init__(self, avatar: Avatar, client: ClientCore, target: str, distance: float,
+                 speed: float) -> None:
+        self.avatar, self.client, self.target = avatar, client, target
+        self.distance, self.speed = distance, speed
+        self.last: float | None = None
+
+    def step(self, now: float) -> None:
+        dt = 0.0 if self.last is None else now - self.last
+        self.last = now
+        agent = self.client.agents.get(self.target)
+        if agent is None or not agent.intact():
+            return
+        x, _, z = agent.position()
+        gap = math.hypot(x - self.avatar.x, z - self.avatar.z) - self.distance
+        if gap > 0:
+            walk_towards(self.avatar, (x, z), min(gap, self.speed * dt))
 
 
 class Wander:
@@ -31,18 +91,10 @@ class Wander:
     def step(self, now: float) -> None:
         dt = 0.0 if self.last is None else now - self.last
         self.last = now
-        a = self.avatar
-        dx, dz = self.target[0] - a.x, self.target[1] - a.z
-        dist = math.hypot(dx, dz)
-        if dist < 1e-6:
+        if walk_towards(self.avatar, self.target, self.speed * dt) < 1e-6:
             angle = self.rng.uniform(0, math.tau)
             r = self.radius * math.sqrt(self.rng.random())
             self.target = (self.home[0] + r * math.cos(angle), self.home[1] + r * math.sin(angle))
-            return
-        move = min(dist, self.speed * dt)
-        a.x += dx / dist * move
-        a.z += dz / dist * move
-        a.facing = math.atan2(dz, dx)
 
 
 def user_jid(user: EmuUser, component: str) -> str:
@@ -66,9 +118,11 @@ class EmuCore:
                  maps: dict[str, StringMap] | None = None) -> None:
         self.component = component
         self.clients: dict[str, ClientCore] = {}
-        self.behaviours: list[Wander] = []
+        self.behaviours: list[Wander | Patrol | Follow] = []
         self._drops = DropLog(log)
-        rng = random.Random(seed)
+        self._replies: dict[str, tuple[str, ...]] = {}
+        self._outbox: list[tuple[float, Envelope]] = []  # delayed auto-replies
+        rng = self._rng = random.Random(seed)
         for user in users:
             jid = user_jid(user, component)
             avatar = Avatar(x=user.x, y=user.y, z=user.z, facing=user.facing,
@@ -77,9 +131,16 @@ class EmuCore:
             client = ClientCore(jid, gateway_for(user, gateway), user.worldpath, avatar,
                                 settings, on_event=lambda e, j=jid: on_event(j, e), maps=maps)
             self.clients[jid] = client
+            self._replies[jid] = user.autoreply
             if user.behaviour == "wander":
                 self.behaviours.append(
                     Wander(avatar, user.radius, user.speed, random.Random(rng.random())))
+            elif user.behaviour == "patrol":
+                self.behaviours.append(Patrol(avatar, user.waypoints, user.speed))
+            elif user.behaviour == "follow":
+                target = user.follow if "@" in user.follow else f"{user.follow}@{component}"
+                self.behaviours.append(Follow(avatar, client, target, user.distance,
+                                              user.speed))
 
     def connected(self, now: float) -> list[Envelope]:
         out: list[Envelope] = []
@@ -91,7 +152,8 @@ class EmuCore:
     def tick(self, now: float) -> list[Envelope]:
         for behaviour in self.behaviours:
             behaviour.step(now)
-        out: list[Envelope] = []
+        out: list[Envelope] = [e for due, e in self._outbox if due <= now]
+        self._outbox = [(due, e) for due, e in self._outbox if due > now]
         for client in self.clients.values():
             out += client.tick(now)
         return out
@@ -102,7 +164,19 @@ class EmuCore:
             self._drops.drop(now, "message for unknown emulated user {recipient}",
                              recipient=envelope.recipient)
             return []
+        if isinstance(envelope.message, Chat):
+            return self._auto_reply(now, client.jid, envelope)
         return client.receive(now, envelope)
+
+    def _auto_reply(self, now: float, user: str, envelope: Envelope) -> list[Envelope]:
+        """Answer with a random sentence after 0.5-2 s; never to our own bots (no loops)."""
+        sentences = self._replies.get(user, ())
+        sender_domain = bare(envelope.sender).rpartition("@")[2]
+        if not sentences or sender_domain == self.component or len(self._outbox) > 1000:
+            return []
+        reply = Envelope(user, envelope.sender, Chat(self._rng.choice(sentences)))
+        self._outbox.append((now + self._rng.uniform(0.5, 2.0), reply))
+        return []
 
     def stop(self, now: float) -> list[Envelope]:
         out: list[Envelope] = []

@@ -1,7 +1,9 @@
 """Stanza <-> typed message: the only module that touches XML or base64.
 
 One JGSL message travels as one XMPP ``<message/>`` stanza holding one child element
-``<jgsl xmlns='urn:xmpp:jgsl:0' t='TYPE'>BASE64(protobuf)</jgsl>``.
+``<jgsl xmlns='urn:xmpp:jgsl:0' t='TYPE'>BASE64(protobuf)</jgsl>``. Ordinary chat
+(``<message type='chat'><body/></message>``) decodes to L{Chat}, for emulated users'
+auto-replies.
 """
 
 from __future__ import annotations
@@ -23,8 +25,18 @@ MAX_PAYLOAD_BYTES = 48 * 1024
 _MAX_B64_CHARS = 4 * ((MAX_PAYLOAD_BYTES + 2) // 3)
 
 
+MAX_CHAT_CHARS = 4096
+
+
 class CodecError(ValueError):
     """A stanza that does not carry a valid JGSL message; the text says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    """A plain XMPP chat message (not a JGSL message)."""
+
+    body: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +48,15 @@ class Envelope:
     message: Message
 
 
-def encode(message: Message, recipient: str, sender: str | None = None) -> domish.Element:
+def encode(message: Message | Chat, recipient: str, sender: str | None = None) -> domish.Element:
     """Build the ``<message/>`` stanza for ``message``."""
+    if isinstance(message, Chat):
+        stanza = domish.Element((None, "message"))
+        stanza["to"], stanza["type"] = recipient, "chat"
+        if sender:
+            stanza["from"] = sender
+        stanza.addElement("body", content=message.body[:MAX_CHAT_CHARS])
+        return stanza
     payload = message.SerializeToString()
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise CodecError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
@@ -59,6 +78,8 @@ def decode(stanza: domish.Element) -> Envelope:
     if stanza.getAttribute("type") == "error":
         raise CodecError("error stanza (bounce)")
     children = [c for c in stanza.elements(NS_JGSL, "jgsl")]
+    if not children and stanza.getAttribute("type") == "chat":
+        return _chat(stanza)
     if len(children) != 1:
         raise CodecError(f"expected one jgsl element, found {len(children)}")
     child = children[0]
@@ -87,3 +108,12 @@ def decode(stanza: domish.Element) -> Envelope:
     if not sender:
         raise CodecError("stanza has no sender")
     return Envelope(sender=sender, recipient=recipient, message=message)
+
+
+def _chat(stanza: domish.Element) -> Envelope:
+    bodies = [str(b) for b in stanza.elements() if b.name == "body"]
+    if not bodies or not stanza.getAttribute("from"):
+        raise CodecError("chat message without body or sender")
+    if len(bodies[0]) > MAX_CHAT_CHARS:
+        raise CodecError(f"chat body longer than {MAX_CHAT_CHARS} characters")
+    return Envelope(stanza["from"], stanza.getAttribute("to", ""), Chat(bodies[0]))

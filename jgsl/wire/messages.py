@@ -61,5 +61,7 @@ def type_name(type_id: int) -> str:
 
 def describe(message: Message) -> str:
     """One line naming the message type and every set field, for the message dumps."""
+    if not isinstance(message, Message):
+        return repr(message)  # a chat message
     fields = text_format.MessageToString(message, as_one_line=True, as_utf8=True)
     return f"{type_name(type_of(message))} {{{fields}}}"

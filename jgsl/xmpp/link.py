@@ -130,7 +130,7 @@ class CoreHandler(XMPPHandler):
                 continue
             try:
                 stanza = encode(envelope.message, envelope.recipient, envelope.sender)
-            except CodecError as e:
+            except (CodecError, ValueError) as e:
                 log.error("cannot send {type} to {recipient}: {reason}",
                           type=type(envelope.message).__name__, recipient=envelope.recipient,
                           reason=str(e))

@@ -1,0 +1,115 @@
+"""Emulated users move (wander, patrol, follow) and answer chat after a short delay."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from twisted.words.xish import domish
+
+from jgsl.config import ConfigError, load_rules
+from jgsl.core.client import Avatar, ClientSettings
+from jgsl.core.emu import EmuCore, Patrol
+from jgsl.core.gateway import GatewayCore
+from jgsl.core.grid import GridProcessCore
+from jgsl.emudb import EmuUser, parse_users
+from jgsl.wire.codec import Chat, CodecError, Envelope, decode, encode
+from tests.network import Network
+
+GW = "gateway.localhost"
+ALPHA = "worlds/MyWorlds/AlphaWorld/"
+
+
+def test_patrol_walks_the_waypoints_in_a_loop():
+    avatar = Avatar(x=0, z=0)
+    patrol = Patrol(avatar, [(0, 0), (10, 0), (10, 10)], speed=2)
+    visited = []
+    for t in range(0, 40):
+        patrol.step(float(t))
+        visited.append((round(avatar.x, 6), round(avatar.z, 6)))
+    assert (10.0, 0.0) in visited and (10.0, 10.0) in visited
+    assert visited[5] == (10.0, 0.0) and visited[10] == (10.0, 10.0)  # 2 units/s
+    steps = [math.dist(a, b) for a, b in zip(visited, visited[1:], strict=False)]
+    assert max(steps) <= 2.000001
+
+
+def test_patrol_and_follow_attributes():
+    users, errors = parse_users(b"""<EmuDB><EmuUsers>
+      <user username="p" password="x"><playeragent x="1" waypoints="1 1; 5 1;5 5" speed="3"
+        behaviour="patrol"/></user>
+      <user username="f" password="x"><playeragent x="1" behaviour="follow" follow="p"
+        distance="4"/></user>
+      <user username="p1" password="x"><playeragent x="1" behaviour="patrol" waypoints="1 1"/>
+      </user>
+      <user username="f1" password="x"><playeragent x="1" behaviour="follow"/></user>
+      <user username="w" password="x"><playeragent x="1" waypoints="1 1; east 3"/></user>
+    </EmuUsers></EmuDB>""", "b.xml")
+    assert users[0].waypoints == ((1, 1), (5, 1), (5, 5)) and users[0].speed == 3
+    assert (users[1].follow, users[1].distance) == ("p", 4)
+    assert [e.split(": ", 1)[1] for e in errors] == [
+        "user 'p1': behaviour patrol needs at least two waypoints",
+        "user 'f1': behaviour follow needs a follow attribute",
+        "user 'w': waypoint 'east 3' is not 'x z'",
+    ]
+
+
+def emu_world(users, seed=3):
+    net = Network()
+    rules = load_rules(Path(__file__).parent / "data" / "jgsl.config.xml")
+    grid = GridProcessCore("grid1.localhost", [GW])
+    net.add(GW, GatewayCore(GW, rules))
+    net.add("grid1.localhost", grid)
+    emu = EmuCore("emu.localhost", users, GW, ClientSettings(update_interval=0.5), seed=seed)
+    net.add("emu.localhost", emu)
+    net.deliver(0, grid.connected(0))
+    net.deliver(0, emu.connected(0))
+    return net, emu
+
+
+def test_follower_keeps_its_distance():
+    users = [EmuUser("lead", "p", ALPHA, x=20050, y=1, z=20050, asset_file="a.x",
+                     behaviour="patrol", waypoints=((20050, 20050), (20090, 20050)), speed=2),
+             EmuUser("dog", "p", ALPHA, x=20030, y=1, z=20080, asset_file="a.x",
+                     behaviour="follow", follow="lead", distance=3, speed=4)]
+    net, emu = emu_world(users)
+    t = 0.0
+    while t < 30:
+        t += 0.25
+        net.tick(t)
+    lead = emu.clients["lead@emu.localhost"].avatar
+    dog = emu.clients["dog@emu.localhost"].avatar
+    # The dog follows what its client sees of the leader (an update interval behind).
+    assert math.dist((lead.x, lead.z), (dog.x, dog.z)) < 3 + 2 * 0.5 * 2 + 0.5
+    assert math.dist((dog.x, dog.z), (20030, 20080)) > 20
+
+
+def test_chat_round_trip_and_bad_chat():
+    envelope = decode(encode(Chat("hello, <world> & you"), "bob@emu.localhost", "me@localhost/pc"))
+    assert envelope == Envelope("me@localhost/pc", "bob@emu.localhost",
+                                Chat("hello, <world> & you"))
+    empty = domish.Element((None, "message"))
+    empty["type"], empty["from"] = "chat", "x@y"
+    with pytest.raises(CodecError, match="without body"):
+        decode(empty)
+
+
+def test_auto_reply_after_a_delay_never_to_other_bots():
+    users = [EmuUser("bob", "p", ALPHA, x=1, asset_file="a.x", autoreply=("hi!", "busy")),
+             EmuUser("mute", "p", ALPHA, x=1, asset_file="a.x")]
+    emu = EmuCore("emu.localhost", users, GW, seed=1)
+    ask = Chat("hello")
+    assert emu.receive(10, Envelope("me@localhost/pc", "bob@emu.localhost", ask)) == []
+    assert emu.receive(10, Envelope("mute2@emu.localhost", "bob@emu.localhost", ask)) == []
+    assert emu.receive(10, Envelope("me@localhost/pc", "mute@emu.localhost", ask)) == []
+    assert [e for e in emu.tick(10.4) if isinstance(e.message, Chat)] == []
+    replies = [e for e in emu.tick(12.1) if isinstance(e.message, Chat)]
+    assert len(replies) == 1
+    (reply,) = replies
+    assert (reply.sender, reply.recipient) == ("bob@emu.localhost", "me@localhost/pc")
+    assert reply.message.body in ("hi!", "busy")
+    assert [e for e in emu.tick(20) if isinstance(e.message, Chat)] == []
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
