@@ -176,6 +176,8 @@ class ClientCore:
         self.avatar = avatar
         self.settings = settings or ClientSettings()
         self.on_event = on_event
+        #: Optional measurement hook: metrics(direction, now, message, rtt or None).
+        self.metrics: Callable[[str, float, object, float | None], None] | None = None
         self._key_factory = key_factory
         self.maps = maps or default_maps()
         self.state = State.IDLE
@@ -446,6 +448,9 @@ class ClientCore:
         if proxy is None or bare(sender) != bare(proxy.jid):
             self._log(f"ignored update with an unknown key from {sender}")
             return []
+        if self.metrics is not None:
+            rtt = None if proxy.waiting_since is None else now - proxy.waiting_since
+            self.metrics("received", now, msg, rtt)
         if msg.base != proxy.st and not msg.reset:
             return []  # answers an older request (a retry crossed it): deltas do not apply
         proxy.waiting_since, proxy.timeouts = None, 0
@@ -564,6 +569,8 @@ class ClientCore:
             (msg.agent.env if pending.env else msg.agent.creations).append(pending.edit)
             pending.sent_ct = self.timeid
         proxy.waiting_since = proxy.last_sent = now
+        if self.metrics is not None:
+            self.metrics("sent", now, msg, None)
         return self._to(proxy.jid, msg)
 
     def _observer_update(self, now: float, proxy: GridProxy) -> Envelope:
@@ -574,6 +581,8 @@ class ClientCore:
         if proxy.st == 0 and proxy.ticket is not None:
             msg.ticket.CopyFrom(proxy.ticket)
         proxy.waiting_since = proxy.last_sent = now
+        if self.metrics is not None:
+            self.metrics("sent", now, msg, None)
         return self._to(proxy.jid, msg)
 
     def _logout(self, proxy: GridProxy) -> Envelope:

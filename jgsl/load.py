@@ -1,0 +1,219 @@
+"""``jgsl-load``: run N generated users against a JGSL world and report what they saw.
+
+    jgsl-load --embedded --users 200 --duration 30          # router, gateway, grid in-process
+    jgsl-load --xmpp tcp:127.0.0.1:5347 --users 500         # against a running world
+
+Users log in over ``--ramp`` seconds (a progress bar shows it), walk about for
+``--duration`` seconds, and log out. The report (logins ok/refused, re-logins, timeouts,
+dead grid nodes, updates per second, round-trip time p50/p95/p99, bytes per update) is
+printed and written to ``--out``/report.json, with a plot of RTT over time in rtt.png.
+With an external XMPP server (Prosody, ejabberd), the server must accept the component
+``--name`` with the component secret ($JGSL_COMPONENT_SECRET).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from twisted.internet import defer, task
+from twisted.internet.endpoints import clientFromString
+from twisted.logger import (
+    FileLogObserver,
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    formatEventAsClassicLogText,
+    globalLogBeginner,
+)
+
+from jgsl.config import load_config
+from jgsl.core.client import ClientSettings
+from jgsl.core.gateway import GatewayCore
+from jgsl.core.grid import GridProcessCore
+from jgsl.core.load import LoadCore, LoadSettings, Recorder
+from jgsl.tap import (
+    CONFIG_DIR,
+    DEV_SECRET,
+    SECRET_ENV,
+    gateway_settings,
+    grid_settings,
+    string_maps,
+)
+from jgsl.xmpp.link import ComponentService
+from jgsl.xmpp.router import RouterService
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="jgsl-load", description=__doc__.split("\n\n")[0])
+    p.add_argument("--users", type=int, default=100)
+    p.add_argument("--duration", type=float, default=20.0, help="seconds after the ramp")
+    p.add_argument("--ramp", type=float, default=5.0, help="seconds over which users log in")
+    p.add_argument("--update-interval", type=float, default=1.0)
+    p.add_argument("--request-timeout", type=float, default=5.0)
+    p.add_argument("--embedded", action="store_true",
+                   help="run a router, gateway and grid process in this process")
+    p.add_argument("--xmpp", default="tcp:127.0.0.1:5347",
+                   help="router or XMPP server component port (without --embedded)")
+    p.add_argument("--domain", default="localhost")
+    p.add_argument("--name", default=None, help="the load component's JID (load.<domain>)")
+    p.add_argument("--gateway", default=None, help="gateway JID (gateway.<domain>)")
+    p.add_argument("--config", default=str(CONFIG_DIR / "jgsl.config.xml"))
+    p.add_argument("--world", default="worlds/MyWorlds/AlphaWorld/")
+    p.add_argument("--center", default="20100,20100", help="x,z the users gather around")
+    p.add_argument("--radius", type=float, default=80.0)
+    p.add_argument("--behaviour", choices=("stand", "wander"), default="wander")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", type=Path, default=Path("load-report"))
+    p.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
+    args = p.parse_args(argv)
+    if args.users < 1 or args.duration <= 0 or args.ramp < 0:
+        p.error("--users must be positive, --duration positive, --ramp not negative")
+    try:
+        x, z = (float(v) for v in args.center.split(","))
+    except ValueError:
+        p.error("--center must be x,z")
+    args.center = (x, z)
+    args.name = args.name or f"load.{args.domain}"
+    args.gateway = args.gateway or f"gateway.{args.domain}"
+    return args
+
+
+def plot(report: dict, rtts: list[tuple[float, float]], start: float, path: Path) -> bool:
+    """RTT over time as a PNG; False if matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
+    if rtts:
+        ax.scatter([t - start for t, _ in rtts], [r * 1000 for _, r in rtts], s=3, alpha=0.4,
+                   label="update round trip")
+    for key, style in (("p50", "--"), ("p99", ":")):
+        value = report["rtt_ms"][key]
+        if value is not None:
+            ax.axhline(value, linestyle=style, color="black", linewidth=1,
+                       label=f"{key} {value} ms")
+    ax.set_xlabel("seconds since start")
+    ax.set_ylabel("round-trip time (ms)")
+    ax.set_title(f"JGSL load: {report['users']} users, "
+                 f"{report['updates_sent_per_s']} updates/s")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+@defer.inlineCallbacks
+def run(reactor, args: argparse.Namespace):
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    if args.verbose:
+        globalLogBeginner.beginLoggingTo([FilteringLogObserver(
+            FileLogObserver(console.file, formatEventAsClassicLogText),
+            [LogLevelFilterPredicate(LogLevel.info)])], redirectStandardIO=False)
+    else:
+        globalLogBeginner.beginLoggingTo([FilteringLogObserver(
+            FileLogObserver(console.file, formatEventAsClassicLogText),
+            [LogLevelFilterPredicate(LogLevel.error)])], redirectStandardIO=False)
+    secret = os.environ.get(SECRET_ENV, DEV_SECRET)
+    services = []
+    if args.embedded:
+        router = RouterService(reactor, "tcp:0:interface=127.0.0.1", secret)
+        router.startService()
+        services.append(router)
+
+        def endpoint():
+            return clientFromString(reactor, f"tcp:127.0.0.1:{router.address[1]}")
+
+        world = load_config(args.config)
+        now = reactor.seconds()
+        for jid, core in (
+            (args.gateway, GatewayCore(args.gateway, world.rules, gateway_settings(world),
+                                       start=now)),
+            (f"grid1.{args.domain}", GridProcessCore(f"grid1.{args.domain}", [args.gateway],
+                                                     grid_settings(world), start=now,
+                                                     maps=string_maps(world))),
+        ):
+            services.append(ComponentService(reactor, jid, secret, endpoint, core))
+    else:
+        def endpoint():
+            return clientFromString(reactor, args.xmpp)
+
+    recorder = Recorder()
+    settings = LoadSettings(users=args.users, ramp=args.ramp, worldpath=args.world,
+                            center=args.center, radius=args.radius, behaviour=args.behaviour,
+                            seed=args.seed)
+    client_settings = ClientSettings(update_interval=args.update_interval,
+                                     request_timeout=args.request_timeout)
+    core = LoadCore(args.name, args.gateway, settings, client_settings, recorder)
+    load = ComponentService(reactor, args.name, secret, endpoint, core)
+    services.append(load)
+    for service in services[1 if args.embedded else 0:]:
+        service.startService()
+
+    start = reactor.seconds()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
+            "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as progress:
+        logins = progress.add_task("logging in", total=args.users)
+        deadline = start + args.ramp + 30.0
+        while recorder.logins_ok + recorder.logins_refused < args.users \
+                and reactor.seconds() < deadline:
+            progress.update(logins, completed=recorder.logins_ok + recorder.logins_refused)
+            yield task.deferLater(reactor, 0.2, lambda: None)
+        progress.update(logins, completed=recorder.logins_ok + recorder.logins_refused)
+        running = progress.add_task("walking", total=round(args.duration))
+        steady = reactor.seconds()
+        sent_before, received_before = recorder.sent, recorder.received
+        rtts_before, bytes_out, bytes_in = len(recorder.rtts), recorder.bytes_out, recorder.bytes_in
+        while reactor.seconds() < steady + args.duration:
+            progress.update(running, completed=round(reactor.seconds() - steady))
+            yield task.deferLater(reactor, 0.2, lambda: None)
+        progress.update(running, completed=round(args.duration))
+    ended = reactor.seconds()
+    # The report covers the steady part, after everybody logged in.
+    steady_recorder = Recorder(
+        logins_ok=recorder.logins_ok, logins_refused=recorder.logins_refused,
+        relogins=recorder.relogins, timeouts=recorder.timeouts,
+        dead_proxies=recorder.dead_proxies, sent=recorder.sent - sent_before,
+        received=recorder.received - received_before, bytes_out=recorder.bytes_out - bytes_out,
+        bytes_in=recorder.bytes_in - bytes_in, rtts=recorder.rtts[rtts_before:])
+    report = steady_recorder.report(args.users, steady, ended)
+    report["ramp_s"] = round(steady - start, 2)
+    report["embedded"] = args.embedded
+    for service in reversed(services):
+        yield defer.maybeDeferred(service.stopService)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    plotted = plot(report, steady_recorder.rtts, steady, args.out / "rtt.png")
+    table = Table(title="JGSL load report")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in report.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        table.add_row(key, str(value))
+    Console().print(table)
+    print(f"report: {args.out / 'report.json'}" + (f", plot: {args.out / 'rtt.png'}"
+                                                    if plotted else " (no matplotlib: no plot)"))
+    if report["logins_ok"] == 0:
+        raise SystemExit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    task.react(run, [args])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

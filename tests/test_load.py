@@ -1,0 +1,61 @@
+"""The load runner: a short embedded run in CI, and the recorder's arithmetic."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jgsl.core.client import ClientSettings, Event, EventKind
+from jgsl.core.load import LoadCore, LoadSettings, Recorder, generated_users
+from jgsl.wire import jgsl_pb2 as pb
+
+
+def test_recorder_counts_and_percentiles():
+    rec = Recorder()
+    for user in ("a", "b"):
+        rec.event(user, Event(EventKind.SIGNED_IN, "grid"))
+    rec.event("a", Event(EventKind.SIGNED_IN, "grid"))  # again: a re-login
+    rec.event("c", Event(EventKind.LOG, text="the JGSL server at gw refused your login: full"))
+    rec.event("a", Event(EventKind.CONNECTION_TIMEOUT, "grid", text="grid node 1 is dead"))
+    msg = pb.NormalUpdate(sk="k" * 32, id=1, ct=2)
+    for i in range(100):
+        rec.metric("sent", i, msg, None)
+        rec.metric("received", i, pb.NormalUpdateReply(st=i), (i + 1) / 1000)
+    report = rec.report(3, 0.0, 10.0)
+    assert (report["logins_ok"], report["relogins"], report["logins_refused"],
+            report["timeouts"], report["dead_proxies"]) == (2, 1, 1, 1, 1)
+    assert report["updates_sent_per_s"] == 10.0
+    assert report["rtt_ms"] == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
+    assert report["bytes_per_update_out"] == msg.ByteSize()
+
+
+def test_users_are_generated_in_the_area_and_started_over_the_ramp():
+    settings = LoadSettings(users=10, ramp=5.0, center=(100.0, 200.0), radius=20.0)
+    users = generated_users(settings)
+    assert len({u.username for u in users}) == 10
+    assert all((u.x - 100) ** 2 + (u.z - 200) ** 2 <= 20.0 ** 2 + 1e-6 for u in users)
+    core = LoadCore("load.localhost", "gw.localhost", settings, ClientSettings(), Recorder())
+    pings = [len(core.connected(0.0))]
+    for t in (1.0, 2.0, 4.9, 6.0):
+        pings.append(sum(isinstance(e.message, pb.Ping) for e in core.tick(t)))
+    assert pings == [1, 2, 2, 5, 0] and core.started == 10  # user i at i / 10 * 5 s
+
+
+@pytest.mark.integration
+def test_short_embedded_load_run(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "jgsl.load", "--embedded", "--users", "12", "--duration", "3",
+         "--ramp", "1", "--update-interval", "0.5", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["logins_ok"] == 12 and report["logins_refused"] == 0
+    assert report["updates_sent"] > 12 * 3 and report["updates_received"] > 0
+    assert 0 < report["rtt_ms"]["p50"] <= report["rtt_ms"]["p95"] <= report["rtt_ms"]["p99"]
+    assert report["bytes_per_update_in"] > 0 and report["bytes_per_update_out"] > 0
+    assert (tmp_path / "rtt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "JGSL load report" in result.stdout
