@@ -12,7 +12,7 @@ from twisted.python import usage
 from twisted.python.reflect import namedAny
 
 from jgsl.config import ConfigError, WorldConfig, load_config
-from jgsl.core.client import ClientSettings, Event, EventKind
+from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, EventKind, State
 from jgsl.core.emu import EmuCore
 from jgsl.core.gateway import GatewayCore, GatewaySettings
 from jgsl.core.grid import GridProcessCore, GridSettings
@@ -22,7 +22,8 @@ from jgsl.emudb import EmuUser, load_users
 from jgsl.xmpp.link import ComponentService, MessageDump
 from jgsl.xmpp.router import RouterService
 
-ROLES = ("router", "gateway", "grid", "emu", "world")
+ROLES = ("router", "gateway", "grid", "emu", "world", "client")
+PASSWORD_ENV = "JGSL_PASSWORD"
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 DEV_SECRET = "jgsl-dev-secret"
 SECRET_ENV = "JGSL_COMPONENT_SECRET"
@@ -50,8 +51,9 @@ class Options(usage.Options):
         ["domain", "d", "localhost", "XMPP domain; components are <name>.<domain>."],
         ["listen", None, "tcp:5347:interface=127.0.0.1",
          "Router: strports endpoint where components connect."],
-        ["xmpp", None, "tcp:127.0.0.1:5347",
-         "Client endpoint string of the router or XMPP server to connect components to."],
+        ["xmpp", None, None,
+         "Endpoint string of the router or XMPP server to connect to (default: the component "
+         "port tcp:127.0.0.1:5347; for --role client the c2s port tcp:127.0.0.1:5222)."],
         ["port-file", None, None, "Router: write the port it listens on to this file."],
         ["secret-file", None, None,
          f"File holding the component secret (else ${SECRET_ENV}, else a development default)."],
@@ -64,6 +66,13 @@ class Options(usage.Options):
         ["redis", None, None,
          "Gateway: HOST:PORT of a Redis server shared with other gateways (allocation state); "
          "without it a single gateway keeps its state in memory."],
+        ["jid", None, None, "Client: the player's XMPP account (user@domain/resource)."],
+        ["password-file", None, None,
+         f"Client: file holding the account's password (else ${PASSWORD_ENV})."],
+        ["ca-cert", None, None,
+         "Client: PEM certificate to trust for the server (default: the system's roots)."],
+        ["world", None, "worlds/MyWorlds/AlphaWorld/", "Client: the world to enter."],
+        ["at", None, "20100,36.6,20100", "Client: where to stand, x,y,z."],
         ["role-hook", None, None,
          "Gateway: Python callable module:function(user, world, role) -> role, or None to deny."],
         ["name", None, None, "This component's JID (default gateway|grid1|emu.<domain>)."],
@@ -83,6 +92,8 @@ class Options(usage.Options):
         if role not in ROLES:
             raise usage.UsageError(f"--role must be one of {', '.join(ROLES)} (got {role!r})")
         domain = self["domain"]
+        if not self["xmpp"]:
+            self["xmpp"] = "tcp:127.0.0.1:5222" if role == "client" else "tcp:127.0.0.1:5347"
         self["gateways"] = [g.strip() for g in (self["gateway"] or f"gateway.{domain}").split(",")
                             if g.strip()]
         self["gateway"] = self["gateways"][0]
@@ -98,9 +109,11 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--role-hook {self['role-hook']}: {e}") from None
             if not callable(self["role-hook"]):
                 raise usage.UsageError("--role-hook must name a callable")
+        if role == "client":
+            self._client_options()
         try:
             if role != "router":
-                self["world"] = load_config(self["config"])
+                self["world-config"] = load_config(self["config"])
             if role in ("emu", "world"):
                 users, errors = load_users(self["emu-users"])
                 for text in errors:
@@ -113,6 +126,31 @@ class Options(usage.Options):
         self["secret"] = self._secret("secret-file", SECRET_ENV, DEV_SECRET, "component")
         self["ticket-secret"] = self._secret("ticket-secret-file", TICKET_SECRET_ENV,
                                              DEV_TICKET_SECRET.decode(), "ticket").encode()
+
+    def _client_options(self) -> None:
+        if not self["jid"] or "@" not in self["jid"]:
+            raise usage.UsageError("--role client needs --jid user@domain[/resource]")
+        if self["password-file"]:
+            try:
+                self["password"] = Path(self["password-file"]).read_text().strip()
+            except OSError as e:
+                raise usage.UsageError(f"{self['password-file']}: {e.strerror}") from None
+        else:
+            self["password"] = os.environ.get(PASSWORD_ENV, "")
+        if not self["password"]:
+            raise usage.UsageError(f"--role client needs --password-file or ${PASSWORD_ENV}")
+        self["ca"] = None
+        if self["ca-cert"]:
+            try:
+                self["ca"] = Path(self["ca-cert"]).read_bytes()
+            except OSError as e:
+                raise usage.UsageError(f"{self['ca-cert']}: {e.strerror}") from None
+        try:
+            self["at"] = tuple(float(v) for v in self["at"].split(","))
+            if len(self["at"]) != 3:
+                raise ValueError
+        except ValueError:
+            raise usage.UsageError("--at must be x,y,z") from None
 
     def _secret(self, option: str, env: str, default: str, what: str) -> str:
         """A secret from its file option, else the environment, else the development default."""
@@ -206,7 +244,7 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection) -> 
     if role == "router":
         return
     server_dump = "server" if options["dump-server-msg"] else None
-    world: WorldConfig = options["world"]
+    world: WorldConfig = options["world-config"]
     maps = string_maps(world)
     if role in ("gateway", "world"):
         name = (options["name"] if role == "gateway" else None) or options["gateway"]
@@ -233,6 +271,45 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection) -> 
                  path=options["emu-users"])
         client_dump = "client" if options["dump-client-msg"] else None
         _component(reactor, options, name, endpoint, core, client_dump).setServiceParent(parent)
+    if role == "client":
+        _player(reactor, options, endpoint, maps).setServiceParent(parent)
+
+
+def _player(reactor, options, endpoint, maps) -> ComponentService:
+    """One real player over c2s: signs in with SASL after STARTTLS and walks the world."""
+    from jgsl.xmpp.player import player_factory
+
+    account = options["jid"]
+    x, y, z = options["at"]
+    core = ClientCore(account.split("/")[0], options["gateway"], options["world"],
+                      Avatar(x=x, y=y, z=z, asset_file="character/v3/dummy/dummy.x"),
+                      ClientSettings(update_interval=options["update-interval"],
+                                     request_timeout=options["request-timeout"]),
+                      on_event=lambda event: _log_event(account, event), maps=maps)
+    player = _PlayerCore(core)
+    factory = player_factory(account, options["password"], options["ca"])
+    dump = MessageDump("client") if options["dump-client-msg"] else None
+    return ComponentService(reactor, account, "", endpoint, player,
+                            tick_interval=options["tick"], dump=dump, factory=factory)
+
+
+class _PlayerCore:
+    """A ClientCore as a link core: start when signed in to the XMPP server."""
+
+    def __init__(self, client: ClientCore) -> None:
+        self.client = client
+
+    def connected(self, now: float):
+        return self.client.start(now) if self.client.state is State.IDLE else []
+
+    def tick(self, now: float):
+        return self.client.tick(now)
+
+    def receive(self, now: float, envelope):
+        return self.client.receive(now, envelope)
+
+    def stop(self, now: float):
+        return self.client.stop(now)
 
 
 def makeService(options: Options, reactor=None) -> MultiService:

@@ -117,3 +117,8 @@ def _chat(stanza: domish.Element) -> Envelope:
     if len(bodies[0]) > MAX_CHAT_CHARS:
         raise CodecError(f"chat body longer than {MAX_CHAT_CHARS} characters")
     return Envelope(stanza["from"], stanza.getAttribute("to", ""), Chat(bodies[0]))
+
+
+def presence() -> domish.Element:
+    """Initial presence, which a c2s client sends once signed in."""
+    return domish.Element((None, "presence"))

@@ -20,7 +20,7 @@ from tx_xmpp.subprotocols import StreamManager, XMPPHandler
 
 from jgsl.core.droplog import DropLog
 from jgsl.core.flood import FloodGate
-from jgsl.wire.codec import CodecError, Envelope, decode, encode
+from jgsl.wire.codec import CodecError, Envelope, decode, encode, presence
 from jgsl.wire.messages import describe
 
 log = Logger(namespace="jgsl.link")
@@ -52,9 +52,11 @@ class CoreHandler(XMPPHandler):
 
     def __init__(self, core: Core, clock: IReactorTime,
                  dump: Callable[[str, Envelope], None] | None = None,
-                 flood: FloodGate | None = None, store=None) -> None:
+                 flood: FloodGate | None = None, store=None, client: bool = False) -> None:
         super().__init__()
         self.core = core
+        #: A c2s client: the server stamps `from`; we announce presence when connected.
+        self.client = client
         #: Runs the core's store requests (``core.effects``), if it makes any.
         self.store = store
         self.clock = clock
@@ -67,7 +69,12 @@ class CoreHandler(XMPPHandler):
     def connectionInitialized(self) -> None:
         self.ready = True
         self.xmlstream.addObserver("/message", self._on_message)
-        log.info("component {jid} is connected", jid=self.xmlstream.thisEntity.full())
+        if self.client:
+            self.send(presence())
+            log.info("signed in to the XMPP server as {jid}",
+                     jid=self.xmlstream.authenticator.jid.full())
+        else:
+            log.info("component {jid} is connected", jid=self.xmlstream.thisEntity.full())
         self._run(self.core.connected)
 
     def connectionLost(self, reason) -> None:
@@ -129,7 +136,8 @@ class CoreHandler(XMPPHandler):
                                  recipient=envelope.recipient)
                 continue
             try:
-                stanza = encode(envelope.message, envelope.recipient, envelope.sender)
+                sender = None if self.client else envelope.sender
+                stanza = encode(envelope.message, envelope.recipient, sender)
             except (CodecError, ValueError) as e:
                 log.error("cannot send {type} to {recipient}: {reason}",
                           type=type(envelope.message).__name__, recipient=envelope.recipient,
@@ -142,27 +150,32 @@ class CoreHandler(XMPPHandler):
 
 class _Streams(StreamManager):
     def initializationFailed(self, reason) -> None:
-        log.error("component handshake failed (wrong secret or unknown component?): {reason}",
-                  reason=reason.getErrorMessage())
+        log.error("XMPP sign-in failed (wrong component secret or password, unknown component "
+                  "or account, or TLS not trusted?): {reason}", reason=reason.getErrorMessage())
         if self.xmlstream is not None:
             self.xmlstream.transport.loseConnection()
 
 
 class ComponentService(Service):
-    """One XMPP component: connects, reconnects with backoff, and ticks its core."""
+    """One XMPP entity: connects, reconnects with backoff, and ticks its core.
+
+    By default an XEP-0114 component authenticated with ``secret``; given ``factory`` (a
+    c2s XMPPClientFactory, see L{jgsl.xmpp.player}) an ordinary client account.
+    """
 
     def __init__(self, reactor, jid: str, secret: str,
                  endpoint: Callable[[], IStreamClientEndpoint | None], core: Core,
                  tick_interval: float = 0.1,
-                 dump: Callable[[str, Envelope], None] | None = None, store=None) -> None:
+                 dump: Callable[[str, Envelope], None] | None = None, store=None,
+                 factory=None) -> None:
         self.reactor = reactor
         self.jid = jid
         self.core = core
         self._endpoint = endpoint
-        self._factory = component.componentFactory(jid, secret)
+        self._factory = factory or component.componentFactory(jid, secret)
         self._factory.noisy = False
         self.streams = _Streams(self._factory, reactor)
-        self.handler = CoreHandler(core, reactor, dump, store=store)
+        self.handler = CoreHandler(core, reactor, dump, store=store, client=factory is not None)
         self.handler.setHandlerParent(self.streams)
         self._tick_interval = tick_interval
         self._ticker = LoopingCall(self.handler.tick)
