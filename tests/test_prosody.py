@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -86,3 +89,30 @@ def test_wrong_password_is_reported_and_nothing_crashes(prosody, tmp_path):
         assert "Traceback" not in procs.log("player")
     finally:
         procs.kill_all()
+
+
+def test_load_runner_against_prosody(tmp_path):
+    secret = secrets.token_hex(8)
+    prosody = ProsodyServer({f"{n}.localhost": secret for n in ("gateway", "grid1", "load")})
+    prosody.start()
+    env = {**os.environ, "JGSL_COMPONENT_SECRET": secret,
+           "JGSL_TICKET_SECRET": secrets.token_hex(16)}
+    procs = Processes(tmp_path, env)
+    components = f"tcp:127.0.0.1:{prosody.component_port}"
+    try:
+        procs.start("gateway", "--role", "gateway", "--xmpp", components)
+        procs.start("grid", "--role", "grid", "--xmpp", components)
+        wait_for(lambda: "grid process grid1.localhost registered" in procs.log("gateway"))
+        result = subprocess.run(
+            [sys.executable, "-m", "jgsl.load", "--xmpp", components, "--users", "10",
+             "--duration", "3", "--ramp", "1", "--update-interval", "0.5",
+             "--out", str(tmp_path / "report")],
+            capture_output=True, text=True, timeout=120, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        report = json.loads((tmp_path / "report" / "report.json").read_text())
+        assert report["logins_ok"] == 10 and report["embedded"] is False
+        assert report["updates_received"] > 10 and report["rtt_ms"]["p99"] is not None
+        assert procs.stop_all() == {"gateway": -signal.SIGTERM, "grid": -signal.SIGTERM}
+    finally:
+        procs.kill_all()
+        prosody.stop()
