@@ -25,6 +25,19 @@ def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str =
         time.sleep(0.05)
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 15.0) -> int:
+    """Stop a process by its PID: SIGTERM, then SIGKILL if it does not go. Its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"process {proc.pid} did not stop on SIGTERM") from None
+    return proc.returncode
+
+
 class Processes:
     """A group of twistd processes, each logging to its own file; all stopped by PID."""
 
@@ -45,16 +58,7 @@ class Processes:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
 
     def stop(self, name: str, timeout: float = 15.0) -> int:
-        proc = self.procs.pop(name)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                return proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise AssertionError(f"{name} did not stop on SIGTERM") from None
-        return proc.returncode
+        return terminate(self.procs.pop(name), timeout)
 
     def stop_all(self) -> dict[str, int]:
         return {name: self.stop(name) for name in list(self.procs)}

@@ -25,6 +25,14 @@ USERS = """<EmuDB><EmuUsers>
 """
 
 
+def start_world(procs: Processes, prosody: ProsodyServer) -> str:
+    """Gateway and grid processes as components on Prosody; the component endpoint."""
+    components = f"tcp:127.0.0.1:{prosody.component_port}"
+    procs.start("gateway", "--role", "gateway", "--xmpp", components)
+    procs.start("grid", "--role", "grid", "--xmpp", components)
+    return components
+
+
 @pytest.fixture
 def prosody():
     secret = secrets.token_hex(8)
@@ -43,10 +51,8 @@ def test_player_over_c2s_with_starttls_meets_emulated_users(prosody, tmp_path):
     env = {**os.environ, "JGSL_COMPONENT_SECRET": prosody.secret,
            "JGSL_TICKET_SECRET": secrets.token_hex(16)}
     procs = Processes(tmp_path, env)
-    components = f"tcp:127.0.0.1:{prosody.component_port}"
     try:
-        procs.start("gateway", "--role", "gateway", "--xmpp", components)
-        procs.start("grid", "--role", "grid", "--xmpp", components)
+        components = start_world(procs, prosody)
         procs.start("emu", "--role", "emu", "--xmpp", components, "--emu-users",
                     str(tmp_path / "users.xml"), "--update-interval", "0.3")
         procs.start("player", "--role", "client", "--jid", "alice@localhost/pc",
@@ -98,10 +104,8 @@ def test_load_runner_against_prosody(tmp_path):
     env = {**os.environ, "JGSL_COMPONENT_SECRET": secret,
            "JGSL_TICKET_SECRET": secrets.token_hex(16)}
     procs = Processes(tmp_path, env)
-    components = f"tcp:127.0.0.1:{prosody.component_port}"
     try:
-        procs.start("gateway", "--role", "gateway", "--xmpp", components)
-        procs.start("grid", "--role", "grid", "--xmpp", components)
+        components = start_world(procs, prosody)
         wait_for(lambda: "grid process grid1.localhost registered" in procs.log("gateway"))
         result = subprocess.run(
             [sys.executable, "-m", "jgsl.load", "--xmpp", components, "--users", "10",
