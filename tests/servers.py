@@ -6,12 +6,12 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from jgsl.prosody import DevProsody
 from tests.processes import terminate
 
 
@@ -79,94 +79,14 @@ class RedisServer:
         self.proc = None
 
 
-PROSODY_CONFIG = """\
--- Written by the JGSL tests: loopback only, temporary directory.
-local base = "{base}"
-pidfile = base .. "/prosody.pid"
-data_path = base .. "/data"
-log = {{ info = base .. "/prosody.log"; error = base .. "/prosody.err" }}
-interfaces = {{ "127.0.0.1" }}
-c2s_ports = {{ {c2s} }}
-c2s_direct_tls_ports = {{ }}
-component_ports = {{ {component} }}
-component_interfaces = {{ "127.0.0.1" }}
-s2s_ports = {{ }}
-http_ports = {{ }}
-https_ports = {{ }}
-modules_enabled = {{ "disco"; "roster"; "saslauth"; "tls"; "ping"; "posix" }}
-modules_disabled = {{ "s2s" }}
-authentication = "internal_hashed"
-storage = "internal"
-c2s_require_encryption = true
-allow_unencrypted_plain_auth = false
-certificates = base .. "/certs"
-VirtualHost "{domain}"
-    ssl = {{ certificate = base .. "/certs/{domain}.crt"; key = base .. "/certs/{domain}.key" }}
-{components}
-"""
-
-
-class ProsodyServer:
-    """Prosody from Debian, in a temporary directory, on free loopback ports.
-
-    Run as the ``prosody`` user when we are root (the directory is handed to it); the
-    certificate is self-signed for the domain, and ``cert_pem`` is what clients trust.
-    """
+class ProsodyServer(DevProsody):
+    """jgsl-prosody's development server, installed from Debian if missing."""
 
     def __init__(self, components: dict[str, str], domain: str = "localhost") -> None:
-        self.binary = ensure_debian_package("prosody", "prosody")
-        self.ctl = shutil.which("prosodyctl") or "/usr/bin/prosodyctl"
-        self.components = components
-        self.domain = domain
-        self.workdir = Path(tempfile.mkdtemp(prefix="jgsl-prosody-"))
-        self.config = self.workdir / "prosody.cfg.lua"
-        self.c2s_port = self.component_port = 0
-        self.proc: subprocess.Popen | None = None
-        root = os.geteuid() == 0
-        self._user = {"user": "prosody", "group": "prosody", "extra_groups": []} if root else {}
+        ensure_debian_package("openssl", "openssl")
+        ensure_debian_package("prosody", "prosody")
+        super().__init__(components, domain)
 
     @property
     def cert_pem(self) -> bytes:
-        return (self.workdir / "certs" / f"{self.domain}.crt").read_bytes()
-
-    def start(self) -> ProsodyServer:
-        (self.workdir / "data").mkdir()
-        certs = self.workdir / "certs"
-        certs.mkdir()
-        names = ",".join(f"DNS:{n}" for n in [self.domain, *self.components])
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-             "-subj", f"/CN={self.domain}", "-addext", f"subjectAltName={names}",
-             "-keyout", str(certs / f"{self.domain}.key"),
-             "-out", str(certs / f"{self.domain}.crt")],
-            check=True, capture_output=True)
-        self.c2s_port, self.component_port = free_port(), free_port()
-        components = "\n".join(f'Component "{jid}"\n    component_secret = "{secret}"'
-                               for jid, secret in self.components.items())
-        self.config.write_text(PROSODY_CONFIG.format(
-            base=self.workdir, c2s=self.c2s_port, component=self.component_port,
-            domain=self.domain, components=components))
-        os.chmod(self.workdir, 0o755)
-        if self._user:
-            subprocess.run(["chown", "-R", "prosody:prosody", str(self.workdir)], check=True)
-        self.proc = subprocess.Popen([self.binary, "-F", "--config", str(self.config)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     cwd=self.workdir, **self._user)
-        wait_port(self.c2s_port)
-        wait_port(self.component_port)
-        return self
-
-    def register(self, user: str, password: str) -> None:
-        subprocess.run([self.ctl, "--config", str(self.config), "register", user, self.domain,
-                        password], check=True, capture_output=True, cwd=self.workdir,
-                       **self._user)
-
-    def log(self) -> str:
-        path = self.workdir / "prosody.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate(self.proc)
-        self.proc = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        return self.cert_path.read_bytes()
