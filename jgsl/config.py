@@ -25,6 +25,8 @@ _RULE_PATH = ("JGSL", "GridServer", "GridNodeRules", "rule")
 _SETTINGS_PATH = ("JGSL", "GridServer", "NodeSettings")
 _REFRESH_PATH = ("JGSL", "GridServer", "FieldRefreshRate")
 _TRUSTED_PATH = ("JGSL", "GridServer", "TrustedGateway")
+_XMPP_PATH = ("JGSL", "XMPP")
+_XMPP_ATTRIBUTES = {"server", "domain", "secret", "secret_file"}
 _GATEWAY_PATH = ("JGSL", "GatewayServer")
 #: GatewayServer attribute -> (type, smallest, largest); nidfilter is a Lua pattern.
 GATEWAY_SETTINGS: dict[str, tuple[type, float, float]] = {
@@ -222,6 +224,8 @@ class WorldConfig:
     user_filter: re.Pattern[str] | None = None
     #: Gateways whose tickets grid processes accept (besides the one they register with).
     trusted: tuple[str, ...] = ()
+    #: /JGSL/XMPP: server (endpoint string), domain, secret or secret_file.
+    xmpp: dict[str, str] = field(default_factory=dict)
 
 
 def _numbers(attrs: dict[str, str], allowed: dict[str, tuple[type, float, float]],
@@ -254,6 +258,7 @@ def parse_config(data: bytes, source: str) -> WorldConfig:
     text: list[str] = []
     gateway: dict[str, float | int] = {}
     trusted: list[str] = []
+    xmpp: dict[str, str] = {}
     user_filter: list[re.Pattern[str]] = []
 
     def start(name: str, attrs: dict[str, str]) -> None:
@@ -275,6 +280,12 @@ def parse_config(data: bytes, source: str) -> WorldConfig:
                 except (ValueError, re.error) as e:
                     raise ConfigError(f"{where}: bad nidfilter {attrs['nidfilter']!r}: {e}") \
                         from None
+        elif path == _XMPP_PATH:
+            unknown = set(attrs) - _XMPP_ATTRIBUTES
+            if unknown:
+                raise ConfigError(f"{source}:{line}: XMPP: unknown attribute(s) "
+                                  + ", ".join(sorted(unknown)))
+            xmpp.update(attrs)
         elif path == _TRUSTED_PATH:
             if not attrs.get("jid") or set(attrs) != {"jid"}:
                 raise ConfigError(f"{source}:{line}: TrustedGateway needs exactly a jid")
@@ -309,7 +320,7 @@ def parse_config(data: bytes, source: str) -> WorldConfig:
                           f"{expat.ErrorString(e.code)}") from None
     ruleset = RuleSet(tuple(rules), source) if rules else RuleSet(CATCH_ALL.rules, source)
     return WorldConfig(ruleset, node, refresh, {k: tuple(v) for k, v in strings.items()}, source,
-                       gateway, user_filter[0] if user_filter else None, tuple(trusted))
+                       gateway, user_filter[0] if user_filter else None, tuple(trusted), xmpp)
 
 
 def parse_rules(data: bytes, source: str) -> RuleSet:

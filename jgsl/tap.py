@@ -48,7 +48,8 @@ class Options(usage.Options):
         ["role", "r", None, "What this process is: " + ", ".join(ROLES) + "."],
         ["config", "c", str(CONFIG_DIR / "jgsl.config.xml"), "Grid node rules (jgsl.config.xml)."],
         ["emu-users", "u", str(CONFIG_DIR / "EmuUsersDB.xml"), "Emulated users (EmuUsersDB.xml)."],
-        ["domain", "d", "localhost", "XMPP domain; components are <name>.<domain>."],
+        ["domain", "d", None,
+         "XMPP domain; components are <name>.<domain> (default: the config's, else localhost)."],
         ["listen", None, "tcp:5347:interface=127.0.0.1",
          "Router: strports endpoint where components connect."],
         ["xmpp", None, None,
@@ -91,9 +92,16 @@ class Options(usage.Options):
         role = self["role"]
         if role not in ROLES:
             raise usage.UsageError(f"--role must be one of {', '.join(ROLES)} (got {role!r})")
+        try:
+            xmpp = load_config(self["config"]).xmpp
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+        self["domain"] = self["domain"] or xmpp.get("domain") or "localhost"
         domain = self["domain"]
         if not self["xmpp"]:
-            self["xmpp"] = "tcp:127.0.0.1:5222" if role == "client" else "tcp:127.0.0.1:5347"
+            self["xmpp"] = ("tcp:127.0.0.1:5222" if role == "client"
+                            else xmpp.get("server", "tcp:127.0.0.1:5347"))
+        self._config_secret = (xmpp.get("secret_file"), xmpp.get("secret"))
         self["gateways"] = [g.strip() for g in (self["gateway"] or f"gateway.{domain}").split(",")
                             if g.strip()]
         self["gateway"] = self["gateways"][0]
@@ -112,8 +120,7 @@ class Options(usage.Options):
         if role == "client":
             self._client_options()
         try:
-            if role != "router":
-                self["world-config"] = load_config(self["config"])
+            self["world-config"] = load_config(self["config"])
             if role in ("emu", "world"):
                 users, errors = load_users(self["emu-users"])
                 for text in errors:
@@ -153,13 +160,17 @@ class Options(usage.Options):
             raise usage.UsageError("--at must be x,y,z") from None
 
     def _secret(self, option: str, env: str, default: str, what: str) -> str:
-        """A secret from its file option, else the environment, else the development default."""
-        if self[option]:
+        """A secret from its file option, else the environment, else the config (component
+        secret only: /JGSL/XMPP secret_file or secret), else the development default."""
+        path = self[option]
+        secret = None if path else os.environ.get(env)
+        if not path and not secret and what == "component":
+            path, secret = self._config_secret
+        if path:
             try:
-                return Path(self[option]).read_text().strip()
+                return Path(path).read_text().strip()
             except OSError as e:
-                raise usage.UsageError(f"{self[option]}: {e.strerror}") from None
-        secret = os.environ.get(env)
+                raise usage.UsageError(f"{path}: {e.strerror}") from None
         if secret:
             return secret
         if self["role"] != "world":
@@ -172,6 +183,10 @@ def _log_event(user: str, event: Event) -> None:
     if event.kind is EventKind.USER_COME and event.position:
         x, y, z = event.position
         log.info("{user} sees {other} at ({x:.2f}, {y:.2f}, {z:.2f})", user=user,
+                 other=event.jid, x=x, y=y, z=z, event=event.kind.value)
+    elif event.kind is EventKind.USER_MOVE and event.position:
+        x, y, z = event.position
+        log.info("{user} sees {other} move to ({x:.2f}, {y:.2f}, {z:.2f})", user=user,
                  other=event.jid, x=x, y=y, z=z, event=event.kind.value)
     elif event.kind is EventKind.LOG:
         log.info("{user}: {text}", user=user, text=event.text, event=event.kind.value)
@@ -284,7 +299,8 @@ def _player(reactor, options, endpoint, maps) -> ComponentService:
     core = ClientCore(account.split("/")[0], options["gateway"], options["world"],
                       Avatar(x=x, y=y, z=z, asset_file="character/v3/dummy/dummy.x"),
                       ClientSettings(update_interval=options["update-interval"],
-                                     request_timeout=options["request-timeout"]),
+                                     request_timeout=options["request-timeout"],
+                                     report_moves=1.0),
                       on_event=lambda event: _log_event(account, event), maps=maps)
     player = _PlayerCore(core)
     factory = player_factory(account, options["password"], options["ca"])

@@ -284,3 +284,19 @@ def test_centre_only_client_ignores_neighbours():
     world.start_all()
     world.run(0, 3)
     assert len(alice.proxies) == 1
+
+
+def test_moves_are_reported_when_asked():
+    world = World()
+    alice = world.client("alice", 20050, 20100)
+    bob = world.client("bob", 20060, 20100)
+    bob.settings = ClientSettings(update_interval=1.0, report_moves=1.0)
+    world.start_all()
+    world.run(0, 3)
+    for step in range(1, 9):
+        alice.avatar.x += 0.4
+        world.run(3 + step, 3 + step)
+    world.run(12, 15)  # the last steps reach bob
+    moves = [j for n, k, j in world.events if n == "bob" and k is EventKind.USER_MOVE]
+    assert moves == ["alice@emu.localhost"] * 3  # 3.2 units walked: a report per unit
+    assert not any(k is EventKind.USER_MOVE for n, k, _ in world.events if n == "alice")

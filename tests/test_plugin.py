@@ -144,3 +144,25 @@ def test_role_hook_and_several_gateways():
 def test_bad_role_hook_is_a_usage_error(hook):
     with pytest.raises(usage.UsageError, match="--role-hook"):
         parse("--role", "gateway", "--role-hook", hook)
+
+
+def test_xmpp_server_domain_and_secret_from_the_config(tmp_path, monkeypatch):
+    monkeypatch.delenv(tap.SECRET_ENV, raising=False)
+    (tmp_path / "secret").write_text("from-config-file\n")
+    config = tmp_path / "jgsl.config.xml"
+    config.write_text(f'<JGSL><XMPP server="tcp:127.0.0.2:5999" domain="game.example" '
+                      f'secret_file="{tmp_path / "secret"}"/></JGSL>')
+    options = parse("--role", "grid", "--config", str(config))
+    assert (options["xmpp"], options["domain"], options["gateway"], options["secret"]) == (
+        "tcp:127.0.0.2:5999", "game.example", "gateway.game.example", "from-config-file")
+    monkeypatch.setenv(tap.SECRET_ENV, "from-env")  # the environment wins over the config
+    assert parse("--role", "grid", "--config", str(config))["secret"] == "from-env"
+    options = parse("--role", "grid", "--config", str(config), "--xmpp", "tcp:127.0.0.1:1",
+                    "--domain", "d.example")  # and the command line over both
+    assert (options["xmpp"], options["domain"]) == ("tcp:127.0.0.1:1", "d.example")
+    config.write_text('<JGSL><XMPP secret="inline"/></JGSL>')
+    monkeypatch.delenv(tap.SECRET_ENV)
+    assert parse("--role", "grid", "--config", str(config))["secret"] == "inline"
+    config.write_text('<JGSL><XMPP password="x"/></JGSL>')
+    with pytest.raises(usage.UsageError, match="XMPP: unknown attribute"):
+        parse("--role", "grid", "--config", str(config))

@@ -15,6 +15,7 @@ The states and their transitions are in L{TRANSITIONS} and drawn in docs/client-
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -61,6 +62,7 @@ class EventKind(enum.Enum):
     SIGNED_OUT = "signed-out"
     CONNECTION_TIMEOUT = "connection-timeout"
     USER_COME = "user-come"
+    USER_MOVE = "user-move"
     USER_LEAVE = "user-leave"
     CREATION = "creation"
     ENV = "env"
@@ -102,6 +104,9 @@ class ClientSettings:
     #: An agent gone from every node is announced as left after this long (None: 1.5
     #: update intervals + 0.5 s), so one moving between nodes does not flicker.
     leave_grace: float | None = None
+    #: Report user-move when an agent moved this far (world units) since its last report;
+    #: None: never (a console client wants them, a crowd of bots does not).
+    report_moves: float | None = None
 
 
 @dataclass
@@ -191,6 +196,7 @@ class ClientCore:
         self.agents: dict[str, RemoteAgent] = {}
         self._holders: dict[str, set[str]] = {}
         self._announced: set[str] = set()
+        self._reported: dict[str, tuple[float, float, float]] = {}
         self._leaving: dict[str, float] = {}
         self._centre: str | None = None  # key of the node we are an agent in
         self._waiting_since = 0.0
@@ -516,7 +522,13 @@ class ClientCore:
         self.agents[jid] = agent
         if jid not in self._announced and agent.intact():
             self._announced.add(jid)
+            self._reported[jid] = agent.position()
             self._emit(Event(EventKind.USER_COME, jid, agent.position()))
+        elif self.settings.report_moves is not None and jid in self._announced:
+            here, last = agent.position(), self._reported.get(jid)
+            if last is None or math.dist(here, last) >= self.settings.report_moves:
+                self._reported[jid] = here
+                self._emit(Event(EventKind.USER_MOVE, jid, here))
 
     def _forget(self, now: float, proxy: GridProxy, slots) -> None:
         """The node no longer shows these agents; they leave unless another node has them."""
@@ -601,6 +613,7 @@ class ClientCore:
             if now - since >= grace:
                 del self._leaving[jid]
                 self.agents.pop(jid, None)
+                self._reported.pop(jid, None)
                 if jid in self._announced:
                     self._announced.discard(jid)
                     self._emit(Event(EventKind.USER_LEAVE, jid))
