@@ -291,12 +291,17 @@ def test_moves_are_reported_when_asked():
     alice = world.client("alice", 20050, 20100)
     bob = world.client("bob", 20060, 20100)
     bob.settings = ClientSettings(update_interval=1.0, report_moves=1.0)
+    bob_events = []
+    bob.on_event = bob_events.append
     world.start_all()
     world.run(0, 3)
     for step in range(1, 9):
         alice.avatar.x += 0.4
         world.run(3 + step, 3 + step)
     world.run(12, 15)  # the last steps reach bob
-    moves = [j for n, k, j in world.events if n == "bob" and k is EventKind.USER_MOVE]
-    assert moves == ["alice@emu.localhost"] * 3  # 3.2 units walked: a report per unit
+    moves = [e.position[0] for e in bob_events if e.kind is EventKind.USER_MOVE]
+    # 3.2 units walked in 0.4 steps: a report whenever she is a unit from the last one.
+    assert len(moves) == 2 and all(b - a >= 1.0 for a, b in zip([20050.0, *moves], moves,
+                                                                  strict=False))
+    assert alice.avatar.x - moves[-1] < 1.0
     assert not any(k is EventKind.USER_MOVE for n, k, _ in world.events if n == "alice")
