@@ -96,6 +96,11 @@ class DevProsody:
 
     def start(self) -> DevProsody:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self._user:  # Prosody will run as the prosody user: it must reach the directory
+            for parent in self.workdir.resolve().parents:
+                if not parent.stat().st_mode & 0o001:
+                    raise RuntimeError(f"{parent} is not searchable by the prosody user; "
+                                       "choose a directory it can reach (e.g. under /tmp)")
         (self.workdir / "data").mkdir(exist_ok=True)
         make_certificate(self.workdir / "certs", self.domain, list(self.components))
         self.c2s_port = self.c2s_port or free_port()
@@ -153,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     names = ["gateway", *(f"grid{i}" for i in range(1, args.grids + 1)), "emu", "load"]
     server = DevProsody({f"{n}.{args.domain}": secret for n in names}, args.domain, args.dir,
                         args.c2s_port, args.component_port)
-    server.start()
+    try:
+        server.start()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+        print(f"jgsl-prosody: cannot start Prosody: {e}", file=sys.stderr)
+        server.stop()
+        return 1
     (server.workdir / "component.secret").write_text(secret + "\n")
     for entry in filter(None, args.players.split(",")):
         user, _, password = entry.partition(":")

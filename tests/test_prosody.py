@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +122,107 @@ def test_load_runner_against_prosody(tmp_path):
     finally:
         procs.kill_all()
         prosody.stop()
+
+
+TWO_TILES = """<EmuDB><EmuUsers>
+  <user username="west" password="w" worldpath="worlds/MyWorlds/AlphaWorld/" server="1100">
+    <playeragent x="20185" y="36.6" z="20100" AssetFile="character/v3/dummy/dummy.x"
+                 behaviour="wander" radius="6" speed="3"/>
+  </user>
+  <user username="east" password="e" worldpath="worlds/MyWorlds/AlphaWorld/" server="1100">
+    <playeragent x="20215" y="36.6" z="20100" AssetFile="character/v3/dummy/dummy.x"
+                 behaviour="wander" radius="6" speed="3"/>
+  </user>
+</EmuUsers></EmuDB>
+"""
+
+
+def test_world_on_prosody_with_two_grid_processes_and_a_player(tmp_path):
+    """Gateway, two grids and emulated users as components, one real player over c2s."""
+    secret = secrets.token_hex(8)
+    prosody = ProsodyServer({f"{n}.localhost": secret
+                             for n in ("gateway", "grid1", "grid2", "emu")}).start()
+    prosody.register("alice", "alice-pw")
+    (tmp_path / "password").write_text("alice-pw\n")
+    (tmp_path / "ca.pem").write_bytes(prosody.cert_pem)
+    (tmp_path / "users.xml").write_text(TWO_TILES)
+    env = {**os.environ, "JGSL_COMPONENT_SECRET": secret,
+           "JGSL_TICKET_SECRET": secrets.token_hex(16)}
+    procs = Processes(tmp_path, env)
+    components = f"tcp:127.0.0.1:{prosody.component_port}"
+    try:
+        procs.start("gateway", "--role", "gateway", "--xmpp", components)
+        for grid in ("grid1", "grid2"):
+            procs.start(grid, "--role", "grid", "--name", f"{grid}.localhost",
+                        "--xmpp", components)
+        wait_for(lambda: procs.log("gateway").count("registered") == 2,
+                 what="both grid processes to register")
+        procs.start("emu", "--role", "emu", "--xmpp", components, "--emu-users",
+                    str(tmp_path / "users.xml"), "--update-interval", "0.3", "--seed", "5")
+        procs.start("player", "--role", "client", "--jid", "alice@localhost/pc",
+                    "--password-file", str(tmp_path / "password"),
+                    "--ca-cert", str(tmp_path / "ca.pem"),
+                    "--xmpp", f"tcp:127.0.0.1:{prosody.c2s_port}",
+                    "--at", "20200,36.6,20100", "--update-interval", "0.3")
+
+        def everybody_met() -> bool:
+            player, emu = procs.log("player"), procs.log("emu")
+            return all(f"alice@localhost/pc sees {u}@emu.localhost move to" in player
+                       and f"{u}@emu.localhost sees alice@localhost at" in emu
+                       for u in ("west", "east"))
+
+        wait_for(everybody_met, timeout=60,
+                 what="the player to see both bots move, and the bots to see the player")
+        # The two tiles went to different grid processes (least loaded first).
+        assert "spawned for worlds/MyWorlds/AlphaWorld/" in procs.log("grid1")
+        assert "spawned for worlds/MyWorlds/AlphaWorld/" in procs.log("grid2")
+        assert "Stream encrypted" in prosody.log()
+        codes = procs.stop_all()
+        assert set(codes.values()) == {-signal.SIGTERM}
+        for name in ("gateway", "grid1", "grid2", "emu", "player"):
+            assert "Traceback" not in procs.log(name), procs.log(name)
+    finally:
+        procs.kill_all()
+        prosody.stop()
+
+
+def test_jgsl_prosody_command_starts_and_stops(tmp_path):
+    """`jgsl-prosody` renders the template, creates players, and stops on SIGTERM."""
+    from tests.servers import ensure_debian_package, free_port
+
+    ensure_debian_package("prosody", "prosody")
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="jgsl-cmd-"))
+    base.chmod(0o755)  # the prosody user must reach the directory
+    workdir = base / "prosody"
+    c2s, component = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jgsl.prosody", "--dir", str(workdir), "--c2s-port", str(c2s),
+         "--component-port", str(component), "--players", "bob:bob-pw,carol:c-pw"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "JGSL_COMPONENT_SECRET": "s3"})
+    try:
+        line = proc.stdout.readline()
+        assert f"c2s on 127.0.0.1:{c2s}" in line and "Ctrl-C stops it" in line
+        config = (workdir / "prosody.cfg.lua").read_text()
+        for jid in ("gateway", "grid1", "grid2", "emu", "load"):
+            assert f'Component "{jid}.localhost"' in config
+        assert 'component_secret = "s3"' in config and 'rate = "256kb/s"' in config
+        assert (workdir / "component.secret").read_text().strip() == "s3"
+        accounts = list((workdir / "data" / "localhost" / "accounts").glob("*.dat"))
+        assert sorted(a.stem for a in accounts) == ["bob", "carol"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    assert subprocess.run(["pgrep", "-f", str(workdir)], capture_output=True).returncode == 1
+    shutil.rmtree(workdir.parent, ignore_errors=True)
+
+
+def test_jgsl_prosody_refuses_an_unreachable_directory(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("only root hands the directory to the prosody user")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    result = subprocess.run([sys.executable, "-m", "jgsl.prosody", "--dir",
+                             str(private / "p")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "not searchable by the prosody user" in result.stderr
