@@ -140,3 +140,33 @@ def test_stopping_a_gateway_service_refuses_new_logins():
     service.stopService()
     (reply,) = core.receive(0, Envelope("a@x", "gw.localhost", pb.Login(worldpath="w/")))
     assert reply.message.refused and reply.message.reason == "shutting down"
+
+
+def test_stop_ends_the_stream_and_aborts_a_server_that_never_closes():
+    """ejabberd over TLS never closed its side: stopping must still finish."""
+    from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+    from jgsl.config import CATCH_ALL
+    from jgsl.core.gateway import GatewayCore
+    from jgsl.xmpp.link import ComponentService
+
+    reactor = MemoryReactorClock()
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
+    service = ComponentService(reactor, "gw.localhost", "s",
+                               lambda: TCP4ClientEndpoint(reactor, "127.0.0.1", 5347),
+                               GatewayCore("gw.localhost", CATCH_ALL))
+    service.startService()
+    factory = reactor.tcpClients[0][2]
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport()
+    aborted = []
+    transport.abortConnection = lambda: aborted.append(True)
+    protocol.makeConnection(transport)
+    stopping = service.stopService()
+    assert transport.value().endswith(b"</stream:stream>")  # the polite end
+    assert not stopping.called and not aborted
+    reactor.advance(service.close_timeout)
+    assert aborted == [True]
+    protocol.connectionLost(None)  # what the abort leads to
+    assert stopping.called

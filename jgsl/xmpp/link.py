@@ -201,6 +201,19 @@ class ComponentService(Service):
         if stop is not None:
             now = self.reactor.seconds()
             self.handler.send_all(now, stop(now))
-        if self._client is not None:
-            return self._client.stopService()
-        return None
+        if self._client is None:
+            return None
+        xs = self.streams.xmlstream
+        if xs is not None and xs.transport is not None:
+            xs.sendFooter()  # end the XMPP stream politely; the server then closes its side
+        done = self._client.stopService()
+        # Some servers (ejabberd over TLS) never close their side: do not wait for ever.
+        timer = self.reactor.callLater(self.close_timeout, self._abort, xs)
+        return done.addBoth(lambda result: (timer.active() and timer.cancel(), result)[1])
+
+    close_timeout = 3.0
+
+    def _abort(self, xs) -> None:
+        if xs is not None and xs.transport is not None:
+            log.warn("{jid}: the server did not close the connection; aborting it", jid=self.jid)
+            xs.transport.abortConnection()
