@@ -66,6 +66,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--center", default="20100,20100", help="x,z the users gather around")
     p.add_argument("--radius", type=float, default=80.0)
     p.add_argument("--behaviour", choices=("stand", "wander"), default="wander")
+    p.add_argument("--no-corners", action="store_true",
+                   help="talk only to the node under each user (no neighbour observation)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("load-report"))
     p.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
@@ -155,7 +157,8 @@ def run(reactor, args: argparse.Namespace):
                             center=args.center, radius=args.radius, behaviour=args.behaviour,
                             seed=args.seed)
     client_settings = ClientSettings(update_interval=args.update_interval,
-                                     request_timeout=args.request_timeout)
+                                     request_timeout=args.request_timeout,
+                                     corners=not args.no_corners)
     core = LoadCore(args.name, args.gateway, settings, client_settings, recorder)
     load = ComponentService(reactor, args.name, secret, endpoint, core)
     services.append(load)

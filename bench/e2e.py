@@ -1,0 +1,199 @@
+"""End to end: the load runner through the embedded router and through Prosody.
+
+For each server, a gateway and a grid process run as separate twistd processes; the load
+runner (another process) drives N users at each update interval, and the CPU of every
+process is read from /proc. Then, at the largest N, JGSL flat out (a new update as soon as
+the last was answered, at most one per 0.1 s tick) is compared with a null echo component
+bouncing stanzas of the same size at the same concurrency and pacing: the router's own
+limit. The ratio JGSL rate / echo rate says what the game logic costs.
+
+    python bench/e2e.py [--servers embedded,prosody] [--users 100,500,1000]
+                        [--intervals 1,3] [--duration 20] [--ramp 10] [--smoke]
+
+Writes bench/results/e2e.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+class World:
+    """A server (embedded router or Prosody) with a gateway and a grid process."""
+
+    def __init__(self, server: str, workdir: Path) -> None:
+        self.server, self.workdir = server, workdir
+        self.env = {**os.environ, "JGSL_COMPONENT_SECRET": secrets.token_hex(8),
+                    "JGSL_TICKET_SECRET": secrets.token_hex(16)}
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.prosody = None
+
+    def _twistd(self, name: str, *args: str) -> None:
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed below
+        self.procs[name] = subprocess.Popen([TWISTD, "-n", "--pidfile=", "jgsl", *args],
+                                            stdout=log, stderr=subprocess.STDOUT,
+                                            cwd=self.workdir, env=self.env)
+        log.close()
+
+    def log(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text(errors="replace")
+
+    def start(self) -> str:
+        if self.server == "embedded":
+            port_file = self.workdir / "router.port"
+            self._twistd("router", "--role", "router", "--listen",
+                         "tcp:0:interface=127.0.0.1", "--port-file", str(port_file))
+            wait_for(port_file.exists, 30, "the router")
+            xmpp = f"tcp:127.0.0.1:{port_file.read_text().strip()}"
+            self.server_pid = self.procs["router"].pid
+        else:
+            from jgsl.prosody import DevProsody
+
+            self.prosody = DevProsody({f"{n}.localhost": self.env["JGSL_COMPONENT_SECRET"]
+                                       for n in ("gateway", "grid1", "load", "echo", "drive")})
+            self.prosody.start()
+            xmpp = f"tcp:127.0.0.1:{self.prosody.component_port}"
+            self.server_pid = self.prosody.proc.pid
+        self._twistd("gateway", "--role", "gateway", "--xmpp", xmpp)
+        self._twistd("grid", "--role", "grid", "--xmpp", xmpp)
+        wait_for(lambda: "grid process grid1.localhost registered" in self.log("gateway"), 30,
+                 "the grid to register")
+        return xmpp
+
+    def pids(self) -> dict[str, int]:
+        return {"server": self.server_pid, "gateway": self.procs["gateway"].pid,
+                "grid": self.procs["grid"].pid}
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if self.prosody is not None:
+            self.prosody.stop()
+
+
+def measured(world: World, command: list[str]) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run a client process; CPU cores used by it and by every world process meanwhile."""
+    pids = world.pids()
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, env=world.env,
+                            cwd=ROOT, timeout=900)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {name: round((cpu_seconds(pid) - before[name]) / wall, 3)
+           for name, pid in pids.items()}
+    cpu["client"] = round((after.ru_utime + after.ru_stime - children.ru_utime
+                           - children.ru_stime) / wall, 3)
+    return result, cpu
+
+
+def load_run(world: World, xmpp: str, users: int, interval: float, duration: float,
+             ramp: float, corners: bool = True) -> dict:
+    out = world.workdir / f"load-{users}-{interval}"
+    result, cpu = measured(world, [
+        sys.executable, "-m", "jgsl.load", "--xmpp", xmpp, "--users", str(users),
+        "--update-interval", str(interval), "--duration", str(duration), "--ramp", str(ramp),
+        "--request-timeout", "10", "--radius", str(max(80, users ** 0.5 * 8)),
+        "--out", str(out), *([] if corners else ["--no-corners"])])
+    if result.returncode != 0:
+        raise RuntimeError(f"load run failed: {result.stderr[-2000:]}")
+    report = json.loads((out / "report.json").read_text())
+    return {"users": users, "interval_s": interval, "cpu_cores": cpu, **{
+        k: report[k] for k in ("logins_ok", "logins_refused", "timeouts", "dead_proxies",
+                               "updates_sent_per_s", "updates_received_per_s", "rtt_ms",
+                               "bytes_per_update_out", "bytes_per_update_in")}}
+
+
+def echo_run(world: World, xmpp: str, senders: int, size: int, duration: float) -> dict:
+    result, cpu = measured(world, [
+        sys.executable, str(ROOT / "bench" / "echo.py"), "--xmpp", xmpp,
+        "--senders", str(senders), "--size", str(size), "--duration", str(duration)])
+    if result.returncode != 0:
+        raise RuntimeError(f"echo run failed: {result.stderr[-2000:]}")
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "cpu_cores": cpu}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--servers", default="embedded,prosody")
+    p.add_argument("--users", default="100,500,1000")
+    p.add_argument("--intervals", default="1,3")
+    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--ramp", type=float, default=10.0)
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
+    p.add_argument("--out", type=Path, default=RESULTS / "e2e.json")
+    args = p.parse_args(argv)
+    users = [int(n) for n in args.users.split(",")]
+    intervals = [float(i) for i in args.intervals.split(",")]
+    if args.smoke:
+        users, intervals, args.duration, args.ramp = [4], [1.0], 2.0, 1.0
+    results: dict = {"runs": [], "limits": []}
+    for server in args.servers.split(","):
+        workdir = Path(tempfile.mkdtemp(prefix=f"jgsl-e2e-{server}-"))
+        world = World(server, workdir)
+        try:
+            xmpp = world.start()
+            for n in users:
+                for interval in intervals:
+                    run = load_run(world, xmpp, n, interval, args.duration, args.ramp)
+                    results["runs"].append({"server": server, **run})
+                    print(server, json.dumps(run), flush=True)
+            n = users[-1]
+            # Flat out, one node per user: the same concurrency as the echo senders.
+            flat = load_run(world, xmpp, n, 0.0, args.duration, args.ramp, corners=False)
+            size = round(4 / 3 * (flat["bytes_per_update_in"] or 100))  # base64 of the payload
+            echo = echo_run(world, xmpp, n, size, args.duration)
+            ratio = (flat["updates_received_per_s"] / echo["round_trips_per_s"]
+                     if echo["round_trips_per_s"] else None)
+            limit = {"server": server, "users": n, "jgsl_flat_out": flat, "echo": echo,
+                     "ratio_jgsl_over_echo": None if ratio is None else round(ratio, 3)}
+            results["limits"].append(limit)
+            print(server, "limit", json.dumps(limit), flush=True)
+        finally:
+            world.stop()
+            import shutil
+
+            shutil.rmtree(workdir, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Null-echo run: N senders bouncing stanzas of a given size off an echo component.
+
+    python bench/echo.py --xmpp tcp:127.0.0.1:5347 --senders 100 --size 120 --duration 10
+
+Prints one JSON line: round trips per second and RTT percentiles. Used by bench/e2e.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from twisted.internet import defer, task
+from twisted.internet.endpoints import clientFromString
+
+from jgsl.core.echo import DriverCore, EchoCore
+from jgsl.tap import DEV_SECRET, SECRET_ENV
+from jgsl.xmpp.link import ComponentService
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(p / 100 * len(values)) - 1))]
+
+
+@defer.inlineCallbacks
+def run(reactor, args):
+    secret = os.environ.get(SECRET_ENV, DEV_SECRET)
+
+    def endpoint():
+        return clientFromString(reactor, args.xmpp)
+
+    echo = ComponentService(reactor, f"echo.{args.domain}", secret, endpoint,
+                            EchoCore(f"echo.{args.domain}"))
+    driver_core = DriverCore(f"drive.{args.domain}", f"echo.{args.domain}", args.senders,
+                             args.size)
+    driver = ComponentService(reactor, f"drive.{args.domain}", secret, endpoint, driver_core)
+    echo.startService()
+    yield task.deferLater(reactor, 0.5, lambda: None)  # the echo is up before the driver
+    driver.startService()
+    yield task.deferLater(reactor, args.warmup, lambda: None)
+    start, before = reactor.seconds(), len(driver_core.rtts)
+    yield task.deferLater(reactor, args.duration, lambda: None)
+    window = reactor.seconds() - start
+    rtts = [r for _, r in driver_core.rtts[before:]]
+    yield defer.maybeDeferred(driver.stopService)
+    yield defer.maybeDeferred(echo.stopService)
+    print(json.dumps({
+        "senders": args.senders, "size": args.size, "round_trips": len(rtts),
+        "round_trips_per_s": round(len(rtts) / window, 1),
+        "rtt_ms": {"p50": _ms(percentile(rtts, 50)), "p99": _ms(percentile(rtts, 99))},
+    }))
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 2)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--xmpp", required=True)
+    p.add_argument("--domain", default="localhost")
+    p.add_argument("--senders", type=int, default=100)
+    p.add_argument("--size", type=int, default=120, help="chat body bytes")
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--warmup", type=float, default=2.0)
+    task.react(run, [p.parse_args(argv)])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,67 @@
+"""The router's own limit, for benchmarks: a null echo and a driver shaped like JGSL clients.
+
+The driver hosts N senders; each sends one chat stanza of a given size, waits for it to come
+back from the echo component, and sends the next at its next tick: the same concurrency and
+pacing as N JGSL clients with one update in flight each, with no game logic anywhere.
+"""
+
+from __future__ import annotations
+
+from jgsl.core.jids import bare
+from jgsl.wire.codec import Chat, Envelope
+
+
+class EchoCore:
+    """Bounces every chat message back to its sender."""
+
+    def __init__(self, jid: str) -> None:
+        self.jid = jid
+
+    def connected(self, now: float) -> list[Envelope]:
+        return []
+
+    def tick(self, now: float) -> list[Envelope]:
+        return []
+
+    def receive(self, now: float, envelope: Envelope) -> list[Envelope]:
+        if isinstance(envelope.message, Chat):
+            return [Envelope(envelope.recipient, envelope.sender, envelope.message)]
+        return []
+
+
+class DriverCore:
+    """N senders with one message in flight each; round-trip times recorded."""
+
+    def __init__(self, component: str, echo: str, senders: int, size: int) -> None:
+        self.echo = echo
+        self.body = Chat("x" * max(1, size))
+        self.senders = [f"s{i}@{component}" for i in range(senders)]
+        self.sent_at: dict[str, float | None] = dict.fromkeys(self.senders)
+        self.rtts: list[tuple[float, float]] = []
+        self.running = False
+
+    def connected(self, now: float) -> list[Envelope]:
+        self.running = True
+        return self.tick(now)
+
+    def tick(self, now: float) -> list[Envelope]:
+        if not self.running:
+            return []
+        out = []
+        for sender, sent in self.sent_at.items():
+            if sent is None:
+                self.sent_at[sender] = now
+                out.append(Envelope(sender, self.echo, self.body))
+        return out
+
+    def receive(self, now: float, envelope: Envelope) -> list[Envelope]:
+        sender = bare(envelope.recipient)
+        sent = self.sent_at.get(sender)
+        if sent is not None:
+            self.rtts.append((now, now - sent))
+            self.sent_at[sender] = None  # the next one goes at the next tick, like JGSL
+        return []
+
+    def stop(self, now: float) -> list[Envelope]:
+        self.running = False
+        return []
