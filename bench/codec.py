@@ -23,11 +23,13 @@ from pathlib import Path
 from jgsl.core.fields import encode_facing, encode_position
 from jgsl.core.grid import GridNode, GridSettings
 from jgsl.core.region import Region
+from jgsl.core.stringmaps import ANIMS
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import decode, encode
 
 RESULTS = Path(__file__).parent / "results"
 ASSET = "character/v4/Can/can01/can01.x"
+ASSETS = ("character/v4/Can/can03/can03.x", ASSET)
 REGION = Region("worlds/MyWorlds/AlphaWorld/", 100, 100, 200.0)
 
 
@@ -93,6 +95,12 @@ def measure(n: int, rounds: int, seed: int = 1) -> dict[str, object]:
         state["facing"] = math.remainder(state["facing"] + rng.uniform(-0.5, 0.5), math.tau)
         send(node, 2, jid, agent_state(state, False))
     moved_total, _, st = payload_bytes(node, viewer, st, 2)
+    # Everybody changes appearance: another asset (not in the 2009 map) and an animation.
+    for i, jid in enumerate(states):
+        send(node, 3, jid, pb.AgentState(asset_file=ASSETS[i % 2], anim=ANIMS[7]))
+    changed_total, _, st = payload_bytes(node, viewer, st, 3)
+    orig_look = sum(len(f'["{jid.split("@")[0]}"]="2:{ASSETS[i % 2]},8:8",'.encode())
+                    for i, jid in enumerate(states))
     names = {jid.split("@")[0]: s for jid, s in states.items()}
     orig_move = len(original_message({k: original_stream(s, False) for k, s in names.items()})
                     .encode()) - len(original_message({}).encode())
@@ -109,6 +117,8 @@ def measure(n: int, rounds: int, seed: int = 1) -> dict[str, object]:
         "moving_bytes_per_agent": round(per_agent, 2),
         "moving_original_bytes_per_agent": round(orig_move / n, 2),
         "moving_ratio_original_over_ours": round(orig_move / n / per_agent, 2),
+        "appearance_bytes_per_agent": round((changed_total - empty) / n, 2),
+        "appearance_original_bytes_per_agent": round(orig_look / n, 2),
         "join_snapshot_bytes": join,
         "join_snapshot_replies": join_replies,
         "join_original_bytes": orig_join,

@@ -31,3 +31,15 @@ def test_grid_bench_smoke(tmp_path):
         (5, 30.0), (10, 30.0), (5, None), (10, None)}
     assert all(r["updates"] == r["agents"] * (10 // r["agents"]) and r["cpu_us_per_update"] > 0
                for r in result["runs"])
+
+
+def test_e2e_bench_smoke(tmp_path):
+    """Embedded router and Prosody, 4 users, plus the null-echo limit: every field present."""
+    result = load("e2e").main(["--smoke", "--out", str(tmp_path / "e2e.json")])
+    assert {r["server"] for r in result["runs"]} == {"embedded", "prosody"}
+    for run in result["runs"]:
+        assert run["logins_ok"] == 4 and run["updates_received_per_s"] > 0
+        assert set(run["cpu_cores"]) == {"server", "gateway", "grid", "client"}
+    for limit in result["limits"]:
+        assert limit["echo"]["round_trips_per_s"] > 0
+        assert limit["ratio_jgsl_over_echo"] > 0

@@ -199,6 +199,11 @@ class ClientCore:
         self._reported: dict[str, tuple[float, float, float]] = {}
         self._leaving: dict[str, float] = {}
         self._centre: str | None = None  # key of the node we are an agent in
+        # Ticks are cheap when nothing is due: when the next step and expiry sweep are due,
+        # and where the player was at the last step.
+        self._next_step = float("-inf")
+        self._next_expiry = float("-inf")
+        self._stepped_at: tuple[float, float] | None = None
         self._waiting_since = 0.0
         self._retry_at: float | None = None
         self._login: tuple[float, float, float] | None = None  # (sent at, x, z)
@@ -264,7 +269,9 @@ class ClientCore:
         return out
 
     def tick(self, now: float) -> list[Envelope]:
-        self._expire_agents(now)
+        if now >= self._next_expiry:
+            self._next_expiry = now + min(1.0, self.settings.update_interval)
+            self._expire_agents(now)
         if self.state is State.IDLE:
             if self._retry_at is not None and now >= self._retry_at:
                 return self.start(now)
@@ -280,7 +287,26 @@ class ClientCore:
                              text="gateway did not answer a login"))
             self._login = None
             out += self._repin(now)
-        return out + self._step(now)
+        if self._step_due(now):
+            out += self._step(now)
+        return out
+
+    def _step_due(self, now: float) -> bool:
+        """Is any node due, has the player moved, or is there no node yet?"""
+        if now >= self._next_step or self._centre is None or self._stepped_at is None:
+            return True
+        x, z = self._stepped_at
+        return abs(self.avatar.x - x) + abs(self.avatar.z - z) >= 1.0
+
+    def _schedule(self) -> None:
+        """When the next step is due: the earliest update or timeout of any node."""
+        due = float("inf")
+        for proxy in self.proxies.values():
+            if proxy.waiting_since is not None:
+                due = min(due, proxy.waiting_since + self.settings.request_timeout)
+            else:
+                due = min(due, proxy.last_sent + self.settings.update_interval)
+        self._next_step = due
 
     def _repin(self, now: float) -> list[Envelope]:
         """Ping the gateway again with a new client key (nodes we are in carry on)."""
@@ -335,6 +361,8 @@ class ClientCore:
             if key not in touched:  # no point of ours is in this node any more
                 out.append(self._logout(proxy))
                 self._drop(now, key)
+        self._stepped_at = (self.avatar.x, self.avatar.z)
+        self._schedule()
         return out
 
     def _service(self, now: float, proxy: GridProxy) -> list[Envelope]:
@@ -489,6 +517,7 @@ class ClientCore:
         proxy.ct = msg.ct if msg.HasField("ct") and not msg.want_full else 0
         if msg.more:
             proxy.last_sent = float("-inf")  # the rest is waiting: ask at the next tick
+        self._next_step = min(self._next_step, proxy.last_sent + self.settings.update_interval)
         return []
 
     def _apply(self, now: float, proxy: GridProxy, row) -> None:

@@ -148,7 +148,21 @@ class CoreHandler(XMPPHandler):
             self.send(stanza)
 
 
+def no_delay(xs) -> None:
+    """Send small stanzas at once: Nagle's algorithm with delayed ACKs adds up to ~40 ms."""
+    set_no_delay = getattr(xs.transport, "setTcpNoDelay", None)
+    if set_no_delay is not None:
+        try:
+            set_no_delay(True)
+        except OSError:
+            pass  # not a TCP socket after all
+
+
 class _Streams(StreamManager):
+    def _connected(self, xs) -> None:
+        no_delay(xs)
+        super()._connected(xs)
+
     def initializationFailed(self, reason) -> None:
         log.error("XMPP sign-in failed (wrong component secret or password, unknown component "
                   "or account, or TLS not trusted?): {reason}", reason=reason.getErrorMessage())

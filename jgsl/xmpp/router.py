@@ -12,10 +12,11 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
-from twisted.words.protocols.jabber import component, error
+from twisted.words.protocols.jabber import component, error, xmlstream
 from twisted.words.protocols.jabber.jid import InvalidFormat, internJID
 
 from jgsl.core.droplog import DropLog
+from jgsl.xmpp.link import no_delay
 
 log = Logger(namespace="jgsl.router")
 
@@ -56,6 +57,7 @@ class RouterService(Service):
         self.router = QuietRouter(reactor)
         self.factory = component.XMPPComponentServerFactory(self.router, secret)
         self.factory.noisy = False
+        self.factory.addBootstrap(xmlstream.STREAM_CONNECTED_EVENT, no_delay)
         self.port_file = Path(port_file) if port_file else None
         self.address: tuple[str, int] | None = None
         self._port = None
