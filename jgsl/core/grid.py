@@ -69,7 +69,7 @@ class GridSettings:
     max_reply_bytes: int = 16 * 1024
     #: Replies per client remembered as possible baselines (Quake 3 keeps 32).
     records: int = 16
-    #: Every how many replies a field is sent even if unchanged (0: never).
+    #: Every how many updates from an agent a field is re-sent, absolute, to everyone (0: never).
     refresh: dict[str, int] = field(default_factory=lambda: dict(REFRESH))
     history: dict[str, int] = field(default_factory=lambda: dict(HISTORY))
     #: Creations and env messages per reply (original: 5 each), and log sizes.
@@ -78,8 +78,8 @@ class GridSettings:
     max_env: int = 200
 
 
-#: What a client knew of one agent after a reply: (agent uid, exact as of frame, unused).
-Known = tuple[int, int, int]
+#: What a client knows of one agent after a reply: (agent uid, frame its state is exact at).
+Known = tuple[int, int]
 
 
 @dataclass(slots=True)
@@ -374,7 +374,7 @@ class GridNode:
                 row = self._row(agent, k[1])
                 if row is None:
                     ping.append(slot)
-                    fresh[slot] = (agent.uid, frame, 0)
+                    fresh[slot] = (agent.uid, frame)
                     continue
             if writer.size + (writer.bound(row) if row.literals else row.bound) > budget:
                 reply.more = True
@@ -382,7 +382,7 @@ class GridNode:
                     fresh[slot] = k  # the client still knows what it knew
                 continue
             writer.add_prepared(slot, row)
-            fresh[slot] = (agent.uid, frame, 0)
+            fresh[slot] = (agent.uid, frame)
         if writer.rows:
             reply.agents.CopyFrom(writer.finish())
         _delta_code(ping, reply.ping)
