@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from jgsl.prosody import DevProsody
+from jgsl.prosody import DevProsody, free_port, wait_port
 from tests.processes import terminate
 
 
@@ -28,24 +26,6 @@ def ensure_debian_package(command: str, package: str) -> str:
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
                    check=True, env=env)
     return shutil.which(command) or f"/usr/bin/{command}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"nothing listens on port {port}") from None
-            time.sleep(0.05)
 
 
 class RedisServer:
@@ -69,7 +49,7 @@ class RedisServer:
             try:
                 wait_port(self.port, timeout=10)
                 return self
-            except AssertionError:
+            except RuntimeError:
                 self.stop()
         raise AssertionError("redis-server did not start")
 
