@@ -4,5 +4,6 @@ import secrets
 
 
 def new_key() -> str:
-    """A fresh 128-bit session key as 32 hex digits."""
-    return secrets.token_hex(16)
+    """A fresh 128-bit session key: 22 URL-safe base64 characters (hex would take 32, and
+    the node key rides in every update)."""
+    return secrets.token_urlsafe(16)
