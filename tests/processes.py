@@ -63,6 +63,14 @@ class Processes:
     def stop_all(self) -> dict[str, int]:
         return {name: self.stop(name) for name in list(self.procs)}
 
+    def stop_all_cleanly(self) -> None:
+        """Stop every process and check each shut down gracefully, with no traceback."""
+        names = list(self.procs)
+        codes = self.stop_all()
+        assert set(codes.values()) == {-signal.SIGTERM}, codes  # twistd re-raises SIGTERM
+        for name in names:
+            assert "Traceback" not in self.log(name), self.log(name)
+
     def kill_all(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:

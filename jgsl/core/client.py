@@ -601,7 +601,7 @@ class ClientCore:
         msg = pb.NormalUpdate(sk=proxy.key, id=proxy.node_id, st=proxy.st, ct=self.timeid,
                               dummy=self.avatar.dummy, recover=sorted(set(proxy.recover))[:5])
         proxy.recover.clear()
-        changed = self.own.since(proxy.ct) if proxy.ct else self.own.full()
+        changed = self.own.since(proxy.ct)  # ct 0: every field (frames start at 1)
         if changed is not None:
             msg.agent.data.CopyFrom(changed)
         if proxy.st == 0 and proxy.ticket is not None:

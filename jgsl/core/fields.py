@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 from jgsl.wire import jgsl_pb2 as pb
 
-#: AgentState fields in opcode order (the protobuf field numbers are the original opcodes).
-FIELDS: tuple[str, ...] = tuple(f.name for f in pb.AgentState.DESCRIPTOR.fields)
 #: Fields an agent needs before others can draw it (the original IsIntact()).
 REQUIRED: tuple[str, ...] = ("asset_file", "rx", "y", "rz")
 #: Opcode of every field in an agent table; 1 is the agent's name (the original's unused jid).
@@ -87,18 +85,3 @@ class FieldHistory:
                 setattr(out, name, tracked.value)
         return out
 
-    def full(self) -> pb.AgentState:
-        out = pb.AgentState()
-        for name, tracked in self._fields.items():
-            setattr(out, name, tracked.value)
-        return out
-
-    def value(self, name: str, default: object = None) -> object:
-        tracked = self._fields.get(name)
-        return default if tracked is None else tracked.value
-
-    def intact(self) -> bool:
-        return all(name in self._fields for name in REQUIRED)
-
-    def clear(self) -> None:
-        self._fields.clear()

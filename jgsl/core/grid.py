@@ -98,7 +98,6 @@ class Agent:
     slot: int
     mode: AgentMode
     last_active: float
-    joined: int
     trackers: dict[str, ValueTracker] = field(default_factory=dict)
     #: As a viewer: reply frame -> what the client knows once it has that reply.
     records: dict[int, Ack] = field(default_factory=dict)
@@ -153,11 +152,6 @@ class GridNode:
         self.creations = EditLog.new(compress=False, limit=settings.max_creations)
         self.env = EditLog.new(compress=True, limit=settings.max_env)
 
-    @property
-    def can_edit(self) -> bool:
-        """Guests may not create objects or change the environment (original CanEdit)."""
-        return self.role != "guest"
-
     def admit(self, jid: str, role: str) -> None:
         """Note the role the gateway's ticket grants ``jid`` before it joins."""
         self._roles[jid] = role or self.role
@@ -211,7 +205,7 @@ class GridNode:
         agent = self.agents.get(jid)
         if agent is None:
             slot = heapq.heappop(self._free) if self._free else len(self._slots)
-            agent = Agent(jid, next(self._uids), slot, mode, now, self.frame + 1,
+            agent = Agent(jid, next(self._uids), slot, mode, now,
                           role=self._roles.pop(jid, self.role))
             self.agents[jid] = self._slots[slot] = agent
         elif agent.mode is not mode:

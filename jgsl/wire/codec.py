@@ -18,8 +18,6 @@ from twisted.words.xish import domish
 from jgsl.wire.messages import class_of, type_of
 
 NS_JGSL = "urn:xmpp:jgsl:0"
-#: XPath matching stanzas that carry a JGSL payload.
-PAYLOAD_XPATH = f"/message/jgsl[@xmlns='{NS_JGSL}']"
 #: Largest serialized protobuf accepted or sent (a join snapshot is split below this).
 MAX_PAYLOAD_BYTES = 48 * 1024
 _MAX_B64_CHARS = 4 * ((MAX_PAYLOAD_BYTES + 2) // 3)
