@@ -93,9 +93,10 @@ class Options(usage.Options):
         if role not in ROLES:
             raise usage.UsageError(f"--role must be one of {', '.join(ROLES)} (got {role!r})")
         try:
-            xmpp = load_config(self["config"]).xmpp
+            self["world-config"] = load_config(self["config"])  # read once, used by every role
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        xmpp = self["world-config"].xmpp
         self["domain"] = self["domain"] or xmpp.get("domain") or "localhost"
         domain = self["domain"]
         if not self["xmpp"]:
@@ -120,7 +121,6 @@ class Options(usage.Options):
         if role == "client":
             self._client_options()
         try:
-            self["world-config"] = load_config(self["config"])
             if role in ("emu", "world"):
                 users, errors = load_users(self["emu-users"])
                 for text in errors:
