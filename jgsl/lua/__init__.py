@@ -1,0 +1,1 @@
+"""Lua game logic for grid nodes, and the EmmyLua annotations that describe its messages."""
