@@ -264,8 +264,9 @@ def _redis(options):
 
 
 def _allocation_store(options):
-    """The Redis allocation store several gateways share, or None for a lone gateway."""
-    if options["redis"] is None:
+    """The Redis allocation store several gateways share, or None for a lone gateway (the
+    world's gateway is always alone)."""
+    if options["redis"] is None or options["role"] != "gateway":
         return None
     from jgsl.storage.allocation import RedisAllocation
 

@@ -10,7 +10,8 @@ AOF before it answers, so a restart of Redis loses nothing the queue saw acknowl
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.error import TimeoutError
 from twisted.logger import Logger
 
 from jgsl.storage.writebehind import Write
@@ -54,7 +55,11 @@ class RedisBackend:
             factory.addConnection = added
 
     def _timed(self, d: Deferred) -> Deferred:
-        return d.addTimeout(self.timeout, self._clock)
+        def no_answer(failure):
+            failure.trap(TimeoutError, CancelledError)
+            raise ConnectionError(f"no answer from Redis in {self.timeout:g} s")
+
+        return d.addTimeout(self.timeout, self._clock).addErrback(no_answer)
 
     def write(self, batch: list[Write]) -> Deferred:
         keys, args = [], []

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 
 from jgsl.storage.records import (
@@ -100,7 +100,7 @@ class Store:
         """NodeLogs of the node; fails if the backend cannot be reached."""
         logs = NodeLogs()
 
-        def read(_, kind):
+        def read(kind):
             hash_name = f"{NODE}{node}:{kind}"
             d = self.backend.read_all(hash_name)
 
@@ -115,10 +115,8 @@ class Store:
 
             return d.addCallback(decode)
 
-        d = succeed(None)
-        for kind in LOG_KINDS:
-            d.addCallback(read, kind)
-        return d.addCallback(lambda _: logs)
+        d = gatherResults([read(kind) for kind in LOG_KINDS], consumeErrors=True)
+        return d.addCallbacks(lambda _: logs, lambda f: f.value.subFailure)
 
     # -- script keys (the Lua outbox) --------------------------------------------------
 
