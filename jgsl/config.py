@@ -26,6 +26,7 @@ _SETTINGS_PATH = ("JGSL", "GridServer", "NodeSettings")
 _REFRESH_PATH = ("JGSL", "GridServer", "FieldRefreshRate")
 _TRUSTED_PATH = ("JGSL", "GridServer", "TrustedGateway")
 _XMPP_PATH = ("JGSL", "XMPP")
+_ADMIN_PATH = ("JGSL", "Admin")
 _XMPP_ATTRIBUTES = {"server", "domain", "secret", "secret_file"}
 _GATEWAY_PATH = ("JGSL", "GatewayServer")
 #: GatewayServer attribute -> (type, smallest, largest); nidfilter is a Lua pattern.
@@ -226,6 +227,8 @@ class WorldConfig:
     trusted: tuple[str, ...] = ()
     #: /JGSL/XMPP: server (endpoint string), domain, secret or secret_file.
     xmpp: dict[str, str] = field(default_factory=dict)
+    #: /JGSL/Admin jid: who may shut a gateway or grid process down (ADMIN_SHUTDOWN).
+    admins: tuple[str, ...] = ()
 
 
 def _numbers(attrs: dict[str, str], allowed: dict[str, tuple[type, float, float]],
@@ -258,6 +261,7 @@ def parse_config(data: bytes, source: str) -> WorldConfig:
     text: list[str] = []
     gateway: dict[str, float | int] = {}
     trusted: list[str] = []
+    admins: list[str] = []
     xmpp: dict[str, str] = {}
     user_filter: list[re.Pattern[str]] = []
 
@@ -290,6 +294,10 @@ def parse_config(data: bytes, source: str) -> WorldConfig:
             if not attrs.get("jid") or set(attrs) != {"jid"}:
                 raise ConfigError(f"{source}:{line}: TrustedGateway needs exactly a jid")
             trusted.append(attrs["jid"])
+        elif path == _ADMIN_PATH:
+            if not attrs.get("jid") or set(attrs) != {"jid"}:
+                raise ConfigError(f"{source}:{line}: Admin needs exactly a jid")
+            admins.append(attrs["jid"])
         elif path == _REFRESH_PATH:
             rates = _numbers(attrs, dict.fromkeys(FIELD_NAMES, (int, 0, 1_000_000)),
                              f"{source}:{line}: FieldRefreshRate")
@@ -320,7 +328,8 @@ def parse_config(data: bytes, source: str) -> WorldConfig:
                           f"{expat.ErrorString(e.code)}") from None
     ruleset = RuleSet(tuple(rules), source) if rules else RuleSet(CATCH_ALL.rules, source)
     return WorldConfig(ruleset, node, refresh, {k: tuple(v) for k, v in strings.items()}, source,
-                       gateway, user_filter[0] if user_filter else None, tuple(trusted), xmpp)
+                       gateway, user_filter[0] if user_filter else None, tuple(trusted), xmpp,
+                       tuple(admins))
 
 
 def parse_rules(data: bytes, source: str) -> RuleSet:

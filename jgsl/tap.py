@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from twisted.application.service import IServiceCollection, MultiService
+from twisted.application.service import IServiceCollection
 from twisted.internet.endpoints import clientFromString
 from twisted.logger import Logger
 from twisted.python import usage
@@ -19,8 +19,10 @@ from jgsl.core.grid import GridProcessCore, GridSettings
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET
 from jgsl.emudb import EmuUser, load_users
+from jgsl.storage.store import EffectRunner, Store
 from jgsl.xmpp.link import ComponentService, MessageDump
 from jgsl.xmpp.router import RouterService
+from jgsl.xmpp.shutdown import GracefulService
 
 ROLES = ("router", "gateway", "grid", "emu", "world", "client")
 PASSWORD_ENV = "JGSL_PASSWORD"
@@ -65,8 +67,21 @@ class Options(usage.Options):
          "Gateway JID(s), comma-separated (default gateway.<domain>): grids register with each "
          "and trust their tickets; emulated users log in through the first."],
         ["redis", None, None,
-         "Gateway: HOST:PORT of a Redis server shared with other gateways (allocation state); "
-         "without it a single gateway keeps its state in memory."],
+         "HOST:PORT of a Redis server: gateways share allocation state there, and gateways "
+         "and grids persist agents and node logs there (turn AOF on; docs/persistence.md). "
+         "Without it a lone gateway keeps allocation in memory, and grid and world "
+         "processes persist to --state-file."],
+        ["state-file", None, None,
+         "Grid/world without --redis: the embedded store's snapshot file "
+         "(default jgsl-state/<world|grid name>.json)."],
+        ["shutdown-timeout", None, 10.0,
+         "Seconds a graceful shutdown may spend persisting before it gives up.", _positive],
+        ["admin", None, None,
+         "JID(s), comma-separated, whose ADMIN_SHUTDOWN stops this process gracefully "
+         "(also /JGSL/Admin jid in the config)."],
+        ["write-queue-limit", None, 100_000,
+         "Most writes queued while the store is unreachable; beyond it new ones are dropped "
+         "with a log line.", int],
         ["jid", None, None, "Client: the player's XMPP account (user@domain/resource)."],
         ["password-file", None, None,
          f"Client: file holding the account's password (else ${PASSWORD_ENV})."],
@@ -106,6 +121,11 @@ class Options(usage.Options):
         self["gateways"] = [g.strip() for g in (self["gateway"] or f"gateway.{domain}").split(",")
                             if g.strip()]
         self["gateway"] = self["gateways"][0]
+        self["admins"] = frozenset(
+            [a.strip() for a in (self["admin"] or "").split(",") if a.strip()]
+            + list(self["world-config"].admins))
+        if not 1 <= self["write-queue-limit"] <= 10_000_000:
+            raise usage.UsageError("--write-queue-limit must be 1..10000000")
         if self["redis"]:
             host, _, port = self["redis"].rpartition(":")
             if not host or not port.isdigit():
@@ -232,28 +252,64 @@ def string_maps(config: WorldConfig) -> dict[str, StringMap]:
     return maps
 
 
-def _allocation_store(redis: tuple[str, int] | None):
-    """The Redis allocation store several gateways share, or None for a lone gateway."""
-    if redis is None:
-        return None
-    import txredisapi
+def _redis(options):
+    """One txredisapi connection per process, shared by allocation and the store."""
+    if options.get("redis-connection") is None:
+        import txredisapi
 
+        host, port = options["redis"]
+        options["redis-connection"] = txredisapi.lazyConnection(
+            host, port, reconnect=True, convertNumbers=False)
+    return options["redis-connection"]
+
+
+def _allocation_store(options):
+    """The Redis allocation store several gateways share, or None for a lone gateway (the
+    world's gateway is always alone)."""
+    if options["redis"] is None or options["role"] != "gateway":
+        return None
     from jgsl.storage.allocation import RedisAllocation
 
-    host, port = redis
+    host, port = options["redis"]
     log.info("sharing allocation state through Redis at {host}:{port}", host=host, port=port)
-    return RedisAllocation(txredisapi.lazyConnection(host, port, reconnect=True,
-                                                     convertNumbers=False))
+    return RedisAllocation(_redis(options))
+
+
+def make_store(reactor, options) -> Store | None:
+    """Redis with --redis; else the embedded store for grid and world (a lone gateway's
+    own file would never hold what a grid process saved, so it has none)."""
+    role = options["role"]
+    if options["redis"] is not None:
+        from jgsl.storage.redis_store import RedisBackend
+
+        host, port = options["redis"]
+        backend = RedisBackend(_redis(options), reactor, name=f"redis {host}:{port}")
+    elif role in ("grid", "world"):
+        from jgsl.storage.embedded import EmbeddedBackend
+
+        path = options["state-file"] or str(
+            Path("jgsl-state") / f"{'world' if role == 'world' else _grid_name(options)}.json")
+        backend = EmbeddedBackend(path, reactor)
+    else:
+        return None
+    log.info("persisting to {store}", store=backend.name)
+    return Store(backend, reactor, limit=options["write-queue-limit"])
+
+
+def _grid_name(options) -> str:
+    return options["name"] or f"grid1.{options['domain']}"
 
 
 def _component(reactor, options, name: str, endpoint, core, dump_label: str | None,
-               store=None):
+               store=None, on_admin_shutdown=None):
     dump = MessageDump(dump_label) if dump_label else None
     return ComponentService(reactor, name, options["secret"], endpoint, core,
-                            tick_interval=options["tick"], dump=dump, store=store)
+                            tick_interval=options["tick"], dump=dump, store=store,
+                            admins=options["admins"], on_admin_shutdown=on_admin_shutdown)
 
 
-def build_components(reactor, options, endpoint, parent: IServiceCollection) -> None:
+def build_components(reactor, options, endpoint, parent: IServiceCollection,
+                     store: Store | None = None, on_admin_shutdown=None) -> None:
     """Add the gateway, grid and emu components the role asks for to ``parent``."""
     role, domain, now = options["role"], options["domain"], reactor.seconds()
     if role == "router":
@@ -264,17 +320,22 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection) -> 
     if role in ("gateway", "world"):
         name = (options["name"] if role == "gateway" else None) or options["gateway"]
         settings = gateway_settings(world, options["role-hook"])
-        store = _allocation_store(options["redis"])
+        allocation = _allocation_store(options)
         core = GatewayCore(name, world.rules, settings, start=now,
-                           ticket_secret=options["ticket-secret"], shared=store is not None)
+                           ticket_secret=options["ticket-secret"],
+                           shared=allocation is not None, persist=store is not None)
         _component(reactor, options, name, endpoint, core, server_dump,
-                   store=store).setServiceParent(parent)
+                   store=EffectRunner(allocation, store),
+                   on_admin_shutdown=on_admin_shutdown).setServiceParent(parent)
     if role in ("grid", "world"):
         name = (options["name"] if role == "grid" else None) or f"grid1.{domain}"
         core = GridProcessCore(name, options["gateways"], grid_settings(world), start=now,
                                trusted=world.trusted,
-                               maps=maps, ticket_secret=options["ticket-secret"])
-        _component(reactor, options, name, endpoint, core, server_dump).setServiceParent(parent)
+                               maps=maps, ticket_secret=options["ticket-secret"],
+                               persist=store is not None)
+        _component(reactor, options, name, endpoint, core, server_dump,
+                   store=EffectRunner(None, store),
+                   on_admin_shutdown=on_admin_shutdown).setServiceParent(parent)
     if role in ("emu", "world"):
         name = (options["name"] if role == "emu" else None) or f"emu.{domain}"
         users: list[EmuUser] = options["users"]
@@ -328,10 +389,12 @@ class _PlayerCore:
         return self.client.stop(now)
 
 
-def makeService(options: Options, reactor=None) -> MultiService:
+def makeService(options: Options, reactor=None) -> GracefulService:
+    signals = reactor is None  # the real daemon: a second SIGTERM forces the stop
     if reactor is None:
         from twisted.internet import reactor
-    top = MultiService()
+    store = make_store(reactor, options) if options["role"] != "router" else None
+    top = GracefulService(reactor, store, timeout=options["shutdown-timeout"], signals=signals)
     role = options["role"]
     if role in ("router", "world"):
         router = RouterService(reactor, options["listen"], options["secret"],
@@ -347,5 +410,5 @@ def makeService(options: Options, reactor=None) -> MultiService:
     else:
         def endpoint():
             return clientFromString(reactor, options["xmpp"])
-    build_components(reactor, options, endpoint, top)
+    build_components(reactor, options, endpoint, top, store, top.request_shutdown)
     return top

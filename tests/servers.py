@@ -31,27 +31,49 @@ def ensure_debian_package(command: str, package: str) -> str:
 class RedisServer:
     """A throw-away redis-server on a free loopback port, in its own directory."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, appendonly: bool = False) -> None:
         self.binary = ensure_debian_package("redis-server", "redis-server")
+        self.cli = ensure_debian_package("redis-cli", "redis-tools")
         self.workdir = workdir
+        self.appendonly = appendonly
         self.port = 0
         self.proc: subprocess.Popen | None = None
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.workdir),
+             "--logfile", str(self.workdir / "redis.log"), "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self) -> RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         for _ in range(5):
             self.port = free_port()
-            self.proc = subprocess.Popen(
-                [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                 "--appendonly", "no", "--dir", str(self.workdir),
-                 "--logfile", str(self.workdir / "redis.log"), "--daemonize", "no"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.proc = self._spawn()
             try:
                 wait_port(self.port, timeout=10)
                 return self
             except RuntimeError:
                 self.stop()
         raise AssertionError("redis-server did not start")
+
+    def kill(self) -> None:
+        """Kill -9: no chance to write anything more (what survives is in the AOF)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        """Start again on the same port and directory (loading the AOF, if on)."""
+        self.proc = self._spawn()
+        wait_port(self.port, timeout=10)
+
+    def command(self, *args: str) -> str:
+        result = subprocess.run([self.cli, "-p", str(self.port), *args], capture_output=True,
+                                text=True, timeout=10, check=True)
+        return result.stdout
 
     def stop(self) -> None:
         if self.proc is not None:

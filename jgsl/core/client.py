@@ -67,6 +67,10 @@ class EventKind(enum.Enum):
     CREATION = "creation"
     ENV = "env"
     LOG = "log"
+    #: The gateway offered the state saved when the user last left the world (adopted).
+    RESTORED = "restored"
+    #: A grid node (or the gateway) ended the session with SC_Closing.
+    CLOSED = "closed"
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,9 @@ class ClientSettings:
     #: Report user-move when an agent moved this far (world units) since its last report;
     #: None: never (a console client wants them, a crowd of bots does not).
     report_moves: float | None = None
+    #: Adopt the position the gateway saved at the last visit, at the first sign-in of a
+    #: session (appearance and nickname are adopted only where the avatar has none).
+    resume: bool = True
 
 
 @dataclass
@@ -212,6 +219,11 @@ class ClientCore:
         self._edit_seq = 0
         #: Highest edit sequence number applied per (log, author): replays are not re-applied.
         self._applied: dict[tuple[EventKind, str], int] = {}
+        #: Whether this session already considered a saved state (only the first ping
+        #: reply's, before the first sign-in).
+        self._resumed = False
+        #: Node keys that sent SC_Closing, and until when logins to them are not used.
+        self._closed: dict[str, float] = {}
 
     # -- the node we are in ----------------------------------------------------------------
 
@@ -253,7 +265,8 @@ class ClientCore:
         self._retry_at = None
         self._enter(State.PINGING)
         self._waiting_since = now
-        return [self._to(self.gateway, pb.Ping(csk=self.csk, sk=self.sk))]
+        return [self._to(self.gateway, pb.Ping(csk=self.csk, sk=self.sk,
+                                               worldpath=self.worldpath))]
 
     def stop(self, now: float) -> list[Envelope]:
         """Log out of every grid node and go idle."""
@@ -314,7 +327,7 @@ class ClientCore:
         self.csk = self._key_factory()
         self._enter(State.PINGING)
         self._waiting_since = now
-        return [self._to(self.gateway, pb.Ping(csk=self.csk))]
+        return [self._to(self.gateway, pb.Ping(csk=self.csk, worldpath=self.worldpath))]
 
     def _points(self) -> list[tuple[float, float, bool]]:
         a, r = self.avatar, self.settings.sense_radius
@@ -419,7 +432,7 @@ class ClientCore:
         if isinstance(msg, pb.NormalUpdateReply):
             return self._on_update(now, envelope.sender, msg)
         if isinstance(msg, pb.Closing):
-            return self._on_closing(now, msg)
+            return self._on_closing(now, envelope.sender, msg)
         self._log(f"ignored {type(msg).__name__} from {envelope.sender}")
         return []
 
@@ -428,8 +441,26 @@ class ClientCore:
             self._log(f"ignored ping reply with an invalid session key from {sender}")
             return []
         self.sk = msg.sk
+        if msg.HasField("saved") and not self._resumed:
+            self._resume(msg.saved)
+        self._resumed = True
         self._enter(State.UPDATING if self.proxy is not None else State.LOGGING_IN)
         return self._step(now)
+
+    def _resume(self, saved: pb.SavedAgent) -> None:
+        """Adopt the state saved at the last visit (docs/client-states.md, "Resuming")."""
+        if saved.worldpath != self.worldpath:
+            return
+        a = self.avatar
+        if self.settings.resume:
+            a.x, a.y, a.z = saved.x, saved.y, saved.z
+            a.facing = decode_facing(saved.facing)
+        if not a.asset_file:
+            a.asset_file = saved.asset_file
+        if not a.nickname:
+            a.nickname = saved.nickname
+        self._emit(Event(EventKind.RESTORED, self.gateway, (a.x, a.y, a.z),
+                         text=f"last visit at ({saved.x:.2f}, {saved.y:.2f}, {saved.z:.2f})"))
 
     def _on_login_reply(self, now: float, sender: str, msg: pb.LoginReply) -> list[Envelope]:
         if self._login is None or msg.csk != self.csk:
@@ -458,6 +489,9 @@ class ClientCore:
             return []
         region = Region.from_fields(msg.worldpath, msg.gx, msg.gy,
                                     msg.gsize if msg.HasField("gsize") else None)
+        if self._closed.get(msg.gk, float("-inf")) > now:
+            self._refused.append((now + self.settings.retry_delay, msg.x, msg.z))
+            return []  # that node is closing; the gateway does not know yet
         if msg.gk not in self.proxies:
             self.proxies[msg.gk] = GridProxy(msg.gjid, msg.gid, msg.gk, region, msg.role,
                                              ticket=msg.ticket)
@@ -465,16 +499,26 @@ class ClientCore:
                 self._log(f"new grid node {msg.gid} at {msg.gjid} serves {region}")
         return self._step(now)
 
-    def _on_closing(self, now: float, msg: pb.Closing) -> list[Envelope]:
-        if msg.sk in self.proxies:
+    def _on_closing(self, now: float, sender: str, msg: pb.Closing) -> list[Envelope]:
+        """The node (or gateway) ends the session: stop sending to it, no timeout."""
+        reason = msg.reason or "server closing"
+        proxy = self.proxies.get(msg.sk)
+        if proxy is not None and bare(sender) == bare(proxy.jid):
+            self._closed = {k: t for k, t in self._closed.items() if t > now}
+            self._closed[msg.sk] = now + self.settings.retry_delay
+            self._emit(Event(EventKind.CLOSED, proxy.jid, text=reason))
             self._drop(now, msg.sk)
-            self._log(f"grid node closed the session: {msg.reason}")
-        elif msg.sk and msg.sk == self.sk:
+        elif msg.sk and msg.sk == self.sk and bare(sender) == bare(self.gateway):
+            self._emit(Event(EventKind.CLOSED, self.gateway, text=reason))
             for key in list(self.proxies):
                 self._drop(now, key)
-            self._set_centre(None, msg.reason or "server closing")
+            self._set_centre(None, reason)
+            self._login = None
             if self.state is not State.IDLE:
                 self._enter(State.IDLE)
+                self._retry_at = now + self.settings.retry_delay
+        else:
+            self._log(f"ignored SC_Closing with an unknown key from {sender}")
         return []
 
     def _on_update(self, now: float, sender: str, msg: pb.NormalUpdateReply) -> list[Envelope]:

@@ -9,7 +9,7 @@ entry's sequence number so a client behind the compaction still ends in the same
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jgsl.wire import jgsl_pb2 as pb
 
@@ -59,15 +59,27 @@ class EditLog:
     limit: int
     entries: list[tuple[int, pb.WorldEdit]]
     seq: int = 0
+    #: Entries written (seq, edit) or removed by compaction (seq, None) since the last
+    #: L{drain}: what to persist.
+    changes: list[tuple[int, pb.WorldEdit | None]] = field(default_factory=list)
 
     @classmethod
     def new(cls, compress: bool, limit: int) -> EditLog:
         return cls(compress, limit, [])
 
+    def restore(self, entries: list[tuple[int, pb.WorldEdit]]) -> None:
+        """Start from stored entries (ascending seq), before any client reads the log."""
+        self.entries = list(entries)
+        self.seq = max((seq for seq, _ in entries), default=0)
+
     def append(self, edit: pb.WorldEdit, author: str) -> str | None:
         """Add an edit; a reason if it was refused (the log is full)."""
         if len(self.entries) >= self.limit and self.compress:
+            before = dict(self.entries)
             self.entries = compress_envs(self.entries)
+            after = dict(self.entries)
+            self.changes += [(seq, None) for seq in before if seq not in after]
+            self.changes += [(seq, e) for seq, e in after.items() if e is not before[seq]]
         if len(self.entries) >= self.limit:
             return f"the log is full ({self.limit} entries)"
         self.seq += 1
@@ -75,7 +87,12 @@ class EditLog:
         stamped.CopyFrom(edit)
         stamped.author = author
         self.entries.append((self.seq, stamped))
+        self.changes.append((self.seq, stamped))
         return None
+
+    def drain(self) -> list[tuple[int, pb.WorldEdit | None]]:
+        changes, self.changes = self.changes, []
+        return changes
 
     def after(self, cursor: int, reader: str, most: int) -> tuple[list[pb.WorldEdit], int, bool]:
         """Up to ``most`` entries after ``cursor`` not written by ``reader``.

@@ -34,6 +34,7 @@ from jgsl.storage.allocation import (
     Publish,
     Release,
 )
+from jgsl.storage.records import AgentRecord, LoadAgent
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 
@@ -136,13 +137,17 @@ class GatewayCore:
         key_factory: Callable[[], str] = new_key,
         ticket_secret: bytes = DEV_TICKET_SECRET,
         shared: bool = False,
+        persist: bool = False,
     ) -> None:
         self._ticket_secret = ticket_secret
         #: Several gateways share allocation through a store: spawning needs a won claim.
         self.shared = shared
+        #: A store holds users' saved agents: a ping naming a world is answered with the
+        #: user's saved state there (looked up through a LoadAgent effect).
+        self.persist = persist
         #: Store requests for the adapter to run (only when shared); results come back
         #: through L{effect_done} / L{effect_failed}.
-        self.effects: list[Effect] = []
+        self.effects: list[Effect | LoadAgent] = []
         self.jid = jid
         self.rules = rules
         self.settings = settings or GatewaySettings()
@@ -216,6 +221,8 @@ class GatewayCore:
 
     def effect_done(self, now: float, effect: Effect, outcome: Outcome) -> list[Envelope]:
         """A store request finished: go on with the node it was about."""
+        if isinstance(effect, LoadAgent):
+            return [self._ping_reply(effect.reply_to, effect.csk, effect.worldpath, outcome)]
         if not isinstance(effect, Claim | Lookup):
             return []
         node = next((n for n in self._nodes.values() if n.alloc_key == effect.key), None)
@@ -234,6 +241,8 @@ class GatewayCore:
         return []
 
     def effect_failed(self, now: float, effect: Effect, reason: str) -> list[Envelope]:
+        if isinstance(effect, LoadAgent):  # the store already logged it; answer anyway
+            return [self._ping_reply(effect.reply_to, effect.csk, effect.worldpath, None)]
         log.error("allocation store: {effect} failed: {reason}",
                   effect=type(effect).__name__, reason=reason)
         if isinstance(effect, Claim | Lookup):
@@ -259,7 +268,17 @@ class GatewayCore:
     # -- clients -----------------------------------------------------------------------
 
     def _on_ping(self, now: float, sender: str, msg: pb.Ping) -> list[Envelope]:
-        return [self._to(sender, pb.PingReply(csk=msg.csk, sk=self.sk, is_grid=True))]
+        if self.persist and msg.worldpath and not self.shutting_down:
+            self.effects.append(LoadAgent(msg.worldpath, bare(sender), sender, msg.csk))
+            return []
+        return [self._ping_reply(sender, msg.csk, msg.worldpath, None)]
+
+    def _ping_reply(self, client: str, csk: str, worldpath: str,
+                    saved: AgentRecord | None) -> Envelope:
+        reply = pb.PingReply(csk=csk, sk=self.sk, is_grid=True)
+        if saved is not None:
+            reply.saved.CopyFrom(saved.to_message(worldpath))
+        return self._to(client, reply)
 
     def _on_login(self, now: float, sender: str, msg: pb.Login) -> list[Envelope]:
         client = bare(sender)

@@ -26,6 +26,7 @@ from jgsl.core.fields import (
     NUMERIC,
     POSITION_QUANTUM,
     REQUIRED,
+    decode_position,
     encode_position,
     valid_coordinate,
 )
@@ -35,6 +36,7 @@ from jgsl.core.region import Region
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET, ticket_problem
 from jgsl.core.tracker import EVICTED, ValueTracker
+from jgsl.storage.records import LOG_KINDS, AgentRecord, LoadNode, NodeLogs, SaveAgent, SaveEdit
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 
@@ -151,6 +153,29 @@ class GridNode:
         self._roles: dict[str, str] = {}
         self.creations = EditLog.new(compress=False, limit=settings.max_creations)
         self.env = EditLog.new(compress=True, limit=settings.max_env)
+        #: Whether this node's logs are written to the store (not if loading them failed:
+        #: writing from seq 1 again would overwrite what is stored).
+        self.persist_logs = True
+
+    @property
+    def name(self) -> str:
+        """The node's name in the store: region and instance, stable across restarts."""
+        return f"{self.region}#{self.instance}"
+
+    def record(self, agent: Agent) -> AgentRecord | None:
+        """What to save of an agent (in world coordinates); None for observers and agents
+        whose position is not known."""
+        rx, rz = agent.value("rx"), agent.value("rz")
+        if agent.mode is not AgentMode.AGENT or rx is None or rz is None:
+            return None
+        ox, oz = self.region.origin
+        facing = agent.value("facing")
+        return AgentRecord(
+            x=ox + decode_position(rx), y=decode_position(agent.value("y") or 0),
+            z=oz + decode_position(rz), facing=127 if facing is None else facing,
+            asset_file=agent.value("asset_file") or "", nickname=agent.value("nickname") or "",
+            ccs=agent.value("ccs") or "", anim=agent.value("anim") or "",
+            scaling=agent.value("scaling") or 0)
 
     def admit(self, jid: str, role: str) -> None:
         """Note the role the gateway's ticket grants ``jid`` before it joins."""
@@ -186,18 +211,19 @@ class GridNode:
             agent.pos = (encode_position(msg.x - ox), encode_position(msg.z - oz))
         return self._reply(agent, msg.st, msg.recover, others=True, edits=False)
 
-    def logout(self, sender: str) -> None:
+    def logout(self, sender: str) -> Agent | None:
         """Forget the agent at once (the original kept it for 20 s, or for ever)."""
         agent = self.agents.get(sender)
         if agent is not None:
             self._remove(agent)
+        return agent
 
-    def expire(self, now: float) -> list[str]:
+    def expire(self, now: float) -> list[Agent]:
         gone = [a for a in self.agents.values()
                 if now - a.last_active > self.settings.agent_timeout]
         for agent in gone:
             self._remove(agent)
-        return [a.jid for a in gone]
+        return gone
 
     # -- agents ------------------------------------------------------------------------
 
@@ -450,14 +476,26 @@ def _delta_code(slots: list[int], out) -> None:
 
 
 class GridProcessCore:
-    """All the grid nodes of one grid process (one XMPP component)."""
+    """All the grid nodes of one grid process (one XMPP component).
+
+    With ``persist`` set, store requests go to ``effects`` (run by the link): agents are
+    saved when they log out, time out, and at shutdown; a node's logs are loaded before it
+    reports ready and saved as they grow.
+    """
 
     def __init__(self, jid: str, gateways: list[str], settings: GridSettings | None = None, *,
                  start: float = 0.0, key_factory: Callable[[], str] = new_key,
                  maps: dict[str, StringMap] | None = None,
                  ticket_secret: bytes = DEV_TICKET_SECRET,
-                 trusted: tuple[str, ...] = ()) -> None:
+                 trusted: tuple[str, ...] = (), persist: bool = False) -> None:
         self.jid = jid
+        self.persist = persist
+        #: Store requests for the adapter (only with ``persist``).
+        self.effects: list = []
+        #: Set by L{stop}: clients get SC_Closing, nothing changes any more.
+        self.closing = False
+        #: Nodes whose stored logs are being loaded, and the spawn requests waiting for them.
+        self._loading: dict[str, tuple[GridNode, list[tuple[str, int]]]] = {}
         self._ticket_secret = ticket_secret
         self.maps = maps or default_maps()
         self.gateways = [bare(g) for g in gateways]
@@ -481,8 +519,10 @@ class GridProcessCore:
         if now >= self._next_sweep:
             self._next_sweep = now + self.settings.sweep_interval
             for node in self.nodes.values():
-                for jid in node.expire(now):
-                    log.info("agent {agent} timed out on node {node}", agent=jid, node=node.id)
+                for agent in node.expire(now):
+                    log.info("agent {agent} timed out on node {node}", agent=agent.jid,
+                             node=node.id)
+                    self._save(node, agent)
         if now < self._next_hello:
             return []
         self._next_hello = now + self.settings.hello_interval
@@ -507,8 +547,15 @@ class GridProcessCore:
                 self._drops.drop(now, "{type} from {sender} for unknown node {id} or wrong key",
                                  type=type(msg).__name__, sender=sender, id=msg.id)
                 return []
+            if self.closing:  # everything was saved as it was at the stop: change nothing
+                if isinstance(msg, pb.Logout):
+                    return []
+                return [Envelope(self.jid, envelope.sender,
+                                 pb.Closing(sk=node.key, reason="shutting down"))]
             if isinstance(msg, pb.Logout):
-                node.logout(sender)
+                agent = node.logout(sender)
+                if agent is not None:
+                    self._save(node, agent)
                 return []
             if sender not in node.agents:
                 problem = ticket_problem(self._ticket_secret, msg.ticket, sender, node.id,
@@ -525,6 +572,7 @@ class GridProcessCore:
             for problem in node.rejected:
                 self._drops.drop(now, "rejected field from {problem}", problem=problem)
             node.rejected.clear()
+            self._save_logs(node)
             return [Envelope(self.jid, envelope.sender, reply)]
         self._drops.drop(now, "{type} is not for a grid process (from {sender})",
                          type=type(msg).__name__, sender=sender)
@@ -543,20 +591,103 @@ class GridProcessCore:
         log.info("grid node {id} closed ({region})", id=node.id, region=str(node.region))
         return []
 
+    # -- persistence -------------------------------------------------------------------
+
+    def stop(self, now: float) -> list[Envelope]:
+        """Shutting down: SC_Closing to every client of every node, and save every agent.
+
+        From now on updates are answered with SC_Closing and change nothing, so what was
+        saved is what the clients last had acknowledged.
+        """
+        if self.closing:
+            return []
+        self.closing = True
+        out: list[Envelope] = []
+        saved = 0
+        for node in self.nodes.values():
+            for agent in node.agents.values():
+                out.append(Envelope(self.jid, agent.jid,
+                                    pb.Closing(sk=node.key, reason="shutting down")))
+                saved += self._save(node, agent)
+        log.info("closing: SC_Closing sent to {clients} clients, {saved} agents saved",
+                 clients=len(out), saved=saved)
+        return out
+
+    def _save(self, node: GridNode, agent: Agent) -> bool:
+        record = node.record(agent) if self.persist else None
+        if record is not None:
+            self.effects.append(SaveAgent(node.region.worldpath, bare(agent.jid), record))
+        return record is not None
+
+    def _save_logs(self, node: GridNode) -> None:
+        for kind in LOG_KINDS:
+            changes = getattr(node, kind).drain()
+            if self.persist and node.persist_logs:
+                self.effects += [SaveEdit(node.name, kind, seq, edit) for seq, edit in changes]
+
+    def effect_done(self, now: float, effect, outcome) -> list[Envelope]:
+        if not isinstance(effect, LoadNode):
+            return []
+        return self._loaded(effect.node, outcome or NodeLogs(), None)
+
+    def effect_failed(self, now: float, effect, reason: str) -> list[Envelope]:
+        if not isinstance(effect, LoadNode):
+            log.error("store: {effect} failed: {reason}", effect=type(effect).__name__,
+                      reason=reason)
+            return []
+        return self._loaded(effect.node, NodeLogs(), reason)
+
+    def _loaded(self, name: str, logs: NodeLogs, problem: str | None) -> list[Envelope]:
+        """The node's stored logs are in (or could not be read): it is ready."""
+        node, waiting = self._loading.pop(name, (None, []))
+        if node is None:
+            return []
+        if problem is not None:
+            node.persist_logs = False
+            log.warn("grid node {id} ({name}): stored logs unavailable ({reason}); it starts "
+                     "without them and its edits this session are not saved", id=node.id,
+                     name=name, reason=problem)
+        else:
+            node.creations.restore(logs.creations)
+            node.env.restore(logs.env)
+            if logs.creations or logs.env:
+                log.info("grid node {id} ({name}): restored {creations} creations and {env} "
+                         "environment entries", id=node.id, name=name,
+                         creations=len(logs.creations), env=len(logs.env))
+        if self.closing:
+            return [Envelope(self.jid, gateway, pb.NodeReady(
+                request=request, refused=True, reason="shutting down"))
+                for gateway, request in waiting]
+        self.nodes[node.id] = node
+        log.info("grid node {id} spawned for {region}", id=node.id, region=str(node.region))
+        return [Envelope(self.jid, gateway, pb.NodeReady(request=request, id=node.id,
+                                                          key=node.key))
+                for gateway, request in waiting]
+
     def _spawn(self, now: float, sender: str, msg: pb.SpawnNode) -> list[Envelope]:
         if sender not in self.trusted:
             self._drops.drop(now, "GRID_SPAWN_NODE from untrusted {sender}", sender=sender)
             return []
+        if self.closing:
+            return [Envelope(self.jid, sender, pb.NodeReady(
+                request=msg.request, refused=True, reason="shutting down"))]
         region = Region.from_fields(msg.worldpath, msg.gx, msg.gy,
                                     msg.gsize if msg.HasField("gsize") else None)
         existing = next((n for n in self.nodes.values()
                          if (n.region, n.instance) == (region, msg.instance)), None)
         if existing is None:
-            existing = GridNode(self._next_id, self._key_factory(), region, msg.role or "guest",
-                                msg.max_users, self.settings, self.maps, msg.instance)
-            self.nodes[existing.id] = existing
+            name = f"{region}#{msg.instance}"
+            if name in self._loading:  # asked again while its logs load
+                self._loading[name][1].append((sender, msg.request))
+                return []
+            node = GridNode(self._next_id, self._key_factory(), region, msg.role or "guest",
+                            msg.max_users, self.settings, self.maps, msg.instance)
             self._next_id += 1
-            log.info("grid node {id} spawned for {region}", id=existing.id, region=str(region))
+            self._loading[name] = (node, [(sender, msg.request)])
+            if self.persist:
+                self.effects.append(LoadNode(name))
+                return []
+            return self._loaded(name, NodeLogs(), None)
         return [Envelope(self.jid, sender,
                          pb.NodeReady(request=msg.request, id=existing.id, key=existing.key))]
 

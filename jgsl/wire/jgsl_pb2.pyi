@@ -25,6 +25,7 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GRID_SPAWN_NODE: _ClassVar[MessageType]
     GRID_NODE_READY: _ClassVar[MessageType]
     GRID_CLOSE_NODE: _ClassVar[MessageType]
+    ADMIN_SHUTDOWN: _ClassVar[MessageType]
 MESSAGE_TYPE_UNSPECIFIED: MessageType
 CS_PING: MessageType
 SC_PING_REPLY: MessageType
@@ -41,6 +42,7 @@ GRID_HELLO: MessageType
 GRID_SPAWN_NODE: MessageType
 GRID_NODE_READY: MessageType
 GRID_CLOSE_NODE: MessageType
+ADMIN_SHUTDOWN: MessageType
 
 class AgentState(_message.Message):
     __slots__ = ("asset_file", "rx", "y", "rz", "facing", "ccs", "anim", "nickname", "scaling")
@@ -150,22 +152,50 @@ class Ticket(_message.Message):
     def __init__(self, user: _Optional[str] = ..., node_id: _Optional[int] = ..., node_key: _Optional[str] = ..., expires: _Optional[float] = ..., gateway: _Optional[str] = ..., mac: _Optional[bytes] = ..., role: _Optional[str] = ...) -> None: ...
 
 class Ping(_message.Message):
-    __slots__ = ("csk", "sk")
+    __slots__ = ("csk", "sk", "worldpath")
     CSK_FIELD_NUMBER: _ClassVar[int]
     SK_FIELD_NUMBER: _ClassVar[int]
+    WORLDPATH_FIELD_NUMBER: _ClassVar[int]
     csk: str
     sk: str
-    def __init__(self, csk: _Optional[str] = ..., sk: _Optional[str] = ...) -> None: ...
+    worldpath: str
+    def __init__(self, csk: _Optional[str] = ..., sk: _Optional[str] = ..., worldpath: _Optional[str] = ...) -> None: ...
 
 class PingReply(_message.Message):
-    __slots__ = ("csk", "sk", "is_grid")
+    __slots__ = ("csk", "sk", "is_grid", "saved")
     CSK_FIELD_NUMBER: _ClassVar[int]
     SK_FIELD_NUMBER: _ClassVar[int]
     IS_GRID_FIELD_NUMBER: _ClassVar[int]
+    SAVED_FIELD_NUMBER: _ClassVar[int]
     csk: str
     sk: str
     is_grid: bool
-    def __init__(self, csk: _Optional[str] = ..., sk: _Optional[str] = ..., is_grid: _Optional[bool] = ...) -> None: ...
+    saved: SavedAgent
+    def __init__(self, csk: _Optional[str] = ..., sk: _Optional[str] = ..., is_grid: _Optional[bool] = ..., saved: _Optional[_Union[SavedAgent, _Mapping]] = ...) -> None: ...
+
+class SavedAgent(_message.Message):
+    __slots__ = ("worldpath", "x", "y", "z", "facing", "asset_file", "nickname", "ccs", "anim", "scaling")
+    WORLDPATH_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    Z_FIELD_NUMBER: _ClassVar[int]
+    FACING_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FILE_FIELD_NUMBER: _ClassVar[int]
+    NICKNAME_FIELD_NUMBER: _ClassVar[int]
+    CCS_FIELD_NUMBER: _ClassVar[int]
+    ANIM_FIELD_NUMBER: _ClassVar[int]
+    SCALING_FIELD_NUMBER: _ClassVar[int]
+    worldpath: str
+    x: float
+    y: float
+    z: float
+    facing: int
+    asset_file: str
+    nickname: str
+    ccs: str
+    anim: str
+    scaling: int
+    def __init__(self, worldpath: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., facing: _Optional[int] = ..., asset_file: _Optional[str] = ..., nickname: _Optional[str] = ..., ccs: _Optional[str] = ..., anim: _Optional[str] = ..., scaling: _Optional[int] = ...) -> None: ...
 
 class Login(_message.Message):
     __slots__ = ("sk", "worldpath", "x", "y", "z", "is_observer", "client_uid", "client_version", "csk")
@@ -440,3 +470,9 @@ class NodeReady(_message.Message):
     refused: bool
     reason: str
     def __init__(self, request: _Optional[int] = ..., id: _Optional[int] = ..., key: _Optional[str] = ..., refused: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AdminShutdown(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...

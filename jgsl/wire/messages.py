@@ -26,6 +26,7 @@ REGISTRY: dict[int, type[Message]] = {
     pb.GRID_SPAWN_NODE: pb.SpawnNode,
     pb.GRID_NODE_READY: pb.NodeReady,
     pb.GRID_CLOSE_NODE: pb.CloseNode,
+    pb.ADMIN_SHUTDOWN: pb.AdminShutdown,
 }
 
 _TYPE_OF: dict[str, int] = {cls.DESCRIPTOR.full_name: type_id for type_id, cls in REGISTRY.items()}

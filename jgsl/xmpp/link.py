@@ -20,6 +20,8 @@ from tx_xmpp.subprotocols import StreamManager, XMPPHandler
 
 from jgsl.core.droplog import DropLog
 from jgsl.core.flood import FloodGate
+from jgsl.core.jids import bare
+from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import CodecError, Envelope, decode, encode, presence
 from jgsl.wire.messages import describe
 
@@ -52,9 +54,14 @@ class CoreHandler(XMPPHandler):
 
     def __init__(self, core: Core, clock: IReactorTime,
                  dump: Callable[[str, Envelope], None] | None = None,
-                 flood: FloodGate | None = None, store=None, client: bool = False) -> None:
+                 flood: FloodGate | None = None, store=None, client: bool = False,
+                 admins: frozenset[str] = frozenset(),
+                 on_admin_shutdown: Callable[[str, str], None] | None = None) -> None:
         super().__init__()
         self.core = core
+        #: Bare JIDs whose ADMIN_SHUTDOWN is obeyed; others are dropped with a log line.
+        self.admins = frozenset(bare(a) for a in admins)
+        self.on_admin_shutdown = on_admin_shutdown
         #: A c2s client: the server stamps `from`; we announce presence when connected.
         self.client = client
         #: Runs the core's store requests (``core.effects``), if it makes any.
@@ -104,7 +111,17 @@ class CoreHandler(XMPPHandler):
             return
         if self.dump:
             self.dump("recv", envelope)
+        if isinstance(envelope.message, pb.AdminShutdown):
+            self._admin_shutdown(now, sender, envelope.message)
+            return
         self._run(lambda t: self.core.receive(t, envelope))
+
+    def _admin_shutdown(self, now: float, sender: str, msg: pb.AdminShutdown) -> None:
+        if sender not in self.admins or self.on_admin_shutdown is None:
+            self._drops.drop(now, "ADMIN_SHUTDOWN from {sender}, who is not an admin",
+                             sender=sender)
+            return
+        self.on_admin_shutdown(sender, msg.reason)
 
     def _run(self, step: Callable[[float], list[Envelope]]) -> None:
         now = self.clock.seconds()
@@ -181,7 +198,8 @@ class ComponentService(Service):
                  endpoint: Callable[[], IStreamClientEndpoint | None], core: Core,
                  tick_interval: float = 0.1,
                  dump: Callable[[str, Envelope], None] | None = None, store=None,
-                 factory=None) -> None:
+                 factory=None, admins: frozenset[str] = frozenset(),
+                 on_admin_shutdown: Callable[[str, str], None] | None = None) -> None:
         self.reactor = reactor
         self.jid = jid
         self.core = core
@@ -189,7 +207,8 @@ class ComponentService(Service):
         self._factory = factory or component.componentFactory(jid, secret)
         self._factory.noisy = False
         self.streams = _Streams(self._factory, reactor)
-        self.handler = CoreHandler(core, reactor, dump, store=store, client=factory is not None)
+        self.handler = CoreHandler(core, reactor, dump, store=store, client=factory is not None,
+                                   admins=admins, on_admin_shutdown=on_admin_shutdown)
         self.handler.setHandlerParent(self.streams)
         self._tick_interval = tick_interval
         self._ticker = LoopingCall(self.handler.tick)
@@ -207,14 +226,22 @@ class ComponentService(Service):
         self._client.startService()
         self._ticker.start(self._tick_interval, now=False)
 
-    def stopService(self):
-        super().stopService()
+    def begin_stop(self) -> None:
+        """The first step of stopping: the core's goodbyes (SC_Closing, logouts, saves)."""
+        if self._core_stopped:
+            return
+        self._core_stopped = True
         if self._ticker.running:
             self._ticker.stop()
         stop = getattr(self.core, "stop", None)
         if stop is not None:
-            now = self.reactor.seconds()
-            self.handler.send_all(now, stop(now))
+            self.handler._run(stop)  # also hands its store requests to the store
+
+    _core_stopped = False
+
+    def stopService(self):
+        super().stopService()
+        self.begin_stop()
         if self._client is None:
             return None
         xs = self.streams.xmlstream

@@ -1,0 +1,89 @@
+"""The Redis backend (txredisapi): each hash is a Redis hash named ``jgsl:<hash>``.
+
+A batch of writes is one Lua script, so it applies atomically and in order. txredisapi
+holds commands while it has no connection, and reconnects on its own; every command here
+has a timeout, so a read during an outage falls back instead of hanging, and a write batch
+fails back into the write-behind queue, which retries it. The connection's reconnect is
+hooked to flush the queue at once. With ``appendonly yes`` Redis writes each command to its
+AOF before it answers, so a restart of Redis loses nothing the queue saw acknowledged.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.error import TimeoutError
+from twisted.logger import Logger
+
+from jgsl.storage.writebehind import Write
+
+log = Logger(namespace="jgsl.storage")
+PREFIX = "jgsl:"
+
+_WRITE = """
+for i = 1, #KEYS do
+  local op, field = ARGV[3 * i - 2], ARGV[3 * i - 1]
+  if op == 'd' then
+    redis.call('HDEL', KEYS[i], field)
+  else
+    redis.call('HSET', KEYS[i], field, ARGV[3 * i])
+  end
+end
+return #KEYS
+"""
+
+
+class RedisBackend:
+    def __init__(self, redis, clock, name: str = "redis", timeout: float = 3.0) -> None:
+        """``redis``: a txredisapi connection handler (lazyConnection)."""
+        self._redis = redis
+        self._clock = clock
+        self.name = name
+        self.timeout = timeout
+        self.on_connect = None
+        factory = getattr(redis, "_factory", None)
+        if factory is not None:
+            # Reconnect quickly once Redis is back (txredisapi backs off up to 10 s), and
+            # flush the queue as soon as a connection joins the pool.
+            factory.initialDelay, factory.maxDelay = 0.25, 2.0
+            add = factory.addConnection
+
+            def added(conn):
+                add(conn)
+                if self.on_connect is not None:
+                    self.on_connect()
+
+            factory.addConnection = added
+
+    def _timed(self, d: Deferred) -> Deferred:
+        def no_answer(failure):
+            failure.trap(TimeoutError, CancelledError)
+            raise ConnectionError(f"no answer from Redis in {self.timeout:g} s")
+
+        return d.addTimeout(self.timeout, self._clock).addErrback(no_answer)
+
+    def write(self, batch: list[Write]) -> Deferred:
+        keys, args = [], []
+        for hash_name, field, value in batch:
+            keys.append(PREFIX + hash_name)
+            args += ["d", field, ""] if value is None else ["s", field, value]
+        return self._timed(self._redis.eval(_WRITE, keys, args))
+
+    def read(self, hash_name: str, field: str) -> Deferred:
+        return self._timed(self._redis.hget(PREFIX + hash_name, field))
+
+    def read_all(self, hash_name: str) -> Deferred:
+        def text(reply):
+            out = {}
+            for k, v in (reply or {}).items():
+                k = k.decode("utf-8", errors="replace") if isinstance(k, bytes) else str(k)
+                v = v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+                out[k] = v
+            return out
+
+        return self._timed(self._redis.hgetall(PREFIX + hash_name)).addCallback(text)
+
+    def sync(self) -> Deferred:
+        return succeed(None)  # acknowledged writes are in Redis (and its AOF)
+
+    def close(self) -> Deferred:
+        return self._redis.disconnect()

@@ -1,0 +1,196 @@
+"""The one storage interface: agent states, node logs and script keys over a backend.
+
+A L{Backend} (L{jgsl.storage.redis_store.RedisBackend} or
+L{jgsl.storage.embedded.EmbeddedBackend}) stores string fields in named hashes. L{Store}
+puts the typed API on top, shared by both: writes go through the write-behind queue and
+return at once; reads return Deferreds, see queued writes first, and fall back to "nothing
+stored" (with a log line) when the backend cannot be reached. Stored values that do not
+decode are logged with their key and skipped. Cores reach the store through effects
+(L{jgsl.storage.records}) that L{Store.execute} runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.logger import Logger
+
+from jgsl.storage.records import (
+    AGENTS,
+    KEYS,
+    LOG_KINDS,
+    NODE,
+    AgentRecord,
+    BadValueError,
+    LoadAgent,
+    LoadNode,
+    NodeLogs,
+    SaveAgent,
+    SaveEdit,
+    StoreEffect,
+    dump_edit,
+    load_edit,
+)
+from jgsl.storage.writebehind import Write, WriteBehind
+
+log = Logger(namespace="jgsl.storage")
+
+
+class Backend(Protocol):
+    """Where the strings live. Both implementations keep these semantics."""
+
+    #: For log lines ("redis 127.0.0.1:6379", "embedded state/world.json").
+    name: str
+    #: Set by the Store: called when the backend (re)connects, to flush queued writes.
+    on_connect: Callable[[], None] | None
+
+    def write(self, batch: list[Write]) -> Deferred:
+        """Apply every write of the batch (atomically where the backend can)."""
+
+    def read(self, hash_name: str, field: str) -> Deferred:
+        """The field's value, or None."""
+
+    def read_all(self, hash_name: str) -> Deferred:
+        """Every field of the hash as a dict."""
+
+    def sync(self) -> Deferred:
+        """Make every acknowledged write durable (the embedded backend snapshots)."""
+
+    def close(self) -> Deferred: ...
+
+
+class Store:
+    def __init__(self, backend: Backend, clock, *, limit: int = 100_000,
+                 batch: int = 500) -> None:
+        self.backend = backend
+        self.queue = WriteBehind(backend.write, clock, limit=limit, batch=batch,
+                                 name=backend.name)
+        backend.on_connect = self.queue.wake
+
+    # -- agents ------------------------------------------------------------------------
+
+    def put_agent(self, worldpath: str, user: str, record: AgentRecord) -> None:
+        self.queue.put(AGENTS + worldpath, user, record.dumps())
+
+    def get_agent(self, worldpath: str, user: str) -> Deferred:
+        """The AgentRecord saved for ``user`` in the world, or None."""
+        hash_name = AGENTS + worldpath
+
+        def decode(text):
+            if text is None:
+                return None
+            try:
+                return AgentRecord.loads(text)
+            except BadValueError as e:
+                self._bad(hash_name, user, e)
+                return None
+
+        return self._read(hash_name, user).addCallback(decode)
+
+    # -- node logs ---------------------------------------------------------------------
+
+    def put_edit(self, node: str, kind: str, seq: int, edit) -> None:
+        """Queue one log entry (None deletes it, after compaction)."""
+        self.queue.put(f"{NODE}{node}:{kind}", str(seq),
+                       None if edit is None else dump_edit(edit))
+
+    def get_node_logs(self, node: str) -> Deferred:
+        """NodeLogs of the node; fails if the backend cannot be reached."""
+        logs = NodeLogs()
+
+        def read(kind):
+            hash_name = f"{NODE}{node}:{kind}"
+            d = self.backend.read_all(hash_name)
+
+            def decode(stored):
+                entries = getattr(logs, kind)
+                for field, text in self.queue.overlay(hash_name, stored).items():
+                    try:
+                        entries.append((int(field), load_edit(text)))
+                    except (BadValueError, ValueError) as e:
+                        self._bad(hash_name, field, e)
+                entries.sort(key=lambda entry: entry[0])
+
+            return d.addCallback(decode)
+
+        d = gatherResults([read(kind) for kind in LOG_KINDS], consumeErrors=True)
+        return d.addCallbacks(lambda _: logs, lambda f: f.value.subFailure)
+
+    # -- script keys (the Lua outbox) --------------------------------------------------
+
+    def put_key(self, scope: str, key: str, value: str) -> None:
+        """Queue a write of a script key; ``scope`` is e.g. "<worldpath>|<script name>"."""
+        self.queue.put(KEYS + scope, key, value)
+
+    def get_key(self, scope: str, key: str) -> Deferred:
+        """The key's value (str), or None."""
+        return self._read(KEYS + scope, key)
+
+    # -- effects from the cores --------------------------------------------------------
+
+    def execute(self, effect) -> Deferred:
+        if isinstance(effect, SaveAgent):
+            self.put_agent(effect.worldpath, effect.user, effect.record)
+            return succeed(None)
+        if isinstance(effect, SaveEdit):
+            self.put_edit(effect.node, effect.kind, effect.seq, effect.edit)
+            return succeed(None)
+        if isinstance(effect, LoadAgent):
+            return self.get_agent(effect.worldpath, effect.user)
+        if isinstance(effect, LoadNode):
+            return self.get_node_logs(effect.node)
+        raise TypeError(f"not a store effect: {effect!r}")
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def flush(self) -> Deferred:
+        """Fires when every queued write is written and durable."""
+        return self.queue.flush().addCallback(lambda _: self.backend.sync())
+
+    def close(self) -> Deferred:
+        return self.backend.close()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _read(self, hash_name: str, field: str) -> Deferred:
+        queued, value = self.queue.peek(hash_name, field)
+        if queued:
+            return succeed(value)
+
+        def fallback(failure):
+            log.warn("{store}: cannot read {hash} {field} ({reason}); answering as if "
+                     "nothing were stored", store=self.backend.name, hash=hash_name,
+                     field=field, reason=failure.getErrorMessage())
+            return None
+
+        d = self.backend.read(hash_name, field)
+        return d.addCallback(_text).addErrback(fallback)
+
+    def _bad(self, hash_name: str, field: str, error: Exception) -> None:
+        log.error("{store}: undecodable value at {hash} {field}: {error}; skipped",
+                  store=self.backend.name, hash=hash_name, field=field, error=str(error))
+
+
+def _text(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
+class EffectRunner:
+    """Routes each core effect to the store that runs it (allocation or persistence)."""
+
+    def __init__(self, allocation=None, store: Store | None = None) -> None:
+        self.allocation = allocation
+        self.store = store
+
+    def execute(self, effect) -> Deferred:
+        if isinstance(effect, StoreEffect):
+            if self.store is None:
+                return succeed(None)  # nothing persists; loads find nothing
+            return self.store.execute(effect)
+        if self.allocation is None:
+            raise TypeError(f"no allocation store for {effect!r}")
+        return self.allocation.execute(effect)
