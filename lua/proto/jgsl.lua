@@ -18,6 +18,7 @@
 ---| "GRID_SPAWN_NODE" # 201
 ---| "GRID_NODE_READY" # 202
 ---| "GRID_CLOSE_NODE" # 203
+---| "ADMIN_SHUTDOWN" # 204
 
 ---@class jgsl.AgentState
 ---@field asset_file string?
@@ -72,11 +73,25 @@
 ---@class jgsl.Ping
 ---@field csk string
 ---@field sk string
+---@field worldpath string
 
 ---@class jgsl.PingReply
 ---@field csk string
 ---@field sk string
 ---@field is_grid boolean
+---@field saved jgsl.SavedAgent?
+
+---@class jgsl.SavedAgent
+---@field worldpath string
+---@field x number
+---@field y number
+---@field z number
+---@field facing integer
+---@field asset_file string
+---@field nickname string
+---@field ccs string
+---@field anim string
+---@field scaling integer
 
 ---@class jgsl.Login
 ---@field sk string
@@ -213,4 +228,7 @@
 ---@field id integer
 ---@field key string
 ---@field refused boolean
+---@field reason string
+
+---@class jgsl.AdminShutdown
 ---@field reason string
