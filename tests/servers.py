@@ -42,7 +42,10 @@ class RedisServer:
     def _spawn(self) -> subprocess.Popen:
         return subprocess.Popen(
             [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.workdir),
+             "--appendonly", "yes" if self.appendonly else "no",
+             # everysec may postpone the AOF write while a background fsync is slow and
+             # still answer: a kill -9 then loses acknowledged writes (seen on a busy host).
+             "--appendfsync", "always", "--dir", str(self.workdir),
              "--logfile", str(self.workdir / "redis.log"), "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
