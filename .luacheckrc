@@ -1,13 +1,18 @@
 -- luacheck settings for the game logic in lua/ (`luacheck lua/`, run by ./dev test).
 std = "lua54"
 
--- What the grid node's sandbox gives game scripts besides the Lua standard library.
--- Add a name here when the runtime starts to provide it.
+-- What the sandbox (jgsl/lua/prelude.lua) gives game scripts besides the Lua standard
+-- library. Add a name here when the runtime starts to provide it.
 read_globals = {
-    "wait",
-    "waitForSignal",
-    "sendSignal",
-    "waitForEvent",
-    "outbox",
-    "game",
+    "log", "wait", "waitForSignal", "sendSignal", "waitForEvent",
+    "send", "broadcastEnv", "setField", "kick", "storeKey", "loadKey",
+    "agents", "agent",
+    npc = { fields = { "spawn", "move", "remove", "say" } },
+}
+
+-- What scripts define for the host: the hooks, and `state`, handed over on reload.
+globals = {
+    "state",
+    "OnInit", "OnTick", "OnAgentEnter", "OnAgentLeave", "OnMessage", "OnStop", "OnReload",
+    "OnLogin",
 }

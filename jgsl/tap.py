@@ -27,6 +27,7 @@ from jgsl.xmpp.shutdown import GracefulService
 ROLES = ("router", "gateway", "grid", "emu", "world", "client")
 PASSWORD_ENV = "JGSL_PASSWORD"
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+LUA_DIR = Path(__file__).resolve().parents[1] / "lua"
 DEV_SECRET = "jgsl-dev-secret"
 SECRET_ENV = "JGSL_COMPONENT_SECRET"
 TICKET_SECRET_ENV = "JGSL_TICKET_SECRET"
@@ -92,6 +93,12 @@ class Options(usage.Options):
         ["role-hook", None, None,
          "Gateway: Python callable module:function(user, world, role) -> role, or None to deny."],
         ["name", None, None, "This component's JID (default gateway|grid1|emu.<domain>)."],
+        ["scripts", None, str(LUA_DIR),
+         "Game scripts: grids run lua/regions/*.lua, gateways lua/gateway.lua (OnLogin); "
+         "'none' turns scripting off. SIGUSR1 or ADMIN_RELOAD reloads them."],
+        ["lua-memory", None, 32, "MiB one script VM may hold.", int],
+        ["lua-instructions", None, 2_000_000,
+         "Lua instructions one hook call may run before it is stopped.", int],
         ["update-interval", None, 3.0, "Seconds between a client's normal updates.", _positive],
         ["request-timeout", None, 20.0,
          "Seconds a client waits for an answer before retrying (original: 20).", _positive],
@@ -140,6 +147,18 @@ class Options(usage.Options):
                 raise usage.UsageError("--role-hook must name a callable")
         if role == "client":
             self._client_options()
+        self["script-library"] = None
+        if self["scripts"] != "none":
+            if not Path(self["scripts"]).is_dir():
+                raise usage.UsageError(f"--scripts {self['scripts']}: not a directory")
+            if not 0 < self["lua-memory"] <= 4096 or not 0 < self["lua-instructions"]:
+                raise usage.UsageError("--lua-memory and --lua-instructions must be positive")
+            from jgsl.core.scripting import ScriptLibrary
+            from jgsl.lua.sandbox import Limits
+
+            self["script-library"] = ScriptLibrary(
+                Path(self["scripts"]),
+                Limits(memory=self["lua-memory"] << 20, instructions=self["lua-instructions"]))
         try:
             if role in ("emu", "world"):
                 users, errors = load_users(self["emu-users"])
@@ -301,11 +320,26 @@ def _grid_name(options) -> str:
 
 
 def _component(reactor, options, name: str, endpoint, core, dump_label: str | None,
-               store=None, on_admin_shutdown=None):
+               store=None, on_admin_shutdown=None, reloader=None):
     dump = MessageDump(dump_label) if dump_label else None
     return ComponentService(reactor, name, options["secret"], endpoint, core,
                             tick_interval=options["tick"], dump=dump, store=store,
-                            admins=options["admins"], on_admin_shutdown=on_admin_shutdown)
+                            admins=options["admins"], on_admin_shutdown=on_admin_shutdown,
+                            reloader=reloader)
+
+
+def _login_script(options):
+    """lua/gateway.lua as the role hook, when there is one and no --role-hook."""
+    library = options["script-library"]
+    if library is None or options["role-hook"] or not (library.root / "gateway.lua").is_file():
+        return None
+    from jgsl.core.scripting import LoginScript
+    from jgsl.lua.sandbox import ScriptError
+
+    try:
+        return LoginScript(library)
+    except ScriptError as e:
+        raise usage.UsageError(f"gateway script: {e}") from None
 
 
 def build_components(reactor, options, endpoint, parent: IServiceCollection,
@@ -319,20 +353,22 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection,
     maps = string_maps(world)
     if role in ("gateway", "world"):
         name = (options["name"] if role == "gateway" else None) or options["gateway"]
-        settings = gateway_settings(world, options["role-hook"])
+        login = _login_script(options)
+        settings = gateway_settings(world, options["role-hook"] or login)
         allocation = _allocation_store(options)
         core = GatewayCore(name, world.rules, settings, start=now,
                            ticket_secret=options["ticket-secret"],
                            shared=allocation is not None, persist=store is not None)
         _component(reactor, options, name, endpoint, core, server_dump,
-                   store=EffectRunner(allocation, store),
-                   on_admin_shutdown=on_admin_shutdown).setServiceParent(parent)
+                   store=EffectRunner(allocation, store), on_admin_shutdown=on_admin_shutdown,
+                   reloader=login and login.reload).setServiceParent(parent)
     if role in ("grid", "world"):
         name = (options["name"] if role == "grid" else None) or f"grid1.{domain}"
         core = GridProcessCore(name, options["gateways"], grid_settings(world), start=now,
                                trusted=world.trusted,
                                maps=maps, ticket_secret=options["ticket-secret"],
-                               persist=store is not None)
+                               persist=store is not None,
+                               scripts=options["script-library"])
         _component(reactor, options, name, endpoint, core, server_dump,
                    store=EffectRunner(None, store),
                    on_admin_shutdown=on_admin_shutdown).setServiceParent(parent)
@@ -411,4 +447,19 @@ def makeService(options: Options, reactor=None) -> GracefulService:
         def endpoint():
             return clientFromString(reactor, options["xmpp"])
     build_components(reactor, options, endpoint, top, store, top.request_shutdown)
+    if signals:
+        reactor.callWhenRunning(_reload_on_sigusr1, reactor, top)
     return top
+
+
+def _reload_on_sigusr1(reactor, top) -> None:
+    """``kill -USR1 <pid>`` reloads the changed scripts of every component (all or none)."""
+    import signal
+
+    def reload_all() -> None:
+        for service in top:
+            handler = getattr(service, "handler", None)
+            if handler is not None and (handler.reloader or hasattr(handler.core, "reload")):
+                handler.reload()
+
+    signal.signal(signal.SIGUSR1, lambda signum, frame: reactor.callFromThread(reload_all))

@@ -9,7 +9,7 @@ def test_generated_code_is_current():
 
 def test_check_detects_stale_code(tmp_path, monkeypatch):
     """--check fails when the committed file differs from what protoc makes."""
-    for name in codegen.GENERATED:
+    for name in codegen.generated_names():
         (tmp_path / name).write_bytes((codegen.OUT_DIR / name).read_bytes() + b"\n# edited\n")
     monkeypatch.setattr(codegen, "OUT_DIR", tmp_path)
     assert codegen.main(["--check"]) == 1

@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from google.protobuf.message import Message
 from twisted.logger import Logger
 
 from jgsl.core.agenttable import TableError, read_table
@@ -38,6 +39,7 @@ from jgsl.core.region import Region
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
+from jgsl.wire.game import DecodeError, UnknownPayloadError, decode_payload, payload_class
 
 log = Logger(namespace="jgsl.client")
 
@@ -71,6 +73,8 @@ class EventKind(enum.Enum):
     RESTORED = "restored"
     #: A grid node (or the gateway) ended the session with SC_Closing.
     CLOSED = "closed"
+    #: A game message from a region script (SC_GameMessage); ``message`` holds the payload.
+    MESSAGE = "message"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class Event:
     position: tuple[float, float, float] | None = None
     text: str = ""
     edit: pb.WorldEdit | None = None
+    message: Message | None = None
 
 
 @dataclass
@@ -433,6 +438,8 @@ class ClientCore:
             return self._on_update(now, envelope.sender, msg)
         if isinstance(msg, pb.Closing):
             return self._on_closing(now, envelope.sender, msg)
+        if isinstance(msg, pb.ServerGameMessage):
+            return self._on_game_message(envelope.sender, msg)
         self._log(f"ignored {type(msg).__name__} from {envelope.sender}")
         return []
 
@@ -498,6 +505,32 @@ class ClientCore:
             if self._centre is not None:
                 self._log(f"new grid node {msg.gid} at {msg.gjid} serves {region}")
         return self._step(now)
+
+    def send_game(self, type_name: str, payload: Message) -> list[Envelope]:
+        """A game message (a payload registered in jgsl.wire.game) for the scripts of the
+        node the player is in; nothing if the player is between nodes."""
+        proxy = self.proxy
+        if proxy is None:
+            return []
+        payload_class(type_name)  # UnknownPayloadError for a type nobody could read
+        return [Envelope(self.jid, proxy.jid, pb.GameMessage(
+            sk=proxy.key, id=proxy.node_id, type=type_name,
+            body=payload.SerializeToString()))]
+
+    def _on_game_message(self, sender: str, msg: pb.ServerGameMessage) -> list[Envelope]:
+        proxy = self.proxies.get(msg.sk)
+        if proxy is None or bare(sender) != bare(proxy.jid):
+            self._log(f"ignored game message with an unknown key from {sender}")
+            return []
+        try:
+            payload = decode_payload(msg.type, msg.body)
+        except (UnknownPayloadError, DecodeError):
+            self._log(f"ignored game message of unknown or bad type {msg.type!r} from {sender}")
+            return []
+        text = getattr(payload, "text", "") or getattr(payload, "name", "")
+        self._emit(Event(EventKind.MESSAGE, getattr(msg, "from") or proxy.jid, text=text,
+                         message=payload))
+        return []
 
     def _on_closing(self, now: float, sender: str, msg: pb.Closing) -> list[Envelope]:
         """The node (or gateway) ends the session: stop sending to it, no timeout."""

@@ -33,12 +33,24 @@ from jgsl.core.fields import (
 from jgsl.core.jids import agent_name, bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
+from jgsl.core.scripting import RegionLogic, ScriptLibrary, reload_scripts
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET, ticket_problem
 from jgsl.core.tracker import EVICTED, ValueTracker
-from jgsl.storage.records import LOG_KINDS, AgentRecord, LoadNode, NodeLogs, SaveAgent, SaveEdit
+from jgsl.lua.convert import message_to_data
+from jgsl.lua.sandbox import ScriptError
+from jgsl.storage.records import (
+    LOG_KINDS,
+    AgentRecord,
+    LoadKey,
+    LoadNode,
+    NodeLogs,
+    SaveAgent,
+    SaveEdit,
+)
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
+from jgsl.wire.game import DecodeError, UnknownPayloadError, decode_payload
 
 log = Logger(namespace="jgsl.grid")
 
@@ -118,6 +130,12 @@ class Agent:
     rows: dict[object, Prepared] = field(default_factory=dict)
     #: Data updates received (drives the periodic refresh, the original rec_count).
     updates: int = 0
+    #: A non-player agent a region script spawned (never times out, never a viewer).
+    npc: bool = False
+
+    @property
+    def is_agent(self) -> bool:
+        return self.mode is AgentMode.AGENT
 
     def value(self, name: str) -> object:
         tracker = self.trackers.get(name)
@@ -153,6 +171,8 @@ class GridNode:
         self._roles: dict[str, str] = {}
         self.creations = EditLog.new(compress=False, limit=settings.max_creations)
         self.env = EditLog.new(compress=True, limit=settings.max_env)
+        #: Agents that entered or left, ("enter" | "leave", JID), for the region script.
+        self.events: list[tuple[str, str]] = []
         #: Whether this node's logs are written to the store (not if loading them failed:
         #: writing from seq 1 again would overwrite what is stored).
         self.persist_logs = True
@@ -166,7 +186,7 @@ class GridNode:
         """What to save of an agent (in world coordinates); None for observers and agents
         whose position is not known."""
         rx, rz = agent.value("rx"), agent.value("rz")
-        if agent.mode is not AgentMode.AGENT or rx is None or rz is None:
+        if agent.mode is not AgentMode.AGENT or agent.npc or rx is None or rz is None:
             return None
         ox, oz = self.region.origin
         facing = agent.value("facing")
@@ -183,7 +203,7 @@ class GridNode:
 
     @property
     def active_agents(self) -> int:
-        return sum(1 for a in self.agents.values() if a.mode is AgentMode.AGENT)
+        return sum(1 for a in self.agents.values() if a.mode is AgentMode.AGENT and not a.npc)
 
     # -- messages ----------------------------------------------------------------------
 
@@ -220,29 +240,44 @@ class GridNode:
 
     def expire(self, now: float) -> list[Agent]:
         gone = [a for a in self.agents.values()
-                if now - a.last_active > self.settings.agent_timeout]
+                if now - a.last_active > self.settings.agent_timeout and not a.npc]
         for agent in gone:
             self._remove(agent)
         return gone
 
     # -- agents ------------------------------------------------------------------------
 
-    def _agent(self, now: float, jid: str, mode: AgentMode) -> Agent:
+    def npc_update(self, now: float, jid: str, state: pb.AgentState) -> Agent:
+        """Create or change a script's NPC agent (or set fields of any agent) in a frame of
+        its own, so every viewer's next reply carries the change."""
+        agent = self.agents.get(jid)
+        if agent is None:
+            agent = self._agent(now, jid, AgentMode.AGENT, npc=True)
+        self.frame += 1
+        self._store(agent, state)
+        return agent
+
+    def _agent(self, now: float, jid: str, mode: AgentMode, npc: bool = False) -> Agent:
         agent = self.agents.get(jid)
         if agent is None:
             slot = heapq.heappop(self._free) if self._free else len(self._slots)
             agent = Agent(jid, next(self._uids), slot, mode, now,
-                          role=self._roles.pop(jid, self.role))
+                          role=self._roles.pop(jid, self.role), npc=npc)
             self.agents[jid] = self._slots[slot] = agent
+            if mode is AgentMode.AGENT and not npc:
+                self.events.append(("enter", jid))
         elif agent.mode is not mode:
             self._place(agent, None)
             agent.mode, agent.pos = mode, None
             agent.trackers.clear()
             self._changed(agent)
+            self.events.append(("enter" if mode is AgentMode.AGENT else "leave", jid))
         agent.last_active = now
         return agent
 
     def _remove(self, agent: Agent) -> None:
+        if agent.mode is AgentMode.AGENT and not agent.npc:
+            self.events.append(("leave", agent.jid))
         self._place(agent, None)
         agent.rows.clear()
         del self.agents[agent.jid], self._slots[agent.slot]
@@ -487,8 +522,12 @@ class GridProcessCore:
                  start: float = 0.0, key_factory: Callable[[], str] = new_key,
                  maps: dict[str, StringMap] | None = None,
                  ticket_secret: bytes = DEV_TICKET_SECRET,
-                 trusted: tuple[str, ...] = (), persist: bool = False) -> None:
+                 trusted: tuple[str, ...] = (), persist: bool = False,
+                 scripts: ScriptLibrary | None = None) -> None:
         self.jid = jid
+        #: Region scripts (lua/), or None to run nodes without game logic.
+        self.scripts = scripts
+        self.logic: dict[int, RegionLogic] = {}
         self.persist = persist
         #: Store requests for the adapter (only with ``persist``).
         self.effects: list = []
@@ -516,6 +555,7 @@ class GridProcessCore:
         return self.tick(now)
 
     def tick(self, now: float) -> list[Envelope]:
+        out: list[Envelope] = []
         if now >= self._next_sweep:
             self._next_sweep = now + self.settings.sweep_interval
             for node in self.nodes.values():
@@ -523,8 +563,16 @@ class GridProcessCore:
                     log.info("agent {agent} timed out on node {node}", agent=agent.jid,
                              node=node.id)
                     self._save(node, agent)
+        if not self.closing:
+            for logic in list(self.logic.values()):
+                out += self._node_events(now, logic.node)
+                out += logic.tick(now)
+                out += self._after_script(now, logic)
+        else:
+            for node in self.nodes.values():
+                node.events.clear()
         if now < self._next_hello:
-            return []
+            return out
         self._next_hello = now + self.settings.hello_interval
         hello = pb.GridHello(uptime=now - self._started)
         for node in self.nodes.values():
@@ -533,7 +581,7 @@ class GridProcessCore:
             hosted.info.agents, hosted.info.role = node.active_agents, node.role
             hosted.info.instance = node.instance
             node.region.to_info(hosted.info)
-        return [Envelope(self.jid, gateway, hello) for gateway in self.gateways]
+        return out + [Envelope(self.jid, gateway, hello) for gateway in self.gateways]
 
     def receive(self, now: float, envelope: Envelope) -> list[Envelope]:
         msg, sender = envelope.message, bare(envelope.sender)
@@ -556,7 +604,7 @@ class GridProcessCore:
                 agent = node.logout(sender)
                 if agent is not None:
                     self._save(node, agent)
-                return []
+                return self._node_events(now, node)
             if sender not in node.agents:
                 problem = ticket_problem(self._ticket_secret, msg.ticket, sender, node.id,
                                          node.key, now, self.trusted)
@@ -572,11 +620,111 @@ class GridProcessCore:
             for problem in node.rejected:
                 self._drops.drop(now, "rejected field from {problem}", problem=problem)
             node.rejected.clear()
+            out = [Envelope(self.jid, envelope.sender, reply)] + self._node_events(now, node)
             self._save_logs(node)
-            return [Envelope(self.jid, envelope.sender, reply)]
+            return out
+        if isinstance(msg, pb.GameMessage):
+            return self._game_message(now, sender, envelope.sender, msg)
         self._drops.drop(now, "{type} is not for a grid process (from {sender})",
                          type=type(msg).__name__, sender=sender)
         return []
+
+    # -- region scripts ----------------------------------------------------------------
+
+    def _node_events(self, now: float, node: GridNode) -> list[Envelope]:
+        """Agents that entered or left the node, told to its script."""
+        events, node.events = node.events, []
+        logic = self.logic.get(node.id)
+        if logic is None or self.closing:
+            return []
+        out: list[Envelope] = []
+        for kind, jid in events:
+            out += logic.agent_event(now, kind, jid)
+        return out + self._after_script(now, logic)
+
+    def _after_script(self, now: float, logic: RegionLogic) -> list[Envelope]:
+        """Store requests and node changes that follow what a script did."""
+        out = self._node_events(now, logic.node) if logic.node.events else []
+        writes, logic.effects = logic.effects, []
+        for key in logic.key_requests:
+            if self.persist:
+                self.effects.append(LoadKey(logic.scope, key, logic.node.id))
+            else:
+                out += logic.key_loaded(now, key, None)
+        if self.persist:
+            self.effects += writes
+        self._save_logs(logic.node)
+        return out
+
+    def _game_message(self, now: float, sender: str, full: str,
+                      msg: pb.GameMessage) -> list[Envelope]:
+        node = self.nodes.get(msg.id)
+        if node is None or node.key != msg.sk or full not in node.agents \
+                or node.agents[full].mode is not AgentMode.AGENT or self.closing:
+            self._drops.drop(now, "game message from {sender} for node {id}: not an agent "
+                             "there (or wrong key)", sender=sender, id=msg.id)
+            return []
+        try:
+            payload = decode_payload(msg.type, msg.body)
+        except (UnknownPayloadError, DecodeError) as e:
+            self._drops.drop(now, "game message {type!r} from {sender}: {reason}",
+                             type=msg.type, sender=sender, reason=str(e) or "does not decode")
+            return []
+        logic = self.logic.get(node.id)
+        if logic is None:
+            self._drops.drop(now, "game message from {sender}: node {id} runs no script",
+                             sender=sender, id=node.id)
+            return []
+        out = logic.message(now, full, msg.type, message_to_data(payload))
+        return out + self._after_script(now, logic)
+
+    def _start_logic(self, now: float, node: GridNode) -> list[Envelope]:
+        module = self.scripts.module_for(node.region) if self.scripts else None
+        if module is None:
+            return []
+        logic = RegionLogic(node, module, self.jid, lambda agent: self._save(node, agent))
+        try:
+            logic.script = self.scripts.build(module, logic)
+        except ScriptError as e:
+            log.error("grid node {id}: script {module} does not load, the node runs without "
+                      "it until a reload fixes it: {error}", id=node.id, module=module,
+                      error=str(e))
+        self.logic[node.id] = logic
+        log.info("grid node {id} runs script {module}", id=node.id, module=module)
+        return logic.call(now, "OnInit", logic.info()) + self._after_script(now, logic)
+
+    def _stop_logic(self, now: float, node_id: int) -> list[Envelope]:
+        logic = self.logic.pop(node_id, None)
+        if logic is None:
+            return []
+        out = logic.call(now, "OnStop")
+        return out + self._after_script(now, logic)
+
+    def reload(self, now: float) -> tuple[list[str], int, list[Envelope]]:
+        """Reload every script that changed, all or none: (errors, reloaded, envelopes).
+
+        New VMs are built beside the old ones and handed their state through OnReload; if
+        any fails, the old ones keep running and nothing changes."""
+        if self.scripts is None:
+            return ["this grid process runs no scripts"], 0, []
+        logics = list(self.logic.values())
+        swaps, errors = reload_scripts(self.scripts, logics, now)
+        if errors:
+            for error in errors:
+                log.error("reload refused, the old scripts keep running: {error}", error=error)
+            return errors, 0, []
+        out: list[Envelope] = []
+        for logic, fresh in swaps:
+            old, logic.script = logic.script, fresh
+            dropped = old.parked if old is not None else 0
+            log.info("grid node {id}: script {module} reloaded ({dropped} parked coroutines "
+                     "of the old version dropped)", id=logic.node.id, module=logic.module,
+                     dropped=dropped)
+            out += logic.apply(now) + self._after_script(now, logic)
+        for node in list(self.nodes.values()):  # scripts that appeared since the nodes started
+            if node.id not in self.logic:
+                out += self._start_logic(now, node)
+        return [], len(swaps), out
 
     def _close(self, now: float, sender: str, msg: pb.CloseNode) -> list[Envelope]:
         node = self.nodes.get(msg.id)
@@ -587,9 +735,10 @@ class GridProcessCore:
         if node.agents:
             log.info("node {id} not closed: it has agents again", id=node.id)
             return []
+        out = self._stop_logic(now, node.id)
         del self.nodes[msg.id]
         log.info("grid node {id} closed ({region})", id=node.id, region=str(node.region))
-        return []
+        return out
 
     # -- persistence -------------------------------------------------------------------
 
@@ -601,16 +750,21 @@ class GridProcessCore:
         """
         if self.closing:
             return []
-        self.closing = True
         out: list[Envelope] = []
-        saved = 0
+        for node_id in list(self.logic):  # OnStop may still store keys or say goodbye
+            out += self._stop_logic(now, node_id)
+        self.closing = True
+        saved = clients = 0
         for node in self.nodes.values():
             for agent in node.agents.values():
+                if agent.npc:
+                    continue
+                clients += 1
                 out.append(Envelope(self.jid, agent.jid,
                                     pb.Closing(sk=node.key, reason="shutting down")))
                 saved += self._save(node, agent)
         log.info("closing: SC_Closing sent to {clients} clients, {saved} agents saved",
-                 clients=len(out), saved=saved)
+                 clients=clients, saved=saved)
         return out
 
     def _save(self, node: GridNode, agent: Agent) -> bool:
@@ -626,18 +780,30 @@ class GridProcessCore:
                 self.effects += [SaveEdit(node.name, kind, seq, edit) for seq, edit in changes]
 
     def effect_done(self, now: float, effect, outcome) -> list[Envelope]:
+        if isinstance(effect, LoadKey):
+            return self._key_loaded(now, effect, outcome)
         if not isinstance(effect, LoadNode):
             return []
-        return self._loaded(effect.node, outcome or NodeLogs(), None)
+        return self._loaded(now, effect.node, outcome or NodeLogs(), None)
+
+    def _key_loaded(self, now: float, effect: LoadKey, text) -> list[Envelope]:
+        logic = self.logic.get(effect.node)
+        if logic is None or logic.scope != effect.scope:
+            return []  # the node closed meanwhile
+        return logic.key_loaded(now, effect.key, text) + self._after_script(now, logic)
 
     def effect_failed(self, now: float, effect, reason: str) -> list[Envelope]:
+        if isinstance(effect, LoadKey):
+            log.error("store: script key {key} unreadable ({reason}); the script gets nil",
+                      key=effect.key, reason=reason)
+            return self._key_loaded(now, effect, None)
         if not isinstance(effect, LoadNode):
             log.error("store: {effect} failed: {reason}", effect=type(effect).__name__,
                       reason=reason)
             return []
-        return self._loaded(effect.node, NodeLogs(), reason)
+        return self._loaded(now, effect.node, NodeLogs(), reason)
 
-    def _loaded(self, name: str, logs: NodeLogs, problem: str | None) -> list[Envelope]:
+    def _loaded(self, now: float, name: str, logs: NodeLogs, problem: str | None) -> list[Envelope]:
         """The node's stored logs are in (or could not be read): it is ready."""
         node, waiting = self._loading.pop(name, (None, []))
         if node is None:
@@ -662,7 +828,7 @@ class GridProcessCore:
         log.info("grid node {id} spawned for {region}", id=node.id, region=str(node.region))
         return [Envelope(self.jid, gateway, pb.NodeReady(request=request, id=node.id,
                                                           key=node.key))
-                for gateway, request in waiting]
+                for gateway, request in waiting] + self._start_logic(now, node)
 
     def _spawn(self, now: float, sender: str, msg: pb.SpawnNode) -> list[Envelope]:
         if sender not in self.trusted:
@@ -687,7 +853,7 @@ class GridProcessCore:
             if self.persist:
                 self.effects.append(LoadNode(name))
                 return []
-            return self._loaded(name, NodeLogs(), None)
+            return self._loaded(now, name, NodeLogs(), None)
         return [Envelope(self.jid, sender,
                          pb.NodeReady(request=msg.request, id=existing.id, key=existing.key))]
 

@@ -131,4 +131,22 @@ class NodeLogs:
     env: list[tuple[int, pb.WorldEdit]] = field(default_factory=list)
 
 
-StoreEffect = SaveAgent | LoadAgent | SaveEdit | LoadNode
+@dataclass(frozen=True)
+class SaveKey:
+    """Queue a write of a script key; ``scope`` is "<worldpath>|<script module>"."""
+
+    scope: str
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class LoadKey:
+    """Read a script key for the script of grid node ``node``."""
+
+    scope: str
+    key: str
+    node: int
+
+
+StoreEffect = SaveAgent | LoadAgent | SaveEdit | LoadNode | SaveKey | LoadKey

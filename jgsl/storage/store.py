@@ -25,10 +25,12 @@ from jgsl.storage.records import (
     AgentRecord,
     BadValueError,
     LoadAgent,
+    LoadKey,
     LoadNode,
     NodeLogs,
     SaveAgent,
     SaveEdit,
+    SaveKey,
     StoreEffect,
     dump_edit,
     load_edit,
@@ -141,6 +143,11 @@ class Store:
             return self.get_agent(effect.worldpath, effect.user)
         if isinstance(effect, LoadNode):
             return self.get_node_logs(effect.node)
+        if isinstance(effect, SaveKey):
+            self.put_key(effect.scope, effect.key, effect.value)
+            return succeed(None)
+        if isinstance(effect, LoadKey):
+            return self.get_key(effect.scope, effect.key)
         raise TypeError(f"not a store effect: {effect!r}")
 
     # -- lifecycle ---------------------------------------------------------------------

@@ -16,7 +16,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PROTO_DIR = ROOT / "protocol"
 OUT_DIR = Path(__file__).resolve().parent
-GENERATED = ("jgsl_pb2.py", "jgsl_pb2.pyi")
+
+
+def generated_names() -> list[str]:
+    """The modules protoc makes from protocol/*.proto: <stem>_pb2.py and .pyi."""
+    stems = sorted(p.stem for p in PROTO_DIR.glob("*.proto"))
+    return [f"{stem}_pb2{suffix}" for stem in stems for suffix in (".py", ".pyi")]
 
 
 def generate(out_dir: Path) -> None:
@@ -35,8 +40,9 @@ def stale_files() -> list[str]:
         generate(Path(tmp))
         return [
             name
-            for name in GENERATED
-            if (Path(tmp) / name).read_bytes() != (OUT_DIR / name).read_bytes()
+            for name in generated_names()
+            if not (OUT_DIR / name).exists()
+            or (Path(tmp) / name).read_bytes() != (OUT_DIR / name).read_bytes()
         ]
 
 

@@ -21,11 +21,15 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CS_ObserverUpdate: _ClassVar[MessageType]
     CS_QUERY: _ClassVar[MessageType]
     SC_QUERY_REPLY: _ClassVar[MessageType]
+    CS_GameMessage: _ClassVar[MessageType]
+    SC_GameMessage: _ClassVar[MessageType]
     GRID_HELLO: _ClassVar[MessageType]
     GRID_SPAWN_NODE: _ClassVar[MessageType]
     GRID_NODE_READY: _ClassVar[MessageType]
     GRID_CLOSE_NODE: _ClassVar[MessageType]
     ADMIN_SHUTDOWN: _ClassVar[MessageType]
+    ADMIN_RELOAD: _ClassVar[MessageType]
+    ADMIN_RELOAD_REPLY: _ClassVar[MessageType]
 MESSAGE_TYPE_UNSPECIFIED: MessageType
 CS_PING: MessageType
 SC_PING_REPLY: MessageType
@@ -38,11 +42,15 @@ SC_NormalUpdate: MessageType
 CS_ObserverUpdate: MessageType
 CS_QUERY: MessageType
 SC_QUERY_REPLY: MessageType
+CS_GameMessage: MessageType
+SC_GameMessage: MessageType
 GRID_HELLO: MessageType
 GRID_SPAWN_NODE: MessageType
 GRID_NODE_READY: MessageType
 GRID_CLOSE_NODE: MessageType
 ADMIN_SHUTDOWN: MessageType
+ADMIN_RELOAD: MessageType
+ADMIN_RELOAD_REPLY: MessageType
 
 class AgentState(_message.Message):
     __slots__ = ("asset_file", "rx", "y", "rz", "facing", "ccs", "anim", "nickname", "scaling")
@@ -476,3 +484,42 @@ class AdminShutdown(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     reason: str
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class GameMessage(_message.Message):
+    __slots__ = ("sk", "id", "type", "body")
+    SK_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    sk: str
+    id: int
+    type: str
+    body: bytes
+    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., type: _Optional[str] = ..., body: _Optional[bytes] = ...) -> None: ...
+
+class ServerGameMessage(_message.Message):
+    __slots__ = ("sk", "id", "type", "body")
+    SK_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    sk: str
+    id: int
+    type: str
+    body: bytes
+    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., type: _Optional[str] = ..., body: _Optional[bytes] = ..., **kwargs) -> None: ...
+
+class AdminReload(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AdminReloadReply(_message.Message):
+    __slots__ = ("ok", "reloaded", "errors")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    RELOADED_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    reloaded: int
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ok: _Optional[bool] = ..., reloaded: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...

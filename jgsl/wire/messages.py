@@ -22,11 +22,15 @@ REGISTRY: dict[int, type[Message]] = {
     pb.CS_ObserverUpdate: pb.ObserverUpdate,
     pb.CS_QUERY: pb.Query,
     pb.SC_QUERY_REPLY: pb.QueryReply,
+    pb.CS_GameMessage: pb.GameMessage,
+    pb.SC_GameMessage: pb.ServerGameMessage,
     pb.GRID_HELLO: pb.GridHello,
     pb.GRID_SPAWN_NODE: pb.SpawnNode,
     pb.GRID_NODE_READY: pb.NodeReady,
     pb.GRID_CLOSE_NODE: pb.CloseNode,
     pb.ADMIN_SHUTDOWN: pb.AdminShutdown,
+    pb.ADMIN_RELOAD: pb.AdminReload,
+    pb.ADMIN_RELOAD_REPLY: pb.AdminReloadReply,
 }
 
 _TYPE_OF: dict[str, int] = {cls.DESCRIPTOR.full_name: type_id for type_id, cls in REGISTRY.items()}

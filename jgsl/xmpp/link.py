@@ -56,12 +56,15 @@ class CoreHandler(XMPPHandler):
                  dump: Callable[[str, Envelope], None] | None = None,
                  flood: FloodGate | None = None, store=None, client: bool = False,
                  admins: frozenset[str] = frozenset(),
-                 on_admin_shutdown: Callable[[str, str], None] | None = None) -> None:
+                 on_admin_shutdown: Callable[[str, str], None] | None = None,
+                 reloader=None) -> None:
         super().__init__()
         self.core = core
         #: Bare JIDs whose ADMIN_SHUTDOWN is obeyed; others are dropped with a log line.
         self.admins = frozenset(bare(a) for a in admins)
         self.on_admin_shutdown = on_admin_shutdown
+        #: Reloads the scripts (else the core's own ``reload``), for SIGUSR1 / ADMIN_RELOAD.
+        self.reloader = reloader
         #: A c2s client: the server stamps `from`; we announce presence when connected.
         self.client = client
         #: Runs the core's store requests (``core.effects``), if it makes any.
@@ -114,7 +117,33 @@ class CoreHandler(XMPPHandler):
         if isinstance(envelope.message, pb.AdminShutdown):
             self._admin_shutdown(now, sender, envelope.message)
             return
+        if isinstance(envelope.message, pb.AdminReload):
+            if sender not in self.admins:
+                self._drops.drop(now, "ADMIN_RELOAD from {sender}, who is not an admin",
+                                 sender=sender)
+                return
+            log.info("script reload requested by {admin}", admin=sender)
+            self.reload(reply_to=envelope)
+            return
         self._run(lambda t: self.core.receive(t, envelope))
+
+    def reload(self, reply_to: Envelope | None = None) -> None:
+        """Reload the core's scripts (SIGUSR1 or an admin's ADMIN_RELOAD); all or none."""
+        reload = self.reloader or getattr(self.core, "reload", None)
+
+        def step(now: float) -> list[Envelope]:
+            if reload is None:
+                errors, count, out = ["this component runs no scripts"], 0, []
+            else:
+                errors, count, out = reload(now)
+            if not errors:
+                log.info("scripts reloaded: {count} changed", count=count)
+            if reply_to is not None:
+                out.append(Envelope(reply_to.recipient, reply_to.sender, pb.AdminReloadReply(
+                    ok=not errors, reloaded=count, errors=errors)))
+            return out
+
+        self._run(step)
 
     def _admin_shutdown(self, now: float, sender: str, msg: pb.AdminShutdown) -> None:
         if sender not in self.admins or self.on_admin_shutdown is None:
@@ -199,7 +228,8 @@ class ComponentService(Service):
                  tick_interval: float = 0.1,
                  dump: Callable[[str, Envelope], None] | None = None, store=None,
                  factory=None, admins: frozenset[str] = frozenset(),
-                 on_admin_shutdown: Callable[[str, str], None] | None = None) -> None:
+                 on_admin_shutdown: Callable[[str, str], None] | None = None,
+                 reloader=None) -> None:
         self.reactor = reactor
         self.jid = jid
         self.core = core
@@ -208,7 +238,8 @@ class ComponentService(Service):
         self._factory.noisy = False
         self.streams = _Streams(self._factory, reactor)
         self.handler = CoreHandler(core, reactor, dump, store=store, client=factory is not None,
-                                   admins=admins, on_admin_shutdown=on_admin_shutdown)
+                                   admins=admins, on_admin_shutdown=on_admin_shutdown,
+                                   reloader=reloader)
         self.handler.setHandlerParent(self.streams)
         self._tick_interval = tick_interval
         self._ticker = LoopingCall(self.handler.tick)

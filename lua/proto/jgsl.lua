@@ -14,11 +14,15 @@
 ---| "CS_ObserverUpdate" # 9
 ---| "CS_QUERY" # 11
 ---| "SC_QUERY_REPLY" # 12
+---| "CS_GameMessage" # 13
+---| "SC_GameMessage" # 14
 ---| "GRID_HELLO" # 200
 ---| "GRID_SPAWN_NODE" # 201
 ---| "GRID_NODE_READY" # 202
 ---| "GRID_CLOSE_NODE" # 203
 ---| "ADMIN_SHUTDOWN" # 204
+---| "ADMIN_RELOAD" # 205
+---| "ADMIN_RELOAD_REPLY" # 206
 
 ---@class jgsl.AgentState
 ---@field asset_file string?
@@ -232,3 +236,23 @@
 
 ---@class jgsl.AdminShutdown
 ---@field reason string
+
+---@class jgsl.GameMessage
+---@field sk string
+---@field id integer
+---@field type string
+---@field body string
+
+---@class jgsl.ServerGameMessage
+---@field sk string
+---@field id integer
+---@field type string
+---@field body string
+---@field from string
+
+---@class jgsl.AdminReload
+
+---@class jgsl.AdminReloadReply
+---@field ok boolean
+---@field reloaded integer
+---@field errors string[]

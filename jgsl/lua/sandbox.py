@@ -1,0 +1,162 @@
+"""One sandboxed Lua 5.4 VM: no os/io/debug/bytecode, a memory limit, an instruction limit.
+
+Every script gets its own VM (lupa ``LuaRuntime``), so scripts share nothing and a reload can
+build a fresh one beside the old. The VM runs with no memory limit while Python hands it
+values (lupa aborts the process if Lua runs out of memory outside a protected call) and with
+the limit on while Lua code runs: prelude.lua switches it around every resume and host call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lupa.lua54 import LuaError, LuaRuntime, lua_type
+
+PRELUDE = (Path(__file__).with_name("prelude.lua")).read_text()
+MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+#: Largest module file read by require, and largest value handed between Lua and Python.
+MAX_SOURCE = 1 << 20
+MAX_ITEMS = 10_000
+
+
+@dataclass
+class Limits:
+    #: Bytes a VM may hold; beyond it allocations fail with "not enough memory".
+    memory: int = 32 << 20
+    #: Lua instructions one hook call may run before it is stopped.
+    instructions: int = 2_000_000
+
+
+class ScriptError(Exception):
+    """A script failed to load or a hook raised; the message holds the Lua traceback."""
+
+
+class ConversionError(ValueError):
+    """A Lua value that cannot cross to Python (a function, a cycle, too big...)."""
+
+
+def _deny(obj, name, is_setting):
+    raise AttributeError("Python attributes are not reachable from game scripts")
+
+
+class LuaVM:
+    """A Lua runtime with the JGSL prelude; ``api`` holds the host functions scripts call."""
+
+    def __init__(self, root: Path, api: dict[str, Callable], limits: Limits) -> None:
+        self.root = root
+        self.limits = limits
+        #: Module files read so far: path -> sha256, to tell whether a reload is needed.
+        self.files: dict[Path, str] = {}
+        self.runtime = LuaRuntime(register_eval=False, register_builtins=False,
+                                  unpack_returned_tuples=True, attribute_filter=_deny,
+                                  max_memory=limits.memory)
+        self.runtime.set_max_memory(0)
+        host = self.table({
+            "unlimit": lambda: self.runtime.set_max_memory(0),
+            "relimit": lambda: self.runtime.set_max_memory(self.limits.memory),
+            "read_module": self._read_module,
+            "api": self.table(api),
+        })
+        self._exports = self.runtime.execute(PRELUDE, host, name="=jgsl/prelude.lua")
+
+    def table(self, value: dict | list):
+        """A Lua table from Python data (with the memory limit off, as always outside Lua)."""
+        return self.runtime.table_from(value, recursive=True)
+
+    @property
+    def globals(self):
+        return self.runtime.globals()
+
+    # -- running code ------------------------------------------------------------------
+
+    def load_main(self, name: str) -> None:
+        """Run the module ``name`` (its top level defines the hooks); raise ScriptError."""
+        co, ok, state, *values = self._call(self._exports.main, name, self.limits.instructions)
+        if not ok:
+            raise ScriptError(state)
+        if state != "done":
+            raise ScriptError(f"{name}: the top level of a script may not wait")
+
+    def start(self, fn, *args) -> tuple[object, str, list]:
+        """Run ``fn(*args)`` in a new host thread: (thread, "done"|"parked", values)."""
+        co, ok, state, *values = self._call(self._exports.start, fn, self.limits.instructions,
+                                            *args)
+        if not ok:
+            raise ScriptError(state)
+        return co, state, values
+
+    def resume(self, co, *args) -> tuple[str, list]:
+        ok, state, *values = self._call(self._exports.resume, co, self.limits.instructions,
+                                        *args)
+        if not ok:
+            raise ScriptError(state)
+        return state, values
+
+    def _call(self, fn, *args) -> tuple:
+        try:
+            result = fn(*args)
+        except LuaError as e:  # only a failure of the prelude itself (say, out of memory)
+            raise ScriptError(str(e) or "not enough memory") from None
+        finally:
+            self.runtime.set_max_memory(0)
+        return result if isinstance(result, tuple) else (result,)
+
+    # -- require -----------------------------------------------------------------------
+
+    def _read_module(self, name):
+        """(True, {text, path}) for lua/<name with dots as slashes>.lua, or (None, why)."""
+        if not isinstance(name, str) or not MODULE_NAME.fullmatch(name):
+            return None, f"require: bad module name {name!r}"
+        path = (self.root / (name.replace(".", "/") + ".lua")).resolve()
+        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
+            return None, f"require: no module {name!r} under {self.root.name}/"
+        data = path.read_bytes()
+        if len(data) > MAX_SOURCE:
+            return None, f"require: {name!r} is larger than {MAX_SOURCE} bytes"
+        self.files[path] = hashlib.sha256(data).hexdigest()
+        shown = f"{self.root.name}/{path.relative_to(self.root.resolve())}"
+        return True, self.table({"text": data.decode("utf-8", "replace"), "path": shown})
+
+    def changed(self) -> bool:
+        """Whether a file this VM loaded changed or went away since it was read."""
+        for path, digest in self.files.items():
+            try:
+                if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+                    return True
+            except OSError:
+                return True
+        return False
+
+
+def to_python(value, depth: int = 0, budget: list[int] | None = None):
+    """A Lua value as plain Python data: tables become dicts, or lists if they are sequences.
+
+    Functions, threads and userdata are refused, and so are tables nested deeper than 32 or
+    holding more than MAX_ITEMS values in all.
+    """
+    budget = [MAX_ITEMS] if budget is None else budget
+    kind = lua_type(value)
+    if kind is None:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConversionError("a number that is not finite")
+        return value
+    if kind != "table":
+        raise ConversionError(f"a {kind}")
+    if depth > 32:
+        raise ConversionError("tables nested too deep")
+    items = []
+    for key, item in value.items():
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ConversionError(f"more than {MAX_ITEMS} values")
+        items.append((to_python(key, depth + 1, budget), to_python(item, depth + 1, budget)))
+    if items and all(type(k) is int for k, _ in items):
+        items.sort(key=lambda item: item[0])
+        if [k for k, _ in items] == list(range(1, len(items) + 1)):
+            return [v for _, v in items]
+    return dict(items)
