@@ -624,7 +624,7 @@ class GridProcessCore:
             self._save_logs(node)
             return out
         if isinstance(msg, pb.GameMessage):
-            return self._game_message(now, sender, envelope.sender, msg)
+            return self._game_message(now, sender, msg)
         self._drops.drop(now, "{type} is not for a grid process (from {sender})",
                          type=type(msg).__name__, sender=sender)
         return []
@@ -656,11 +656,10 @@ class GridProcessCore:
         self._save_logs(logic.node)
         return out
 
-    def _game_message(self, now: float, sender: str, full: str,
-                      msg: pb.GameMessage) -> list[Envelope]:
+    def _game_message(self, now: float, sender: str, msg: pb.GameMessage) -> list[Envelope]:
         node = self.nodes.get(msg.id)
-        if node is None or node.key != msg.sk or full not in node.agents \
-                or node.agents[full].mode is not AgentMode.AGENT or self.closing:
+        if node is None or node.key != msg.sk or sender not in node.agents \
+                or node.agents[sender].mode is not AgentMode.AGENT or self.closing:
             self._drops.drop(now, "game message from {sender} for node {id}: not an agent "
                              "there (or wrong key)", sender=sender, id=msg.id)
             return []
@@ -675,7 +674,7 @@ class GridProcessCore:
             self._drops.drop(now, "game message from {sender}: node {id} runs no script",
                              sender=sender, id=node.id)
             return []
-        out = logic.message(now, full, msg.type, message_to_data(payload))
+        out = logic.message(now, sender, msg.type, message_to_data(payload))
         return out + self._after_script(now, logic)
 
     def _start_logic(self, now: float, node: GridNode) -> list[Envelope]:

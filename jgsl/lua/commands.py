@@ -123,7 +123,7 @@ def agent_fields(data, required: tuple[str, ...] = ()) -> dict:
 def key_value(key, value) -> StoreKey:
     key = text(key, "the key", 200)
     try:
-        encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
+        encoded = json.dumps(value, allow_nan=False, separators=(",", ":"), sort_keys=True)
     except (TypeError, ValueError) as e:
         raise CommandError(f"storeKey({key!r}): the value must be plain data ({e})") from None
     if len(encoded) > MAX_KEY_BYTES:

@@ -77,7 +77,7 @@ def table_to_message(table, cls: type[Message]) -> Message:
     try:
         data = to_python(table)
     except ConversionError as e:
-        raise FieldError(f"{name}: {e} cannot be sent") from None
+        raise FieldError(f"{name}: {e}") from None
     message = cls()
     _fill(message, data, name)
     return message
@@ -136,6 +136,10 @@ def _scalar(field: FieldDescriptor, value, where: str):
         raise FieldError(f"{where}: expected boolean, got {_kind(value)}")
     if kind == FieldDescriptor.TYPE_STRING:
         if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise FieldError(f"{where}: not valid UTF-8 (use a bytes field)") from None
             return value
         raise FieldError(f"{where}: expected string, got {_kind(value)}")
     if kind == FieldDescriptor.TYPE_BYTES:

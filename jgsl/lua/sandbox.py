@@ -8,6 +8,7 @@ the limit on while Lua code runs: prelude.lua switches it around every resume an
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import math
 import re
@@ -22,6 +23,23 @@ MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 #: Largest module file read by require, and largest value handed between Lua and Python.
 MAX_SOURCE = 1 << 20
 MAX_ITEMS = 10_000
+#: Lua strings are bytes: text both ways, and bytes that are not UTF-8 survive as surrogate
+#: escapes (so a protobuf ``bytes`` field round-trips) instead of failing to decode.
+ENCODING = "jgsl_lua"
+
+
+def _codec(name: str) -> codecs.CodecInfo | None:
+    if name != ENCODING:
+        return None
+    return codecs.CodecInfo(
+        name=ENCODING,
+        encode=lambda text, errors="strict": (text.encode("utf-8", "surrogateescape"),
+                                              len(text)),
+        decode=lambda data, errors="strict": (bytes(data).decode("utf-8", "surrogateescape"),
+                                              len(data)))
+
+
+codecs.register(_codec)
 
 
 @dataclass
@@ -52,7 +70,8 @@ class LuaVM:
         self.limits = limits
         #: Module files read so far: path -> sha256, to tell whether a reload is needed.
         self.files: dict[Path, str] = {}
-        self.runtime = LuaRuntime(register_eval=False, register_builtins=False,
+        self.runtime = LuaRuntime(encoding=ENCODING, register_eval=False,
+                                  register_builtins=False,
                                   unpack_returned_tuples=True, attribute_filter=_deny,
                                   max_memory=limits.memory)
         self.runtime.set_max_memory(0)
@@ -143,10 +162,10 @@ def to_python(value, depth: int = 0, budget: list[int] | None = None):
     kind = lua_type(value)
     if kind is None:
         if isinstance(value, float) and not math.isfinite(value):
-            raise ConversionError("a number that is not finite")
+            raise ConversionError("a number that is not finite is not plain data")
         return value
     if kind != "table":
-        raise ConversionError(f"a {kind}")
+        raise ConversionError(f"a {kind} is not plain data")
     if depth > 32:
         raise ConversionError("tables nested too deep")
     items = []

@@ -118,7 +118,7 @@ class Script:
         self._now = now
         due = [p for p in self._parked if p.kind == "wait" and p.due <= now]
         for parked in due:
-            self._resume(parked, now)
+            self._resume(parked, now, now)  # wait() returns the time it woke up
         self._flush_signals(now)
 
     def event(self, now: float, jid: str, event: dict) -> None:
