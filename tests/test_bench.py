@@ -43,3 +43,17 @@ def test_e2e_bench_smoke(tmp_path):
     for limit in result["limits"]:
         assert limit["echo"]["round_trips_per_s"] > 0
         assert limit["ratio_jgsl_over_echo"] > 0
+
+
+def test_lua_bench_smoke(tmp_path):
+    """3 stale scripts reloaded (all or none), OnTick of an empty script and of the demo."""
+    out = tmp_path / "lua.json"
+    result = load("lua").main(["--smoke", "--out", str(out)])
+    assert json.loads(out.read_text()) == result
+    reload = result["reload"]
+    assert reload["scripts"] == 3 and reload["reload_ms_median"] > 0
+    assert reload["refused_ms"] > 0 and reload["unchanged_ms"] >= 0
+    assert [(t["script"], t["agents"]) for t in result["tick"]] == [
+        ("empty", 0), ("AlphaWorld", 0), ("AlphaWorld", 2)]
+    assert all(t["cpu_us_per_tick"] >= 0 and t["cpu_us_per_ontick_call"] >= 0
+               for t in result["tick"])
