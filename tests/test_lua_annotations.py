@@ -112,5 +112,5 @@ def test_check_names_stale_missing_and_extra_files(tmp_path, monkeypatch, capsys
     assert "missing: jgsl.lua" in capsys.readouterr().err
 
     assert annotations.main([]) == 0  # writing repairs all three
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["jgsl.lua"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["game.lua", "jgsl.lua"]
     assert annotations.main(["--check"]) == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import signal
 from pathlib import Path
 
@@ -25,15 +23,6 @@ USERS = """<EmuDB><EmuUsers>
 """
 ALICE_SEES_BOB = "alice@emu.localhost sees bob@emu.localhost at (20096.00, 36.72, 20090.00)"
 BOB_SEES_ALICE = "bob@emu.localhost sees alice@emu.localhost at (20091.00, 36.72, 20086.00)"
-
-
-@pytest.fixture
-def procs(tmp_path):
-    env = {**os.environ, "JGSL_COMPONENT_SECRET": secrets.token_hex(8),
-           "JGSL_TICKET_SECRET": secrets.token_hex(16)}
-    group = Processes(tmp_path, env)
-    yield group
-    group.kill_all()  # only does anything if a test failed before stopping its processes
 
 
 def router_port(procs: Processes, port_file: Path) -> int:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -21,15 +19,6 @@ pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent
 ALPHA = "worlds/MyWorlds/AlphaWorld/"
 GRACEFUL = -signal.SIGTERM
-
-
-@pytest.fixture
-def procs(tmp_path):
-    env = {**os.environ, "JGSL_COMPONENT_SECRET": secrets.token_hex(8),
-           "JGSL_TICKET_SECRET": secrets.token_hex(16)}
-    group = Processes(tmp_path, env)
-    yield group
-    group.kill_all()
 
 
 @pytest.fixture
