@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from jgsl.core.fields import decode_facing, decode_position, encode_facing, encode_position
 from jgsl.core.region import Region
 from jgsl.lua import commands as c
-from jgsl.lua.sandbox import MODULE_NAME, Limits, ScriptError
+from jgsl.lua.sandbox import MODULE_NAME, Limits, ScriptError, Sources
 from jgsl.lua.script import Script, decode_key
 from jgsl.storage.records import SaveKey
 from jgsl.wire import jgsl_pb2 as pb
@@ -49,8 +49,12 @@ class ScriptLibrary:
     def _exists(self, module: str) -> bool:
         return (self.root / (module.replace(".", "/") + ".lua")).is_file()
 
-    def build(self, module: str, world=None) -> Script:
-        return Script(module, self.root, self.limits, world)
+    def build(self, module: str, world=None, sources: Sources | None = None) -> Script:
+        return Script(module, self.root, self.limits, world, sources)
+
+    def sources(self) -> Sources:
+        """The module files as they are now (each read once however many VMs load it)."""
+        return Sources(self.root)
 
 
 class RegionLogic:
@@ -310,12 +314,13 @@ def reload_scripts(library: ScriptLibrary, logics: list,
     there is no OnReload). All or nothing: returns (swaps, []) or ([], errors)."""
     swaps: list[tuple[RegionLogic, Script]] = []
     errors: list[str] = []
+    sources = library.sources()
     for logic in logics:
         old = logic.script
-        if old is not None and not old.changed():
+        if old is not None and not old.changed(sources):
             continue
         try:
-            fresh = library.build(logic.module, getattr(logic, "node", None) and logic)
+            fresh = library.build(logic.module, getattr(logic, "node", None) and logic, sources)
             state = old.state() if old is not None else None
             if fresh.has("OnReload"):
                 fresh.call(now, "OnReload", state, strict=True)

@@ -68,8 +68,11 @@ local function require(name)
       error("circular require: " .. concat(cycle, " -> "), 2)
     end
   end
-  local source = call_host(host.read_module, name)
-  local chunk, problem = load(source.text, "@" .. source.path, "t")
+  unlimit()
+  local text, path = host.read_module(name)
+  relimit()
+  if not text then error(path, 2) end
+  local chunk, problem = load(text, "@" .. path, "t")
   if not chunk then error(problem, 0) end
   loading[#loading + 1] = name
   local ok, result = pcall(chunk, name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,39 @@ class Limits:
     instructions: int = 2_000_000
 
 
+class Sources:
+    """Module files as read at one moment: each file is read and hashed once, however many
+    VMs load it (a reload of 100 scripts sharing a library reads that library once)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._real_root = os.path.realpath(self.root)
+        self._read: dict[str, tuple[str, str, str] | str] = {}
+
+    def module(self, name) -> tuple[str, str, str] | str:
+        """(text, shown path, sha256) of module ``name``, or why it cannot be loaded."""
+        if not isinstance(name, str) or not MODULE_NAME.fullmatch(name):
+            return f"require: bad module name {name!r}"
+        found = self._read.get(name)
+        if found is None:
+            found = self._read[name] = self._load(name)
+        return found
+
+    def _load(self, name: str) -> tuple[str, str, str] | str:
+        relative = name.replace(".", "/") + ".lua"
+        path = os.path.realpath(os.path.join(self._real_root, relative))
+        if not path.startswith(self._real_root + os.sep) or not os.path.isfile(path):
+            return f"require: no module {name!r} under {self.root.name}/"
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            return f"require: {name!r}: {e.strerror}"
+        if len(data) > MAX_SOURCE:
+            return f"require: {name!r} is larger than {MAX_SOURCE} bytes"
+        shown = f"{self.root.name}/{os.path.relpath(path, self._real_root)}"
+        return (data.decode("utf-8", "replace"), shown, hashlib.sha256(data).hexdigest())
+
+
 class ScriptError(Exception):
     """A script failed to load or a hook raised; the message holds the Lua traceback."""
 
@@ -62,14 +96,29 @@ def _deny(obj, name, is_setting):
     raise AttributeError("Python attributes are not reachable from game scripts")
 
 
+_BYTECODE: list[bytes] = []
+
+
+def _prelude_bytecode() -> bytes:
+    """prelude.lua compiled once per process (by a throwaway runtime of the same Lua)."""
+    if not _BYTECODE:
+        runtime = LuaRuntime(encoding=None)
+        dump = runtime.eval("function(src) return string.dump(assert(load(src, "
+                            "'=jgsl/prelude.lua', 't'))) end")
+        _BYTECODE.append(dump(PRELUDE.encode()))
+    return _BYTECODE[0]
+
+
 class LuaVM:
     """A Lua runtime with the JGSL prelude; ``api`` holds the host functions scripts call."""
 
-    def __init__(self, root: Path, api: dict[str, Callable], limits: Limits) -> None:
+    def __init__(self, root: Path, api: dict[str, Callable], limits: Limits,
+                 sources: Sources | None = None) -> None:
         self.root = root
         self.limits = limits
-        #: Module files read so far: path -> sha256, to tell whether a reload is needed.
-        self.files: dict[Path, str] = {}
+        self.sources = sources or Sources(root)
+        #: Modules loaded so far: name -> sha256, to tell whether a reload is needed.
+        self.files: dict[str, str] = {}
         self.runtime = LuaRuntime(encoding=ENCODING, register_eval=False,
                                   register_builtins=False,
                                   unpack_returned_tuples=True, attribute_filter=_deny,
@@ -81,7 +130,9 @@ class LuaVM:
             "read_module": self._read_module,
             "api": self.table(api),
         })
-        self._exports = self.runtime.execute(PRELUDE, host, name="=jgsl/prelude.lua")
+        # The prelude is ours: loading it precompiled is safe, and halves a VM's start-up.
+        prelude = self.runtime.globals().load(_prelude_bytecode(), "=jgsl/prelude.lua", "b")
+        self._exports = prelude(host)
 
     def table(self, value: dict | list):
         """A Lua table from Python data (with the memory limit off, as always outside Lua)."""
@@ -128,26 +179,19 @@ class LuaVM:
     # -- require -----------------------------------------------------------------------
 
     def _read_module(self, name):
-        """(True, {text, path}) for lua/<name with dots as slashes>.lua, or (None, why)."""
-        if not isinstance(name, str) or not MODULE_NAME.fullmatch(name):
-            return None, f"require: bad module name {name!r}"
-        path = (self.root / (name.replace(".", "/") + ".lua")).resolve()
-        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
-            return None, f"require: no module {name!r} under {self.root.name}/"
-        data = path.read_bytes()
-        if len(data) > MAX_SOURCE:
-            return None, f"require: {name!r} is larger than {MAX_SOURCE} bytes"
-        self.files[path] = hashlib.sha256(data).hexdigest()
-        shown = f"{self.root.name}/{path.relative_to(self.root.resolve())}"
-        return True, self.table({"text": data.decode("utf-8", "replace"), "path": shown})
+        """text, path of lua/<name with dots as slashes>.lua; or nil, why."""
+        found = self.sources.module(name)
+        if isinstance(found, str):
+            return None, found
+        text, shown, digest = found
+        self.files[name] = digest
+        return text, shown
 
-    def changed(self) -> bool:
-        """Whether a file this VM loaded changed or went away since it was read."""
-        for path, digest in self.files.items():
-            try:
-                if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-                    return True
-            except OSError:
+    def changed(self, now: Sources) -> bool:
+        """Whether a module this VM loaded differs in ``now`` (or went away)."""
+        for name, digest in self.files.items():
+            found = now.module(name)
+            if isinstance(found, str) or found[2] != digest:
                 return True
         return False
 

@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from jgsl.lua import commands as c
 from jgsl.lua.convert import FieldError, table_to_message
-from jgsl.lua.sandbox import ConversionError, Limits, LuaVM, ScriptError, to_python
+from jgsl.lua.sandbox import ConversionError, Limits, LuaVM, ScriptError, Sources, to_python
 from jgsl.wire.game import UnknownPayloadError, payload_class
 
 log = Logger(namespace="jgsl.lua")
@@ -62,7 +62,7 @@ class Parked:
 
 class Script:
     def __init__(self, module: str, root: Path, limits: Limits | None = None,
-                 world: WorldView | None = None) -> None:
+                 world: WorldView | None = None, sources: Sources | None = None) -> None:
         self.module = module
         self.world = world or NoWorld()
         #: Commands for the owner to apply after each call (the outbox).
@@ -73,7 +73,7 @@ class Script:
         self._signals: list[tuple[str, object]] = []
         self._parked: list[Parked] = []
         self._now = 0.0
-        self.vm = LuaVM(root, self._api(), limits or Limits())
+        self.vm = LuaVM(root, self._api(), limits or Limits(), sources)
         self.vm.load_main(module)  # ScriptError if it does not compile or its top level fails
 
     @property
@@ -86,8 +86,8 @@ class Script:
     def has(self, hook: str) -> bool:
         return self.vm.globals[hook] is not None
 
-    def changed(self) -> bool:
-        return self.vm.changed()
+    def changed(self, now: Sources) -> bool:
+        return self.vm.changed(now)
 
     # -- calling hooks -----------------------------------------------------------------
 
