@@ -53,6 +53,7 @@ def test_lua_bench_smoke(tmp_path):
     reload = result["reload"]
     assert reload["scripts"] == 3 and reload["reload_ms_median"] > 0
     assert reload["refused_ms"] > 0 and reload["unchanged_ms"] >= 0
+    assert reload["free_old_vms_ms_median"] >= 0
     assert [(t["script"], t["agents"]) for t in result["tick"]] == [
         ("empty", 0), ("AlphaWorld", 0), ("AlphaWorld", 2)]
     assert all(t["cpu_us_per_tick"] >= 0 and t["cpu_us_per_ontick_call"] >= 0

@@ -7,9 +7,7 @@ emulated users standing at the centre of the guard's patrol square, so it greets
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -28,15 +26,6 @@ GUARD = "guard.1@grid1.localhost"
 #: starts at 20000); from the centre it is within its greeting radius (15) most of the time.
 USERS = {"u0": (20095, 20095), "u1": (20096, 20094)}
 ADMIN = "admin.localhost"
-
-
-@pytest.fixture
-def procs(tmp_path):
-    env = {**os.environ, "JGSL_COMPONENT_SECRET": secrets.token_hex(8),
-           "JGSL_TICKET_SECRET": secrets.token_hex(16)}
-    group = Processes(tmp_path, env)
-    yield group
-    group.kill_all()  # only does anything if a test failed before stopping its processes
 
 
 @pytest.fixture
