@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 import re
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,10 +125,14 @@ class LuaVM:
                                   unpack_returned_tuples=True, attribute_filter=_deny,
                                   max_memory=limits.memory)
         self.runtime.set_max_memory(0)
+        # Lua holds these callbacks; they hold the VM only weakly, so a VM nobody uses any
+        # more (the old one after a reload) is freed at once, not by a later GC pause.
+        me = weakref.ref(self)
+        runtime, memory = self.runtime, limits.memory
         host = self.table({
-            "unlimit": lambda: self.runtime.set_max_memory(0),
-            "relimit": lambda: self.runtime.set_max_memory(self.limits.memory),
-            "read_module": self._read_module,
+            "unlimit": lambda: runtime.set_max_memory(0),
+            "relimit": lambda: runtime.set_max_memory(memory),
+            "read_module": lambda name: me()._read_module(name),
             "api": self.table(api),
         })
         # The prelude is ours: loading it precompiled is safe, and halves a VM's start-up.

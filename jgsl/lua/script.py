@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -192,85 +193,91 @@ class Script:
         log.error("script {module}: {where} failed: {error}", module=self.module, where=where,
                   error=str(error))
 
-    def _lua(self, value):
-        return self.vm.table(value) if isinstance(value, dict | list) else value
-
     # -- the host API (called from Lua; answers ok, value or None, message) -----------
 
     def _api(self) -> dict:
-        def checked(fn):
-            def call(*args):
-                try:
-                    return True, fn(*args)
-                except (c.CommandError, FieldError, ConversionError) as e:
-                    return None, str(e)
-                except Exception as e:  # a host bug: the script sees an error, we log it
-                    log.failure("script {module}: host function failed", module=self.module)
-                    return None, f"internal error: {e}"
-            return call
+        """The host functions, holding the script only weakly (see LuaVM)."""
+        return _host_api(weakref.proxy(self))
 
-        def data(value):
-            return None if value is None else to_python(value)
+    def _lua(self, value):
+        return self.vm.table(value) if isinstance(value, dict | list) else value
 
-        def command(cmd) -> bool:
-            self.commands.append(cmd)
-            return True
 
-        def send(to, type_name, body):
-            to = c.text(to, "the recipient JID")
+def _host_api(self: Script) -> dict:
+    """Every host function scripts call; ``self`` is a weak proxy of the script."""
+    def checked(fn):
+        def call(*args):
             try:
-                cls = payload_class(c.text(type_name, "the message type"))
-            except UnknownPayloadError:
-                raise c.CommandError(f"no game message type {type_name!r}") from None
-            message = table_to_message(body, cls)
-            return command(c.SendMessage(to, type_name, message.SerializeToString()))
+                return True, fn(*args)
+            except (c.CommandError, FieldError, ConversionError) as e:
+                return None, str(e)
+            except Exception as e:  # a host bug: the script sees an error, we log it
+                log.failure("script {module}: host function failed", module=self.module)
+                return None, f"internal error: {e}"
+        return call
 
-        def say(npc, to, text):
-            npc, to = c.npc_name(npc), c.text(to, "the recipient JID")
-            message = payload_class("Say")(text=c.text(text, "the text", 1024))
-            return command(c.SendMessage(to, "Say", message.SerializeToString(), npc))
+    def data(value):
+        return None if value is None else to_python(value)
 
-        def log_line(*parts):
-            log.info("script {module}: {text}", module=self.module,
-                     text=" ".join(str(to_python(p)) for p in parts)[:1000])
-            return True
+    def command(cmd) -> bool:
+        self.commands.append(cmd)
+        return True
 
-        def signal(name, value=None):
-            self._signals.append((c.text(name, "the signal name"), data(value)))
-            return True
+    def send(to, type_name, body):
+        to = c.text(to, "the recipient JID")
+        try:
+            cls = payload_class(c.text(type_name, "the message type"))
+        except UnknownPayloadError:
+            raise c.CommandError(f"no game message type {type_name!r}") from None
+        message = table_to_message(body, cls)
+        return command(c.SendMessage(to, type_name, message.SerializeToString()))
 
-        def load_key(key):
-            hit, value = self.world.cached_key(c.text(key, "the key", 200))
-            return self._lua({"hit": hit, "value": value} if hit else {"hit": False})
+    def say(npc, to, text):
+        npc, to = c.npc_name(npc), c.text(to, "the recipient JID")
+        message = payload_class("Say")(text=c.text(text, "the text", 1024))
+        return command(c.SendMessage(to, "Say", message.SerializeToString(), npc))
 
-        def agents():
-            return self._lua(self.world.agents())
+    def log_line(*parts):
+        log.info("script {module}: {text}", module=self.module,
+                 text=" ".join(str(to_python(p)) for p in parts)[:1000])
+        return True
 
-        def agent(jid):
-            found = self.world.agent(c.text(jid, "the JID"))
-            return None if found is None else self._lua(found)
+    def signal(name, value=None):
+        self._signals.append((c.text(name, "the signal name"), data(value)))
+        return True
 
-        return {name: checked(fn) for name, fn in {
-            "log": log_line,
-            "sendSignal": signal,
-            "send": send,
-            "say": say,
-            "broadcastEnv": lambda kind, params=None: command(c.env_params(kind, data(params))),
-            "setField": lambda jid, name, value: command(
-                c.SetField(c.text(jid, "the JID"), *next(iter(
-                    c.agent_fields({name: value}).items())))),
-            "kick": lambda jid, reason="": command(
-                c.Kick(c.text(jid, "the JID"), c.text(reason or "", "the reason"))),
-            "storeKey": lambda key, value: command(c.key_value(key, data(value))),
-            "loadKey": load_key,
-            "agents": agents,
-            "agent": agent,
-            "npcSpawn": lambda name, fields: command(
-                c.NpcSpawn(c.npc_name(name), c.agent_fields(data(fields), ("x", "y", "z")))),
-            "npcMove": lambda name, fields: command(
-                c.NpcMove(c.npc_name(name), c.agent_fields(data(fields)))),
-            "npcRemove": lambda name: command(c.NpcRemove(c.npc_name(name))),
-        }.items()}
+    def load_key(key):
+        hit, value = self.world.cached_key(c.text(key, "the key", 200))
+        return self._lua({"hit": hit, "value": value} if hit else {"hit": False})
+
+    def agents():
+        return self._lua(self.world.agents())
+
+    def agent(jid):
+        found = self.world.agent(c.text(jid, "the JID"))
+        return None if found is None else self._lua(found)
+
+    return {name: checked(fn) for name, fn in {
+        "log": log_line,
+        "sendSignal": signal,
+        "send": send,
+        "say": say,
+        "broadcastEnv": lambda kind, params=None: command(c.env_params(kind, data(params))),
+        "setField": lambda jid, name, value: command(
+            c.SetField(c.text(jid, "the JID"), *next(iter(
+                c.agent_fields({name: value}).items())))),
+        "kick": lambda jid, reason="": command(
+            c.Kick(c.text(jid, "the JID"), c.text(reason or "", "the reason"))),
+        "storeKey": lambda key, value: command(c.key_value(key, data(value))),
+        "loadKey": load_key,
+        "agents": agents,
+        "agent": agent,
+        "npcSpawn": lambda name, fields: command(
+            c.NpcSpawn(c.npc_name(name), c.agent_fields(data(fields), ("x", "y", "z")))),
+        "npcMove": lambda name, fields: command(
+            c.NpcMove(c.npc_name(name), c.agent_fields(data(fields)))),
+        "npcRemove": lambda name: command(c.NpcRemove(c.npc_name(name))),
+    }.items()}
 
 
 def _data_or_none(value):

@@ -9,12 +9,13 @@ local Y = 36.6
 state = state or { greeted = {}, total = 0 }
 
 function OnInit(node)
+  -- First the stored count (this may wait for the store): no greeting is counted before it.
+  state.total = loadKey("greetings") or 0
   local cx, cz = (node.x or 0) + 95, (node.z or 0) + 95
   state.route = patrol.new({ { cx - 12, cz - 12 }, { cx + 12, cz - 12 },
                              { cx + 12, cz + 12 }, { cx - 12, cz + 12 } }, 2.0)
   npc.spawn("guard", { x = state.route.x, y = Y, z = state.route.z,
                        nickname = "Guard", anim = "Walk" })
-  state.total = loadKey("greetings") or 0   -- waits for the store, if it must
   log("guard on duty in " .. node.world .. ", " .. state.total .. " greetings so far")
 end
 
