@@ -9,6 +9,11 @@ limit. The ratio JGSL rate / echo rate says what the game logic costs.
 
     python bench/e2e.py [--servers embedded,prosody] [--users 100,500,1000]
                         [--intervals 1,3] [--duration 20] [--ramp 10] [--smoke]
+                        [--grids N] [--thin]
+
+--grids runs N grid processes (one per core; the gateway spreads nodes over them); --thin
+makes the load runner's clients echo frames without decoding the other agents (jgsl-load
+--thin): the servers do the same work, the load generator about half.
 
 Writes bench/results/e2e.json.
 """
@@ -50,8 +55,8 @@ def wait_for(condition, timeout: float, what: str):
 class World:
     """A server (embedded router or Prosody) with a gateway and a grid process."""
 
-    def __init__(self, server: str, workdir: Path) -> None:
-        self.server, self.workdir = server, workdir
+    def __init__(self, server: str, workdir: Path, grids: int = 1) -> None:
+        self.server, self.workdir, self.grids = server, workdir, grids
         self.env = {**os.environ, "JGSL_COMPONENT_SECRET": secrets.token_hex(8),
                     "JGSL_TICKET_SECRET": secrets.token_hex(16)}
         self.procs: dict[str, subprocess.Popen] = {}
@@ -78,21 +83,26 @@ class World:
         else:
             from jgsl.prosody import DevProsody
 
+            names = ("gateway", "load", "echo", "drive",
+                     *(f"grid{i}" for i in range(1, self.grids + 1)))
             self.prosody = DevProsody({f"{n}.localhost": self.env["JGSL_COMPONENT_SECRET"]
-                                       for n in ("gateway", "grid1", "load", "echo", "drive")})
+                                       for n in names})
             self.prosody.start()
             xmpp = f"tcp:127.0.0.1:{self.prosody.component_port}"
             self.server_pid = self.prosody.proc.pid
         self._twistd("gateway", "--role", "gateway", "--xmpp", xmpp)
-        # No game scripts: the benchmark measures the server, not the demo guard.
-        self._twistd("grid", "--role", "grid", "--xmpp", xmpp, "--scripts", "none")
-        wait_for(lambda: "grid process grid1.localhost registered" in self.log("gateway"), 30,
-                 "the grid to register")
+        for i in range(1, self.grids + 1):
+            # No game scripts: the benchmark measures the server, not the demo guard.
+            self._twistd(f"grid{i}", "--role", "grid", "--xmpp", xmpp, "--scripts", "none",
+                         "--name", f"grid{i}.localhost")
+            wait_for(lambda i=i: f"grid process grid{i}.localhost registered"
+                     in self.log("gateway"), 30, "the grid to register")
         return xmpp
 
     def pids(self) -> dict[str, int]:
+        """The world's processes; grid1, grid2... are reported together as "grid"."""
         return {"server": self.server_pid, "gateway": self.procs["gateway"].pid,
-                "grid": self.procs["grid"].pid}
+                **{f"grid{i}": self.procs[f"grid{i}"].pid for i in range(1, self.grids + 1)}}
 
     def stop(self) -> None:
         for proc in reversed(list(self.procs.values())):
@@ -117,21 +127,24 @@ def measured(world: World, command: list[str]) -> tuple[subprocess.CompletedProc
                             cwd=ROOT, timeout=900)
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = {name: round((cpu_seconds(pid) - before[name]) / wall, 3)
-           for name, pid in pids.items()}
+    cpu: dict[str, float] = {}
+    for name, pid in pids.items():
+        key = "grid" if name.startswith("grid") else name
+        cpu[key] = round(cpu.get(key, 0) + (cpu_seconds(pid) - before[name]) / wall, 3)
     cpu["client"] = round((after.ru_utime + after.ru_stime - children.ru_utime
                            - children.ru_stime) / wall, 3)
     return result, cpu
 
 
 def load_run(world: World, xmpp: str, users: int, interval: float, duration: float,
-             ramp: float, corners: bool = True) -> dict:
+             ramp: float, corners: bool = True, thin: bool = False) -> dict:
     out = world.workdir / f"load-{users}-{interval}"
     result, cpu = measured(world, [
         sys.executable, "-m", "jgsl.load", "--xmpp", xmpp, "--users", str(users),
         "--update-interval", str(interval), "--duration", str(duration), "--ramp", str(ramp),
         "--request-timeout", "10", "--radius", str(max(80, users ** 0.5 * 8)),
-        "--out", str(out), *([] if corners else ["--no-corners"])])
+        "--out", str(out), *([] if corners else ["--no-corners"]),
+        *(["--thin"] if thin else [])])
     if result.returncode != 0:
         raise RuntimeError(f"load run failed: {result.stderr[-2000:]}")
     report = json.loads((out / "report.json").read_text())
@@ -158,6 +171,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--ramp", type=float, default=10.0)
     p.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
+    p.add_argument("--grids", type=int, default=1, help="grid processes (one per core)")
+    p.add_argument("--thin", action="store_true",
+                   help="thin load clients (jgsl-load --thin): same server work, the load "
+                        "generator does not decode the other agents")
     p.add_argument("--out", type=Path, default=RESULTS / "e2e.json")
     args = p.parse_args(argv)
     users = [int(n) for n in args.users.split(",")]
@@ -167,17 +184,19 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {"runs": [], "limits": []}
     for server in args.servers.split(","):
         workdir = Path(tempfile.mkdtemp(prefix=f"jgsl-e2e-{server}-"))
-        world = World(server, workdir)
+        world = World(server, workdir, args.grids)
         try:
             xmpp = world.start()
             for n in users:
                 for interval in intervals:
-                    run = load_run(world, xmpp, n, interval, args.duration, args.ramp)
+                    run = load_run(world, xmpp, n, interval, args.duration, args.ramp,
+                                   thin=args.thin)
                     results["runs"].append({"server": server, **run})
                     print(server, json.dumps(run), flush=True)
             n = users[-1]
             # Flat out, one node per user: the same concurrency as the echo senders.
-            flat = load_run(world, xmpp, n, 0.0, args.duration, args.ramp, corners=False)
+            flat = load_run(world, xmpp, n, 0.0, args.duration, args.ramp, corners=False,
+                            thin=args.thin)
             size = round(4 / 3 * (flat["bytes_per_update_in"] or 100))  # base64 of the payload
             echo = echo_run(world, xmpp, n, size, args.duration)
             ratio = (flat["updates_received_per_s"] / echo["round_trips_per_s"]

@@ -68,6 +68,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--behaviour", choices=("stand", "wander"), default="wander")
     p.add_argument("--no-corners", action="store_true",
                    help="talk only to the node under each user (no neighbour observation)")
+    p.add_argument("--thin", action="store_true",
+                   help="thin clients: echo frames without decoding the other agents (the "
+                        "server's work is the same; the load generator's is far less)")
+    p.add_argument("--tick", type=float, default=0.1,
+                   help="seconds between the clients' ticks: an update is sent at the first "
+                        "tick after it is due, so a coarse tick sends in bursts")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("load-report"))
     p.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
@@ -158,9 +164,10 @@ def run(reactor, args: argparse.Namespace):
                             seed=args.seed)
     client_settings = ClientSettings(update_interval=args.update_interval,
                                      request_timeout=args.request_timeout,
-                                     corners=not args.no_corners)
+                                     corners=not args.no_corners,
+                                     track_others=not args.thin)
     core = LoadCore(args.name, args.gateway, settings, client_settings, recorder)
-    load = ComponentService(reactor, args.name, secret, endpoint, core)
+    load = ComponentService(reactor, args.name, secret, endpoint, core, tick_interval=args.tick)
     services.append(load)
     for service in services[1 if args.embedded else 0:]:
         service.startService()

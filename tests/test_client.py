@@ -305,3 +305,22 @@ def test_moves_are_reported_when_asked():
                                                                   strict=False))
     assert alice.avatar.x - moves[-1] < 1.0
     assert not any(k is EventKind.USER_MOVE for n, k, _ in world.events if n == "alice")
+
+
+def test_thin_client_echoes_frames_without_tracking_others():
+    """A load generator's thin client: the node serves it as any client (deltas against
+    the frames it echoes), but it decodes nobody."""
+    world = World()
+    alice = world.client("alice", 20091, 20086)
+    thin = world.client("thin", 20096, 20090)
+    thin.settings = ClientSettings(update_interval=1.0, request_timeout=5.0,
+                                   track_others=False)
+    world.start_all()
+    world.run(0, 4)
+    replies = [e.message for e in world.net.delivered
+               if isinstance(e.message, pb.NormalUpdateReply) and e.recipient.startswith("thin")]
+    assert len(replies) >= 3 and replies[0].agents.slots  # alice was sent to it
+    assert [r.base for r in replies[1:]] == [r.st for r in replies[:-1]]  # frames echoed
+    assert not thin.agents and ("thin", EventKind.USER_COME, "alice@emu.localhost") \
+        not in world.events
+    assert ("alice", EventKind.USER_COME, "thin@emu.localhost") in world.events

@@ -119,6 +119,9 @@ class ClientSettings:
     #: Adopt the position the gateway saved at the last visit, at the first sign-in of a
     #: session (appearance and nickname are adopted only where the avatar has none).
     resume: bool = True
+    #: Decode the other agents in each reply (False: a load generator's thin client, which
+    #: only echoes frames: the server does the same work, the generator far less).
+    track_others: bool = True
 
 
 @dataclass
@@ -565,22 +568,8 @@ class ClientCore:
         if msg.base != proxy.st and not msg.reset:
             return []  # answers an older request (a retry crossed it): deltas do not apply
         proxy.waiting_since, proxy.timeouts = None, 0
-        if msg.reset:
-            self._forget(now, proxy, list(proxy.agents))
-        try:
-            rows = list(read_table(msg.agents, self.maps))
-        except TableError as e:
-            self._log(f"bad agent table from {sender}: {e}; asking for everything again")
-            self._forget(now, proxy, list(proxy.agents))
-            proxy.st = 0
+        if self.settings.track_others and not self._apply_agents(now, proxy, sender, msg):
             return []
-        self._forget(now, proxy, _undelta(msg.gone))
-        for row in rows:
-            self._apply(now, proxy, row)
-        for slot in _undelta(msg.ping):
-            agent = proxy.agents.get(slot)
-            if agent is not None:
-                agent.last_seen = now
         for kind, edits in ((EventKind.CREATION, msg.creations), (EventKind.ENV, msg.env)):
             for edit in edits:
                 key = (kind, edit.author)
@@ -596,6 +585,27 @@ class ClientCore:
             proxy.last_sent = float("-inf")  # the rest is waiting: ask at the next tick
         self._next_step = min(self._next_step, proxy.last_sent + self.settings.update_interval)
         return []
+
+    def _apply_agents(self, now: float, proxy: GridProxy, sender: str,
+                      msg: pb.NormalUpdateReply) -> bool:
+        """Update our view of the node's agents; False if the table was unreadable."""
+        if msg.reset:
+            self._forget(now, proxy, list(proxy.agents))
+        try:
+            rows = list(read_table(msg.agents, self.maps))
+        except TableError as e:
+            self._log(f"bad agent table from {sender}: {e}; asking for everything again")
+            self._forget(now, proxy, list(proxy.agents))
+            proxy.st = 0
+            return False
+        self._forget(now, proxy, _undelta(msg.gone))
+        for row in rows:
+            self._apply(now, proxy, row)
+        for slot in _undelta(msg.ping):
+            agent = proxy.agents.get(slot)
+            if agent is not None:
+                agent.last_seen = now
+        return True
 
     def _apply(self, now: float, proxy: GridProxy, row) -> None:
         values = row.values
