@@ -311,7 +311,7 @@ def test_thin_client_echoes_frames_without_tracking_others():
     """A load generator's thin client: the node serves it as any client (deltas against
     the frames it echoes), but it decodes nobody."""
     world = World()
-    alice = world.client("alice", 20091, 20086)
+    world.client("alice", 20091, 20086)
     thin = world.client("thin", 20096, 20090)
     thin.settings = ClientSettings(update_interval=1.0, request_timeout=5.0,
                                    track_others=False)
