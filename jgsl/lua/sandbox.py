@@ -140,8 +140,11 @@ class LuaVM:
         self._exports = prelude(host)
 
     def table(self, value: dict | list):
-        """A Lua table from Python data (with the memory limit off, as always outside Lua)."""
-        return self.runtime.table_from(value, recursive=True)
+        """A Lua table from Python data (with the memory limit off, as always outside Lua).
+
+        Strings go over as UTF-8 bytes: lupa pushes bytes as they are, while each str would
+        cost a call of the Python-level codec (the bulk of handing agents to a script)."""
+        return self.runtime.table_from(_bytes_for_lua(value), recursive=True)
 
     @property
     def globals(self):
@@ -199,6 +202,16 @@ class LuaVM:
             if isinstance(found, str) or found[2] != digest:
                 return True
         return False
+
+
+def _bytes_for_lua(value):
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, dict):
+        return {_bytes_for_lua(k): _bytes_for_lua(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_bytes_for_lua(v) for v in value]
+    return value
 
 
 def to_python(value, depth: int = 0, budget: list[int] | None = None):
