@@ -344,3 +344,16 @@ def test_bad_commands_are_lua_errors(tmp_path, call, error):
     ok, message = s.call(0, "Go")
     assert ok is False and error in message
     assert s.commands == []
+
+
+def test_an_outbox_flood_is_an_error_at_the_call_that_overflows_it(tmp_path, logged):
+    s = script(tmp_path, """
+        function Flood() for i = 1, 1e6 do storeKey('k' .. i, i) end end
+        function Spam() for i = 1, 1e6 do log(i) end end
+        function Fine() storeKey('k', 1) end""")
+    assert s.call(0, "Flood") is None
+    assert "more than 1000 commands" in logged.text() and len(s.commands) == 1000
+    s.commands.clear()
+    assert s.call(0, "Spam") is None
+    assert logged.text().count("script main: ") < 1100
+    assert s.call(0, "Fine") == [] and len(s.commands) == 1  # the budget is per call

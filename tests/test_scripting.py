@@ -325,3 +325,18 @@ def test_gateway_script_reloads(tmp_path):
     assert hook.reload(1)[:2] == ([], 1) and hook("x@y", ALPHA, "guest") == "b"
     (tmp_path / "gateway.lua").write_text("function OnLogin(")
     assert hook.reload(2)[1] == 0 and hook("x@y", ALPHA, "guest") == "b"
+
+
+def test_npcs_per_node_are_bounded(tmp_path, logged):  # noqa: F811
+    core = make(tmp_path, """
+        function OnTick(now)
+          for i = 1, 300 do
+            npc.spawn('n' .. math.floor(now) .. '_' .. i, { x = 0, y = 0, z = 0 })
+          end
+        end""")
+    for now in (1, 2, 3):
+        core.tick(now)
+    npcs = [a for a in core.nodes[1].agents.values() if a.npc]
+    assert len(npcs) == 500 and "already has 500 NPCs" in logged.text()
+    assert "(and 99 more not applied)" in logged.text()  # one line per call, not 100
+    assert reply_of(update(core, 4, ALICE)).more  # still served, in bounded replies

@@ -27,6 +27,8 @@ from jgsl.wire.codec import Envelope
 log = Logger(namespace="jgsl.lua")
 
 NPC_ASSET = "character/v3/Human/Male/HumanMale.x"
+#: NPCs one node's script may have at once.
+MAX_NPCS = 500
 #: Author stamped on env edits a script broadcasts.
 SCRIPT_AUTHOR = "script"
 
@@ -167,16 +169,24 @@ class RegionLogic:
             return []
         commands, script.commands = script.commands, []
         out: list[Envelope] = []
+        failed: list[tuple[object, str]] = []
         for command in commands:
             try:
                 out += self._apply(now, command)
             except c.CommandError as e:
-                log.warn("script {module}: {command} not applied: {reason}",
-                         module=self.module, command=type(command).__name__, reason=str(e))
-        for problem in self.node.rejected:
-            log.warn("script {module}: field rejected: {problem}", module=self.module,
-                     problem=problem)
-        self.node.rejected.clear()
+                failed.append((command, str(e)))
+        if failed:
+            command, reason = failed[0]
+            more = f" (and {len(failed) - 1} more not applied)" if len(failed) > 1 else ""
+            log.warn("script {module}: {command} not applied: {reason}{more}",
+                     module=self.module, command=type(command).__name__, reason=reason,
+                     more=more)
+        rejected = self.node.rejected
+        if rejected:
+            more = f" (and {len(rejected) - 1} more)" if len(rejected) > 1 else ""
+            log.warn("script {module}: field rejected: {problem}{more}", module=self.module,
+                     problem=rejected[0], more=more)
+            rejected.clear()
         return out
 
     @property
@@ -189,7 +199,10 @@ class RegionLogic:
     def _apply(self, now: float, command) -> list[Envelope]:
         node = self.node
         if isinstance(command, c.NpcSpawn):
-            jid = self.npcs.get(command.name) or f"{command.name}.{node.id}@{self.grid_jid}"
+            jid = self.npcs.get(command.name)
+            if jid is None and len(self.npcs) >= MAX_NPCS:
+                raise c.CommandError(f"the node already has {MAX_NPCS} NPCs")
+            jid = jid or f"{command.name}.{node.id}@{self.grid_jid}"
             fields = {"asset": NPC_ASSET, **command.fields}
             self.npcs[command.name] = jid
             node.npc_update(now, jid, self._state(fields))

@@ -30,6 +30,9 @@ HOOKS = ("OnInit", "OnTick", "OnAgentEnter", "OnAgentLeave", "OnMessage", "OnSto
          "OnReload", "OnLogin")
 #: Parked coroutines per script; beyond this a new park is an error (a leak, most likely).
 MAX_PARKED = 10_000
+#: Commands, log lines and signals one hook call (or resume) may issue: an outbox flood is
+#: an error at the call that overflows it, not a node with a million NPCs.
+MAX_COMMANDS = 1_000
 
 
 class WorldView(Protocol):
@@ -74,6 +77,8 @@ class Script:
         self._signals: list[tuple[str, object]] = []
         self._parked: list[Parked] = []
         self._now = 0.0
+        #: What the running call may still issue (see MAX_COMMANDS).
+        self.budget = MAX_COMMANDS
         self.vm = LuaVM(root, self._api(), limits or Limits(), sources)
         self.vm.load_main(module)  # ScriptError if it does not compile or its top level fails
 
@@ -98,7 +103,7 @@ class Script:
         fn = self.vm.globals[hook]
         if fn is None:
             return None
-        self._now = now
+        self._now, self.budget = now, MAX_COMMANDS
         args = tuple(self._lua(a) for a in args)
         try:
             co, state, values = self.vm.start(fn, *args)
@@ -145,7 +150,7 @@ class Script:
 
     def _resume(self, parked: Parked, now: float, *args) -> None:
         self._parked.remove(parked)
-        self._now = now
+        self._now, self.budget = now, MAX_COMMANDS
         try:
             state, values = self.vm.resume(parked.co, *args)
         except ScriptError as e:
@@ -219,7 +224,14 @@ def _host_api(self: Script) -> dict:
     def data(value):
         return None if value is None else to_python(value)
 
+    def spend() -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            raise c.CommandError(f"more than {MAX_COMMANDS} commands, log lines and signals "
+                                 "in one call")
+
     def command(cmd) -> bool:
+        spend()
         self.commands.append(cmd)
         return True
 
@@ -238,11 +250,13 @@ def _host_api(self: Script) -> dict:
         return command(c.SendMessage(to, "Say", message.SerializeToString(), npc))
 
     def log_line(*parts):
+        spend()
         log.info("script {module}: {text}", module=self.module,
                  text=" ".join(str(to_python(p)) for p in parts)[:1000])
         return True
 
     def signal(name, value=None):
+        spend()
         self._signals.append((c.text(name, "the signal name"), data(value)))
         return True
 
