@@ -282,7 +282,7 @@ def _redis(options):
     return options["redis-connection"]
 
 
-def _allocation_store(options):
+def _allocation_store(options, reactor):
     """The Redis allocation store several gateways share, or None for a lone gateway (the
     world's gateway is always alone)."""
     if options["redis"] is None or options["role"] != "gateway":
@@ -291,7 +291,7 @@ def _allocation_store(options):
 
     host, port = options["redis"]
     log.info("sharing allocation state through Redis at {host}:{port}", host=host, port=port)
-    return RedisAllocation(_redis(options))
+    return RedisAllocation(_redis(options), reactor)
 
 
 def make_store(reactor, options) -> Store | None:
@@ -355,7 +355,7 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection,
         name = (options["name"] if role == "gateway" else None) or options["gateway"]
         login = _login_script(options)
         settings = gateway_settings(world, options["role-hook"] or login)
-        allocation = _allocation_store(options)
+        allocation = _allocation_store(options, reactor)
         core = GatewayCore(name, world.rules, settings, start=now,
                            ticket_secret=options["ticket-secret"],
                            shared=allocation is not None, persist=store is not None)

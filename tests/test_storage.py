@@ -375,3 +375,25 @@ def test_force_stops_at_once():
         service.force("SIGTERM")
     assert d.called and service.phase is Phase.STOPPED
     assert any("forced by a second SIGTERM" in t for t in messages(events))
+
+
+def test_allocation_step_redis_does_not_answer_fails_after_the_timeout():
+    """txredisapi holds commands while Redis is down: the step must fail, not wait for ever
+    (the gateway then refuses the login "allocation store unavailable")."""
+    from twisted.internet.defer import Deferred
+    from twisted.internet.defer import TimeoutError as Timeout
+
+    from jgsl.storage.allocation import Claim, RedisAllocation
+
+    class Silent:
+        def eval(self, *args):
+            return Deferred()
+
+    clock = Clock()
+    store = RedisAllocation(Silent(), clock, timeout=3.0)
+    failures = []
+    store.execute(Claim("k", "gw", 10.0)).addErrback(failures.append)
+    clock.advance(2.9)
+    assert failures == []
+    clock.advance(0.2)
+    assert len(failures) == 1 and failures[0].check(Timeout)

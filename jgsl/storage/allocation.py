@@ -136,10 +136,17 @@ return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
 
 
 class RedisAllocation:
-    """Allocation state in Redis (txredisapi); each step is one atomic Lua script."""
+    """Allocation state in Redis (txredisapi); each step is one atomic Lua script.
 
-    def __init__(self, redis) -> None:
+    With a ``clock``, a step Redis does not answer within ``timeout`` seconds fails (txredisapi
+    holds commands while Redis is down): the gateway then refuses that login with "allocation
+    store unavailable" instead of leaving it waiting.
+    """
+
+    def __init__(self, redis, clock=None, timeout: float = 3.0) -> None:
         self._redis = redis
+        self._clock = clock
+        self.timeout = timeout
 
     def execute(self, effect: Effect) -> Deferred:
         keys = [PREFIX + "claim:" + effect.key, PREFIX + "node:" + effect.key]
@@ -152,6 +159,8 @@ class RedisAllocation:
         else:
             record = effect.record.dumps() if effect.record is not None else ""
             d = self._redis.eval(_RELEASE, keys, [effect.owner, record])
+        if self._clock is not None:
+            d.addTimeout(self.timeout, self._clock)
         return d.addCallback(self._outcome)
 
     @staticmethod
