@@ -36,6 +36,7 @@ RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 TICK = os.sysconf("SC_CLK_TCK")
+STAGGER = 1  # jgsl-load --stagger, set by --stagger
 
 
 def cpu_seconds(pid: int) -> float:
@@ -144,7 +145,7 @@ def load_run(world: World, xmpp: str, users: int, interval: float, duration: flo
         "--update-interval", str(interval), "--duration", str(duration), "--ramp", str(ramp),
         "--request-timeout", "10", "--radius", str(max(80, users ** 0.5 * 8)),
         "--out", str(out), *([] if corners else ["--no-corners"]),
-        *(["--thin"] if thin else [])])
+        *(["--thin"] if thin else []), "--stagger", str(STAGGER)])
     if result.returncode != 0:
         raise RuntimeError(f"load run failed: {result.stderr[-2000:]}")
     report = json.loads((out / "report.json").read_text())
@@ -172,11 +173,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--ramp", type=float, default=10.0)
     p.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     p.add_argument("--grids", type=int, default=1, help="grid processes (one per core)")
+    p.add_argument("--stagger", type=int, default=1,
+                   help="jgsl-load --stagger: users ticked in N groups in turn")
     p.add_argument("--thin", action="store_true",
                    help="thin load clients (jgsl-load --thin): same server work, the load "
                         "generator does not decode the other agents")
     p.add_argument("--out", type=Path, default=RESULTS / "e2e.json")
     args = p.parse_args(argv)
+    global STAGGER
+    STAGGER = args.stagger
     users = [int(n) for n in args.users.split(",")]
     intervals = [float(i) for i in args.intervals.split(",")]
     if args.smoke:

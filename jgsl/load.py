@@ -71,9 +71,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--thin", action="store_true",
                    help="thin clients: echo frames without decoding the other agents (the "
                         "server's work is the same; the load generator's is far less)")
-    p.add_argument("--tick", type=float, default=0.1,
-                   help="seconds between the clients' ticks: an update is sent at the first "
-                        "tick after it is due, so a coarse tick sends in bursts")
+    p.add_argument("--stagger", type=int, default=1,
+                   help="tick 1/N of the users every 0.1/N s instead of all every 0.1 s: "
+                        "their updates go out spread over time, not in bursts")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("load-report"))
     p.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
@@ -84,6 +84,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         x, z = (float(v) for v in args.center.split(","))
     except ValueError:
         p.error("--center must be x,z")
+    if not 1 <= args.stagger <= 100:
+        p.error("--stagger must be 1..100")
     args.center = (x, z)
     args.name = args.name or f"load.{args.domain}"
     args.gateway = args.gateway or f"gateway.{args.domain}"
@@ -161,13 +163,14 @@ def run(reactor, args: argparse.Namespace):
     recorder = Recorder()
     settings = LoadSettings(users=args.users, ramp=args.ramp, worldpath=args.world,
                             center=args.center, radius=args.radius, behaviour=args.behaviour,
-                            seed=args.seed)
+                            seed=args.seed, stagger=args.stagger)
     client_settings = ClientSettings(update_interval=args.update_interval,
                                      request_timeout=args.request_timeout,
                                      corners=not args.no_corners,
                                      track_others=not args.thin)
     core = LoadCore(args.name, args.gateway, settings, client_settings, recorder)
-    load = ComponentService(reactor, args.name, secret, endpoint, core, tick_interval=args.tick)
+    load = ComponentService(reactor, args.name, secret, endpoint, core,
+                            tick_interval=0.1 / args.stagger)
     services.append(load)
     for service in services[1 if args.embedded else 0:]:
         service.startService()

@@ -113,3 +113,27 @@ def test_auto_reply_after_a_delay_never_to_other_bots():
 
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
+
+
+def test_stagger_ticks_groups_of_users_in_turn():
+    """With stagger N each tick handles every N-th user (and moves only them), so a load
+    generator ticking N times as often sends its users' updates spread over time."""
+    users = [EmuUser(username=f"u{i}", password="", worldpath="w/", x=0.0, y=0.0, z=0.0,
+                     behaviour="wander", radius=5.0, speed=1.0) for i in range(6)]
+    emu = EmuCore("emu.localhost", users, "gateway.localhost", stagger=3, seed=1)
+    ticked: list[str] = []
+    for jid, client in emu.clients.items():
+        client.tick = lambda now, jid=jid: ticked.append(jid) or []
+    groups = []
+    for now in (1.0, 1.1, 1.2, 1.3):
+        emu.tick(now)
+        groups.append(set(ticked))
+        ticked.clear()
+    assert [len(g) for g in groups] == [2, 2, 2, 2]
+    assert set().union(*groups[:3]) == set(emu.clients)  # three ticks: everyone once
+    assert groups[3] == groups[0]
+    # a group's walkers move at its turns only (the first turn just starts their clock)
+    positions = [(b.avatar.x, b.avatar.z) for b in emu.behaviours]
+    emu.tick(1.4)
+    moved = [i for i, b in enumerate(emu.behaviours) if (b.avatar.x, b.avatar.z) != positions[i]]
+    assert len(moved) == 2

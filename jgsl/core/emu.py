@@ -115,10 +115,17 @@ class EmuCore:
     def __init__(self, component: str, users: list[EmuUser], gateway: str,
                  settings: ClientSettings | None = None, *, seed: int | None = None,
                  on_event: Callable[[str, Event], None] = lambda user, event: None,
-                 maps: dict[str, StringMap] | None = None) -> None:
+                 maps: dict[str, StringMap] | None = None, stagger: int = 1) -> None:
+        """``stagger``: each tick handles one of that many groups of users in turn, so the
+        owner ticking ``stagger`` times as often spreads the users' sends over time instead
+        of sending everyone's at once (a load generator's bursts are not what real players
+        make)."""
         self.component = component
         self.clients: dict[str, ClientCore] = {}
         self.behaviours: list[Wander | Patrol | Follow] = []
+        self._groups: list[tuple[list, list[ClientCore]]] = [
+            ([], []) for _ in range(max(1, stagger))]
+        self._phase = 0
         self._drops = DropLog(log)
         self._replies: dict[str, tuple[str, ...]] = {}
         self._outbox: list[tuple[float, Envelope]] = []  # delayed auto-replies
@@ -132,6 +139,9 @@ class EmuCore:
                                 settings, on_event=lambda e, j=jid: on_event(j, e), maps=maps)
             self.clients[jid] = client
             self._replies[jid] = user.autoreply
+            group = self._groups[len(self.clients) % len(self._groups)]
+            group[1].append(client)
+            behaviours = len(self.behaviours)
             if user.behaviour == "wander":
                 self.behaviours.append(
                     Wander(avatar, user.radius, user.speed, random.Random(rng.random())))
@@ -141,6 +151,7 @@ class EmuCore:
                 target = user.follow if "@" in user.follow else f"{user.follow}@{component}"
                 self.behaviours.append(Follow(avatar, client, target, user.distance,
                                               user.speed))
+            group[0].extend(self.behaviours[behaviours:])
 
     def connected(self, now: float) -> list[Envelope]:
         out: list[Envelope] = []
@@ -150,11 +161,13 @@ class EmuCore:
         return out
 
     def tick(self, now: float) -> list[Envelope]:
-        for behaviour in self.behaviours:
+        behaviours, clients = self._groups[self._phase]
+        self._phase = (self._phase + 1) % len(self._groups)
+        for behaviour in behaviours:
             behaviour.step(now)
         out: list[Envelope] = [e for due, e in self._outbox if due <= now]
         self._outbox = [(due, e) for due, e in self._outbox if due > now]
-        for client in self.clients.values():
+        for client in clients:
             out += client.tick(now)
         return out
 

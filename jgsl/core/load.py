@@ -28,6 +28,8 @@ class LoadSettings:
     behaviour: str = "wander"
     speed: float = 1.5
     seed: int = 1
+    #: Groups of users ticked in turn (EmuCore), the tick being that many times finer.
+    stagger: int = 1
 
 
 @dataclass
@@ -123,7 +125,8 @@ class LoadCore:
         self.settings = settings
         self.recorder = recorder
         self.emu = EmuCore(component, generated_users(settings), gateway, client_settings,
-                           seed=settings.seed, on_event=recorder.event)
+                           seed=settings.seed, on_event=recorder.event,
+                           stagger=settings.stagger)
         for client in self.emu.clients.values():
             client.metrics = recorder.metric
         self._queue = list(self.emu.clients.values())
