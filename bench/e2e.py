@@ -36,7 +36,7 @@ RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 TICK = os.sysconf("SC_CLK_TCK")
-STAGGER = 1  # jgsl-load --stagger, set by --stagger
+STAGGER = 20  # jgsl-load --stagger, set by --stagger
 
 
 def cpu_seconds(pid: int) -> float:
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--ramp", type=float, default=10.0)
     p.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     p.add_argument("--grids", type=int, default=1, help="grid processes (one per core)")
-    p.add_argument("--stagger", type=int, default=1,
+    p.add_argument("--stagger", type=int, default=20,
                    help="jgsl-load --stagger: users ticked in N groups in turn")
     p.add_argument("--thin", action="store_true",
                    help="thin load clients (jgsl-load --thin): same server work, the load "

@@ -71,9 +71,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--thin", action="store_true",
                    help="thin clients: echo frames without decoding the other agents (the "
                         "server's work is the same; the load generator's is far less)")
-    p.add_argument("--stagger", type=int, default=1,
+    p.add_argument("--stagger", type=int, default=20,
                    help="tick 1/N of the users every 0.1/N s instead of all every 0.1 s: "
-                        "their updates go out spread over time, not in bursts")
+                        "their updates go out spread over time, as real players' do, not in "
+                        "bursts (1: all at once)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("load-report"))
     p.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
