@@ -9,11 +9,13 @@ limit. The ratio JGSL rate / echo rate says what the game logic costs.
 
     python bench/e2e.py [--servers embedded,prosody] [--users 100,500,1000]
                         [--intervals 1,3] [--duration 20] [--ramp 10] [--smoke]
-                        [--grids N] [--thin]
+                        [--grids N] [--thin] [--stagger N]
 
 --grids runs N grid processes (one per core; the gateway spreads nodes over them); --thin
 makes the load runner's clients echo frames without decoding the other agents (jgsl-load
---thin): the servers do the same work, the load generator about half.
+--thin): the servers do the same work, the load generator about half; --stagger (default 20)
+has the load runner tick 1/N of its users every 0.1/N s, so their updates go out spread over
+time as real players' do, not all at once every 0.1 s.
 
 Writes bench/results/e2e.json.
 """
