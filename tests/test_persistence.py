@@ -69,6 +69,10 @@ def test_shutdown_under_load_persists_every_agent(procs, redis, tmp_path):
     users = users_file(tmp_path / "users.xml", 60, behaviour="wander")
     start_world(procs, tmp_path, "world", users, "--redis", f"127.0.0.1:{redis.port}")
     wait_for(lambda: signed_in(procs, "world", 60), timeout=60, what="60 users to sign in")
+    # Signed in is not yet on the node: wait until each has had an update answered (it sees
+    # the others), so the grid holds all 60 when the stop comes.
+    wait_for(lambda: all(f"u{i}@emu.localhost sees " in procs.log("world") for i in range(60)),
+             timeout=60, what="every user to be on the grid node")
     assert procs.stop("world", timeout=30) == GRACEFUL
     text = procs.log("world")
     assert "Traceback" not in text
