@@ -340,3 +340,13 @@ def test_npcs_per_node_are_bounded(tmp_path, logged):  # noqa: F811
     assert len(npcs) == 500 and "already has 500 NPCs" in logged.text()
     assert "(and 99 more not applied)" in logged.text()  # one line per call, not 100
     assert reply_of(update(core, 4, ALICE)).more  # still served, in bounded replies
+
+
+def test_a_timed_out_agent_leaves_through_the_hook(tmp_path, logged):  # noqa: F811
+    core = make(tmp_path)
+    update(core, 1, ALICE)
+    core.tick(10)
+    assert f"left {ALICE}" not in logged.text()
+    core.tick(30)  # past the 20 s agent timeout, at a sweep
+    assert ALICE not in core.nodes[1].agents and f"left {ALICE}" in logged.text()
+    assert core.nodes[1].events == []

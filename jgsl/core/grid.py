@@ -563,14 +563,12 @@ class GridProcessCore:
                     log.info("agent {agent} timed out on node {node}", agent=agent.jid,
                              node=node.id)
                     self._save(node, agent)
-        if not self.closing:
-            for logic in list(self.logic.values()):
-                out += self._node_events(now, logic.node)
+        for node in list(self.nodes.values()):
+            out += self._node_events(now, node)  # those who timed out (clears the list)
+            logic = self.logic.get(node.id)
+            if logic is not None and not self.closing:
                 out += logic.tick(now)
                 out += self._after_script(now, logic)
-        else:
-            for node in self.nodes.values():
-                node.events.clear()
         if now < self._next_hello:
             return out
         self._next_hello = now + self.settings.hello_interval
