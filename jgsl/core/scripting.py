@@ -333,7 +333,8 @@ def reload_scripts(library: ScriptLibrary, logics: list,
         if old is not None and not old.changed(sources):
             continue
         try:
-            fresh = library.build(logic.module, getattr(logic, "node", None) and logic, sources)
+            world = logic if isinstance(logic, RegionLogic) else None  # a node's view
+            fresh = library.build(logic.module, world, sources)
             state = old.state() if old is not None else None
             if fresh.has("OnReload"):
                 fresh.call(now, "OnReload", state, strict=True)
