@@ -38,7 +38,6 @@ RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 TICK = os.sysconf("SC_CLK_TCK")
-STAGGER = 20  # jgsl-load --stagger, set by --stagger
 
 
 def cpu_seconds(pid: int) -> float:
@@ -140,14 +139,15 @@ def measured(world: World, command: list[str]) -> tuple[subprocess.CompletedProc
 
 
 def load_run(world: World, xmpp: str, users: int, interval: float, duration: float,
-             ramp: float, corners: bool = True, thin: bool = False) -> dict:
+             ramp: float, corners: bool = True, thin: bool = False,
+             stagger: int = 20) -> dict:
     out = world.workdir / f"load-{users}-{interval}"
     result, cpu = measured(world, [
         sys.executable, "-m", "jgsl.load", "--xmpp", xmpp, "--users", str(users),
         "--update-interval", str(interval), "--duration", str(duration), "--ramp", str(ramp),
         "--request-timeout", "10", "--radius", str(max(80, users ** 0.5 * 8)),
         "--out", str(out), *([] if corners else ["--no-corners"]),
-        *(["--thin"] if thin else []), "--stagger", str(STAGGER)])
+        *(["--thin"] if thin else []), "--stagger", str(stagger)])
     if result.returncode != 0:
         raise RuntimeError(f"load run failed: {result.stderr[-2000:]}")
     report = json.loads((out / "report.json").read_text())
@@ -182,8 +182,6 @@ def main(argv: list[str] | None = None) -> dict:
                         "generator does not decode the other agents")
     p.add_argument("--out", type=Path, default=RESULTS / "e2e.json")
     args = p.parse_args(argv)
-    global STAGGER
-    STAGGER = args.stagger
     users = [int(n) for n in args.users.split(",")]
     intervals = [float(i) for i in args.intervals.split(",")]
     if args.smoke:
@@ -197,13 +195,13 @@ def main(argv: list[str] | None = None) -> dict:
             for n in users:
                 for interval in intervals:
                     run = load_run(world, xmpp, n, interval, args.duration, args.ramp,
-                                   thin=args.thin)
+                                   thin=args.thin, stagger=args.stagger)
                     results["runs"].append({"server": server, **run})
                     print(server, json.dumps(run), flush=True)
             n = users[-1]
             # Flat out, one node per user: the same concurrency as the echo senders.
             flat = load_run(world, xmpp, n, 0.0, args.duration, args.ramp, corners=False,
-                            thin=args.thin)
+                            thin=args.thin, stagger=args.stagger)
             size = round(4 / 3 * (flat["bytes_per_update_in"] or 100))  # base64 of the payload
             echo = echo_run(world, xmpp, n, size, args.duration)
             ratio = (flat["updates_received_per_s"] / echo["round_trips_per_s"]

@@ -26,8 +26,6 @@ from jgsl.wire.game import UnknownPayloadError, payload_class
 
 log = Logger(namespace="jgsl.lua")
 
-HOOKS = ("OnInit", "OnTick", "OnAgentEnter", "OnAgentLeave", "OnMessage", "OnStop",
-         "OnReload", "OnLogin")
 #: Parked coroutines per script; beyond this a new park is an error (a leak, most likely).
 MAX_PARKED = 10_000
 #: Commands, log lines and signals one hook call (or resume) may issue: an outbox flood is
