@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from jgsl.core.agenttable import read_table
 from jgsl.core.client import Avatar, ClientCore, GridProxy, State
+from jgsl.core.fields import POSITION_QUANTUM
 from jgsl.core.grid import GridNode, GridProcessCore, GridSettings
 from jgsl.core.region import Region
 from jgsl.core.stringmaps import default_maps
@@ -320,6 +321,30 @@ def test_observer_interest_uses_its_position():
     out = grid.receive(0, Envelope("eve@emu.localhost", GRID, pb.ObserverUpdate(
         sk="nodekey", id=1, x=20000 + 150, z=20000 + 150, ticket=ticket("eve@emu.localhost"))))
     assert [r[2]["name"] for r in rows(out[0].message)] == ["far"]
+
+
+#: Node-relative hundredths, within what the node accepts (-size .. 2 size).
+coordinate = st.integers(min_value=-20000, max_value=40000)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(coordinate, coordinate, st.booleans()), min_size=1, max_size=40),
+       st.tuples(coordinate, coordinate), st.sampled_from([5.0, 30.0, 77.5]))
+def test_interest_radius_matches_brute_force(others, me, radius):
+    """The cell index finds exactly the agents within r, and known ones up to 1.25 r."""
+    node = GridNode(1, "k", Region(ALPHA, 100, 100, 200.0), "guest", 1000,
+                    GridSettings(sense_radius=radius, refresh=NO_REFRESH))
+    viewer = node.npc_update(0, "me@emu.localhost", pb.AgentState(rx=me[0], rz=me[1]))
+    known, expected = {}, set()
+    for i, (x, z, was_known) in enumerate(others):
+        agent = node.npc_update(0, f"a{i}@emu.localhost", pb.AgentState(rx=x, rz=z))
+        if was_known:
+            known[agent.slot] = (agent.uid, 0)
+        d2 = (x - me[0]) ** 2 + (z - me[1]) ** 2
+        near = (radius / POSITION_QUANTUM) ** 2
+        if d2 <= near or (was_known and d2 <= near * 1.25 ** 2):
+            expected.add(agent.jid)
+    assert {a.jid for a in node._visible(viewer, known).values()} == expected
 
 
 # -- convergence under loss (property) ----------------------------------------------------

@@ -102,9 +102,12 @@ class TableWriter:
         """Append a row; ``slot`` must be larger than the previous row's."""
         self.add_prepared(slot, Prepared.of(values, delta, self._maps))
 
-    def add_prepared(self, slot: int, row: Prepared) -> None:
+    def add_prepared(self, slot: int, row: Prepared, cost: int | None = None) -> None:
+        """Append a prepared row; ``cost`` is L{bound}'s answer if the caller has it."""
         columns = self._columns
-        self.size += self.bound(row) if row.literals else row.bound
+        if cost is None:
+            cost = self.bound(row) if row.literals else row.bound
+        self.size += cost
         self.rows += 1
         columns["slots"].append(slot - self._slot)
         self._slot = slot
@@ -139,9 +142,9 @@ class TableWriter:
                     columns[f"{column}_text"].append(value)
                     literals[value] = len(literals) + 1
 
-    def finish(self) -> pb.AgentTable:
-        """The finished table."""
-        table = pb.AgentTable()
+    def finish(self, table: pb.AgentTable | None = None) -> pb.AgentTable:
+        """Write the columns into ``table`` (a new one by default) and return it."""
+        table = pb.AgentTable() if table is None else table
         for name, values in self._columns.items():
             if not values:
                 continue
