@@ -25,7 +25,7 @@ from jgsl.core.grid import GridNode, GridSettings
 from jgsl.core.region import Region
 from jgsl.core.stringmaps import ANIMS
 from jgsl.wire import jgsl_pb2 as pb
-from jgsl.wire.codec import decode, encode
+from jgsl.wire.codec import decode, encode, parse
 
 RESULTS = Path(__file__).parent / "results"
 ASSET = "character/v4/Can/can01/can01.x"
@@ -109,7 +109,7 @@ def measure(n: int, rounds: int, seed: int = 1) -> dict[str, object]:
     reply = node.normal_update(3, viewer, pb.NormalUpdate(sk=node.key, id=1, st=0, ct=1))
     start = time.perf_counter()
     for _ in range(rounds):
-        decode(encode(reply, viewer, "grid1.localhost"))
+        decode(parse(encode(reply, viewer, "grid1.localhost")))  # to text and back
     codec_us = (time.perf_counter() - start) / rounds * 1e6
     per_agent = (moved_total - empty) / n
     return {

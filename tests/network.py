@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jgsl.wire.codec import Envelope, decode, encode
+from jgsl.wire.codec import Envelope, decode, encode, parse
 
 
 class Network:
@@ -22,7 +22,7 @@ class Network:
         queue = list(envelopes)
         while queue:
             sent = queue.pop(0)
-            envelope = decode(encode(sent.message, sent.recipient, sent.sender))
+            envelope = decode(parse(encode(sent.message, sent.recipient, sent.sender)))
             if type(envelope.message) in self.lost:
                 continue
             self.delivered.append(envelope)

@@ -14,7 +14,7 @@ from jgsl.core.emu import EmuCore, Patrol
 from jgsl.core.gateway import GatewayCore
 from jgsl.core.grid import GridProcessCore
 from jgsl.emudb import EmuUser, parse_users
-from jgsl.wire.codec import Chat, CodecError, Envelope, decode, encode
+from jgsl.wire.codec import Chat, CodecError, Envelope, decode, encode, parse
 from tests.network import Network
 
 GW = "gateway.localhost"
@@ -85,7 +85,8 @@ def test_follower_keeps_its_distance():
 
 
 def test_chat_round_trip_and_bad_chat():
-    envelope = decode(encode(Chat("hello, <world> & you"), "bob@emu.localhost", "me@localhost/pc"))
+    envelope = decode(parse(encode(Chat("hello, <world> & you"), "bob@emu.localhost",
+                                     "me@localhost/pc")))
     assert envelope == Envelope("me@localhost/pc", "bob@emu.localhost",
                                 Chat("hello, <world> & you"))
     empty = domish.Element((None, "message"))

@@ -10,29 +10,23 @@ from hypothesis import strategies as st
 from twisted.words.xish import domish
 
 from jgsl.wire import jgsl_pb2 as pb
-from jgsl.wire.codec import MAX_PAYLOAD_BYTES, NS_JGSL, CodecError, decode, encode
+from jgsl.wire.codec import (
+    MAX_PAYLOAD_BYTES,
+    NS_JGSL,
+    Chat,
+    CodecError,
+    decode,
+    encode,
+    parse,
+)
 from jgsl.wire.messages import REGISTRY, describe, type_of
 from tests.samples import samples
-
-
-def reparse(stanza: domish.Element) -> domish.Element:
-    """Serialize to XML text and parse it back, as the far end of a stream does."""
-    from twisted.words.xish.domish import elementStream
-
-    parsed = []
-    stream = elementStream()
-    stream.DocumentStartEvent = lambda root: None
-    stream.ElementEvent = parsed.append
-    stream.DocumentEndEvent = lambda: None
-    stream.parse(b"<stream xmlns='jabber:component:accept'>")
-    stream.parse(stanza.toXml().encode("utf-8"))
-    return parsed[0]
 
 
 @pytest.mark.parametrize("message", samples(), ids=lambda m: type(m).__name__)
 def test_round_trip_every_type(message):
     """Every registered type, with every field set, survives encode -> XML -> decode."""
-    stanza = reparse(encode(message, "grid1.localhost", "alice@emu.localhost/r"))
+    stanza = parse(encode(message, "grid1.localhost", "alice@emu.localhost/r"))
     envelope = decode(stanza)
     assert envelope.message == message
     assert type(envelope.message) is type(message)
@@ -53,7 +47,7 @@ def test_type_ids_are_the_original_ones():
 
 def test_stanza_shape():
     """One <message/> holding one <jgsl/> in our namespace with the type id and base64."""
-    stanza = encode(pb.Ping(csk="abc"), "gateway.localhost", "bob@emu.localhost")
+    stanza = parse(encode(pb.Ping(csk="abc"), "gateway.localhost", "bob@emu.localhost"))
     assert stanza.name == "message" and stanza["type"] == "normal"
     (child,) = list(stanza.elements())
     assert (child.uri, child.name, child["t"]) == (NS_JGSL, "jgsl", "1")
@@ -129,3 +123,12 @@ def test_arbitrary_text_never_raises_anything_else(text):
         decode(_stanza(content=text))
     except CodecError:
         pass
+
+
+def test_addresses_and_chat_text_are_escaped():
+    """Resources may hold any character: what goes out as text comes back the same."""
+    sender, recipient = "bob@emu.localhost/it's <me> & \"you\"", "grid1.localhost/a&b"
+    envelope = decode(parse(encode(pb.Ping(csk="k"), recipient, sender)))
+    assert (envelope.sender, envelope.recipient) == (sender, recipient)
+    chat = decode(parse(encode(Chat("1 < 2 & 'x' > \"y\""), recipient, sender)))
+    assert chat.message == Chat("1 < 2 & 'x' > \"y\"")

@@ -8,7 +8,7 @@ from twisted.words.xish import domish
 from tx_xmpp.test.helpers import XmlStreamStub
 
 from jgsl.wire import jgsl_pb2 as pb
-from jgsl.wire.codec import Envelope, decode, encode
+from jgsl.wire.codec import Envelope, decode, encode, parse
 from jgsl.xmpp.link import CoreHandler
 
 
@@ -57,16 +57,16 @@ def connect(core, dump=None):
 def test_connect_sends_what_the_core_announces():
     handler, stub, _ = connect(RecordingCore())
     (hello,) = stub.output
-    assert decode(hello).message == pb.GridHello()
+    assert decode(parse(hello)).message == pb.GridHello()
 
 
 def test_message_decoded_with_clock_time_and_reply_sent():
     core = RecordingCore()
     handler, stub, _ = connect(core)
-    stub.send(encode(pb.Ping(csk="abc"), "gw.localhost", "alice@emu.localhost/r"))
+    stub.send(parse(encode(pb.Ping(csk="abc"), "gw.localhost", "alice@emu.localhost/r")))
     ((now, envelope),) = core.received
     assert now == 42 and envelope.message == pb.Ping(csk="abc")
-    reply = decode(stub.output[-1])
+    reply = decode(parse(stub.output[-1]))
     assert reply.recipient == "alice@emu.localhost/r" and reply.message == pb.PingReply(csk="x")
 
 
@@ -89,7 +89,7 @@ def test_bad_stanzas_are_logged_and_dropped():
 def test_core_exception_does_not_escape():
     handler, stub, _ = connect(RecordingCore(fail=True))
     with Captured() as events:
-        stub.send(encode(pb.Ping(), "gw.localhost", "alice@emu.localhost"))
+        stub.send(parse(encode(pb.Ping(), "gw.localhost", "alice@emu.localhost")))
     assert any(e.get("log_failure") is not None for e in events)
     assert len(stub.output) == 1  # nothing sent
 
@@ -105,21 +105,21 @@ def test_dump_sees_both_directions():
     seen = []
     handler, stub, _ = connect(RecordingCore(), dump=lambda d, e: seen.append(
         (d, type(e.message).__name__)))
-    stub.send(encode(pb.Ping(), "gw.localhost", "alice@emu.localhost"))
+    stub.send(parse(encode(pb.Ping(), "gw.localhost", "alice@emu.localhost")))
     assert seen == [("send", "GridHello"), ("recv", "Ping"), ("send", "PingReply")]
 
 
 def test_flood_from_one_sender_is_dropped_and_refills():
     core = RecordingCore()
     handler, stub, clock = connect(core)
-    ping = encode(pb.Ping(), "gw.localhost", "mallory@evil/r")
+    ping = parse(encode(pb.Ping(), "gw.localhost", "mallory@evil/r"))
     with Captured() as events:
         for _ in range(100):
             stub.send(ping)
     assert len(core.received) == 40  # the burst
     assert any("flood from" in e.get("log_format", "") for e in events)
     # Another conversation is not affected.
-    stub.send(encode(pb.Ping(), "gw.localhost", "alice@emu.localhost"))
+    stub.send(parse(encode(pb.Ping(), "gw.localhost", "alice@emu.localhost")))
     assert len(core.received) == 41
     clock.advance(1.0)  # 20 tokens a second
     for _ in range(30):

@@ -46,27 +46,46 @@ class Envelope:
     message: Message
 
 
-def encode(message: Message | Chat, recipient: str, sender: str | None = None) -> domish.Element:
-    """Build the ``<message/>`` stanza for ``message``."""
+def _attr(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") \
+        .replace("'", "&apos;").replace('"', "&quot;")
+
+
+def _text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def encode(message: Message | Chat, recipient: str, sender: str | None = None) -> str:
+    """The serialized ``<message/>`` stanza for ``message``.
+
+    Written as text directly: building a domish tree only to serialize it again cost a
+    grid process about a tenth of its time per update. The stanza carries no namespace of
+    its own, so it takes the stream's (jabber:component:accept or jabber:client).
+    """
+    sender_attr = f" from='{_attr(sender)}'" if sender else ""
     if isinstance(message, Chat):
-        stanza = domish.Element((None, "message"))
-        stanza["to"], stanza["type"] = recipient, "chat"
-        if sender:
-            stanza["from"] = sender
-        stanza.addElement("body", content=message.body[:MAX_CHAT_CHARS])
-        return stanza
+        return (f"<message to='{_attr(recipient)}'{sender_attr} type='chat'><body>"
+                f"{_text(message.body[:MAX_CHAT_CHARS])}</body></message>")
     payload = message.SerializeToString()
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise CodecError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
-    stanza = domish.Element((None, "message"))
-    stanza["to"] = recipient
-    if sender:
-        stanza["from"] = sender
-    stanza["type"] = "normal"
-    child = stanza.addElement((NS_JGSL, "jgsl"))
-    child["t"] = str(type_of(message))
-    child.addContent(base64.b64encode(payload).decode("ascii"))
-    return stanza
+    return (f"<message to='{_attr(recipient)}'{sender_attr} type='normal'>"
+            f"<jgsl xmlns='{NS_JGSL}' t='{type_of(message)}'>"
+            f"{base64.b64encode(payload).decode('ascii')}</jgsl></message>")
+
+
+def parse(xml: str, namespace: str = "jabber:component:accept") -> domish.Element:
+    """One serialized stanza back as an element, as the far end of a stream reads it."""
+    parsed: list[domish.Element] = []
+    stream = domish.elementStream()
+    stream.DocumentStartEvent = lambda root: None
+    stream.ElementEvent = parsed.append
+    stream.DocumentEndEvent = lambda: None
+    stream.parse(f"<stream xmlns='{namespace}'>".encode())
+    stream.parse(xml.encode("utf-8"))
+    if len(parsed) != 1:
+        raise CodecError(f"expected one stanza, found {len(parsed)}")
+    return parsed[0]
 
 
 def decode(stanza: domish.Element) -> Envelope:
