@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import heapq
-import math
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from jgsl.core.fields import (
     encode_position,
     valid_coordinate,
 )
+from jgsl.core.interest import InterestIndex
 from jgsl.core.jids import agent_name, bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
@@ -120,7 +120,6 @@ class Agent:
     edit_seq: int = 0
     #: The role the gateway granted (from the ticket); decides edit rights.
     role: str = "guest"
-    cell: tuple[int, int] | None = None
     #: Node-relative position in hundredths (an observer's is the one it reported).
     pos: tuple[int, int] | None = None
     #: Frames at which some field changed or was refreshed (the newest few), ascending.
@@ -164,14 +163,10 @@ class GridNode:
         self._slots: dict[int, Agent] = {}
         self._free: list[int] = []
         self._uids = count(1)
-        # Cells half the hysteresis radius wide: a 5 x 5 block covers the circle, and cells
-        # the circle misses are skipped, so fewer agents are tested than with 3 x 3 wide ones.
-        self._cell = None if settings.sense_radius is None else max(
-            1, math.ceil(settings.sense_radius * 1.25 / POSITION_QUANTUM / 2))
+        self._interest = None if settings.sense_radius is None else InterestIndex()
         if settings.sense_radius is not None:
             self._near2 = (settings.sense_radius / POSITION_QUANTUM) ** 2
             self._far2 = self._near2 * 1.25 ** 2  # an agent already shown stays until 1.25 r
-        self._cells: dict[tuple[int, int], set[Agent]] = {}
         self._limit = None if region.size is None else round(region.size / POSITION_QUANTUM)
         self.rejected: list[str] = []  # why fields were rejected, drained by the process
         self._roles: dict[str, str] = {}
@@ -312,7 +307,7 @@ class GridNode:
         rx, rz = agent.value("rx"), agent.value("rz")
         agent.pos = None if rx is None or rz is None else (rx, rz)
         if agent.mode is AgentMode.AGENT:
-            self._place(agent, None if agent.pos is None else self._cell_of(agent.pos))
+            self._place(agent, agent.pos)
 
     def _changed(self, agent: Agent) -> None:
         """Note that the agent changed in this frame: cached rows are stale."""
@@ -358,58 +353,28 @@ class GridNode:
             return f"{value} is out of range"
         return None
 
-    def _cell_of(self, position: tuple[int, int]) -> tuple[int, int] | None:
-        if self._cell is None:
-            return None
-        return (position[0] // self._cell, position[1] // self._cell)
-
-    def _place(self, agent: Agent, cell: tuple[int, int] | None) -> None:
-        if agent.cell == cell:
-            return
-        if agent.cell is not None:
-            members = self._cells[agent.cell]
-            members.discard(agent)
-            if not members:
-                del self._cells[agent.cell]
-        agent.cell = cell
-        if cell is not None:
-            self._cells.setdefault(cell, set()).add(agent)
+    def _place(self, agent: Agent, position: tuple[int, int] | None) -> None:
+        """Where others see the agent (None: nowhere)."""
+        if self._interest is not None:
+            self._interest.place(agent.slot, position)
 
     def _visible(self, viewer: Agent, known: dict[int, Known]) -> dict[int, Agent]:
-        if self._cell is None:
+        if self._interest is None:
             return {a.slot: a for a in self._slots.values()
                     if a.mode is AgentMode.AGENT and a is not viewer}
         center = viewer.pos
         if center is None:
             return {}
-        x, z = center
-        near, far, size, cells = self._near2, self._far2, self._cell, self._cells
-        cx, cz = x // size, z // size
+        near, agents = self._near2, self._slots
         seen: dict[int, Agent] = {}
-        for i in range(cx - 2, cx + 3):
-            # Distance from the viewer to the column of cells i (0 inside it).
-            gx = i * size - x if i > cx else (x - (i + 1) * size + 1 if i < cx else 0)
-            gx *= gx
-            if gx > far:
-                continue
-            for j in range(cz - 2, cz + 3):
-                gz = j * size - z if j > cz else (z - (j + 1) * size + 1 if j < cz else 0)
-                if gx + gz * gz > far:
-                    continue
-                members = cells.get((i, j))
-                if not members:
-                    continue
-                for agent in members:
-                    ax, az = agent.pos
-                    ax -= x
-                    az -= z
-                    d2 = ax * ax + az * az
-                    if d2 <= near:
-                        seen[agent.slot] = agent
-                    elif d2 <= far:
-                        k = known.get(agent.slot)
-                        if k is not None and k[0] == agent.uid:
-                            seen[agent.slot] = agent
+        for slot, d2 in zip(*self._interest.within(*center, self._far2), strict=True):
+            agent = agents[slot]
+            if d2 <= near:
+                seen[slot] = agent
+            else:  # between r and 1.25 r: only an agent the client already shows stays
+                k = known.get(slot)
+                if k is not None and k[0] == agent.uid:
+                    seen[slot] = agent
         seen.pop(viewer.slot, None)
         return seen
 

@@ -1,0 +1,48 @@
+"""Which agents of a node are near a point: positions by slot in numpy arrays.
+
+Every update's reply asks "who is within r of this viewer"; answering it agent by agent in
+Python cost a grid process a sixth of its time with ~60 agents in view (a cell index only
+shrinks the candidates to ~4x the answer). Here the distances of all of a node's agents come
+from a handful of vectorised operations, and Python only touches the agents in range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Where a slot without a place sits: farther than any radius from any position.
+_NOWHERE = 1e30
+
+
+class InterestIndex:
+    """Positions (node-relative hundredths) of the agents that can be seen, by slot."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._x = np.full(capacity, _NOWHERE)
+        self._z = np.full(capacity, _NOWHERE)
+        self._top = 0  # one past the highest slot ever placed
+
+    def place(self, slot: int, position: tuple[int, int] | None) -> None:
+        """Put ``slot`` at ``position``, or take it out of view with None."""
+        if position is None:
+            if slot < self._top:
+                self._x[slot] = self._z[slot] = _NOWHERE
+            return
+        if slot >= len(self._x):
+            grow = max(slot + 1, 2 * len(self._x)) - len(self._x)
+            self._x = np.concatenate([self._x, np.full(grow, _NOWHERE)])
+            self._z = np.concatenate([self._z, np.full(grow, _NOWHERE)])
+        self._x[slot], self._z[slot] = position
+        self._top = max(self._top, slot + 1)
+
+    def within(self, x: int, z: int, limit: float) -> tuple[list[int], list[float]]:
+        """Slots whose squared distance from (x, z) is at most ``limit``, and those squared
+        distances, slots ascending."""
+        top = self._top
+        dx = self._x[:top] - x
+        dx *= dx
+        dz = self._z[:top] - z
+        dz *= dz
+        dx += dz
+        slots = np.flatnonzero(dx <= limit)
+        return slots.tolist(), dx[slots].tolist()
