@@ -11,6 +11,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.reflect import namedAny
 
+from jgsl.collector import FULL_INTERVAL, ScheduledCollector
 from jgsl.config import ConfigError, WorldConfig, load_config
 from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, EventKind, State
 from jgsl.core.emu import EmuCore
@@ -39,6 +40,10 @@ def _positive(value: str) -> float:
     if not 0 < number < 1e6:
         raise ValueError(f"{value} is not a positive number of seconds")
     return number
+
+
+def _seconds_or_zero(value: str) -> float:
+    return 0.0 if float(value) == 0 else _positive(value)
 
 
 class Options(usage.Options):
@@ -104,6 +109,10 @@ class Options(usage.Options):
          "Seconds a client waits for an answer before retrying (original: 20).", _positive],
         ["tick", None, 0.1, "Seconds between core ticks (timers, movement).", _positive],
         ["seed", None, None, "Random seed for emulated users' movement.", int],
+        ["full-gc-interval", None, FULL_INTERVAL,
+         "Seconds between full garbage collections (start-up objects frozen out of them; "
+         "0: Python's own schedule, which paused a busy grid for 40-90 ms at random).",
+         _seconds_or_zero],
     ]
     optFlags = [
         ["dump-server-msg", None, "Log every message the gateway and grid send and receive."],
@@ -447,6 +456,8 @@ def makeService(options: Options, reactor=None) -> GracefulService:
         def endpoint():
             return clientFromString(reactor, options["xmpp"])
     build_components(reactor, options, endpoint, top, store, top.request_shutdown)
+    if options["full-gc-interval"]:
+        ScheduledCollector(reactor, options["full-gc-interval"]).setServiceParent(top)
     if signals:
         reactor.callWhenRunning(_reload_on_sigusr1, reactor, top)
     return top

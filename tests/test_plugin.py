@@ -14,6 +14,7 @@ from twisted.python import usage
 from zope.interface.verify import verifyObject
 
 from jgsl import tap
+from jgsl.collector import ScheduledCollector
 from jgsl.xmpp.link import ComponentService
 from jgsl.xmpp.router import RouterService
 
@@ -108,10 +109,16 @@ def test_service_tree_per_role(role, router, components):
     assert [s.jid for s in services if isinstance(s, ComponentService)] == components
 
 
+def components(top) -> list[ComponentService]:
+    return [s for s in top if isinstance(s, ComponentService)]
+
+
 def test_name_option_renames_the_component():
     options = parse("--role", "grid", "--name", "grid7.localhost")
-    (service,) = tap.makeService(options, reactor=MemoryReactorClock())
+    top = tap.makeService(options, reactor=MemoryReactorClock())
+    (service,) = components(top)
     assert service.jid == "grid7.localhost"
+    assert [type(s) for s in top if not isinstance(s, ComponentService)] == [ScheduledCollector]
 
 
 def test_world_connects_components_to_its_own_router():
@@ -132,10 +139,10 @@ def test_role_hook_and_several_gateways():
     from tests.hooks import by_name
 
     assert options["role-hook"] is by_name
-    (service,) = tap.makeService(options, reactor=MemoryReactorClock())
+    (service,) = components(tap.makeService(options, reactor=MemoryReactorClock()))
     assert service.core.settings.role_hook is by_name
     options = parse("--role", "grid", "--gateway", "gw1.example, gw2.example")
-    (grid,) = tap.makeService(options, reactor=MemoryReactorClock())
+    (grid,) = components(tap.makeService(options, reactor=MemoryReactorClock()))
     assert grid.core.gateways == ["gw1.example", "gw2.example"]
     assert options["gateway"] == "gw1.example"
 
