@@ -19,6 +19,7 @@ from jgsl.wire import jgsl_pb2 as pb
 DELTA = 1
 _ORDER = sorted(OPCODES, key=OPCODES.get)
 _COLUMNS = [f.name for f in pb.AgentTable.DESCRIPTOR.fields]
+_NUMBER_INDEX = {f: i for i, f in enumerate(NUMERIC)}
 #: Bytes a table may cost beyond its rows (column tags and lengths).
 TABLE_OVERHEAD = 3 * 17
 
@@ -48,8 +49,9 @@ class Prepared:
     """A row's content ready for any table: mask, (field, value) in opcode order, size bound."""
 
     mask: int
-    #: Integer fields, then the others (name, strings), each in opcode order.
-    numbers: tuple[tuple[str, int], ...]
+    #: Integer fields as (index in NUMERIC, value), then the others (name, strings), each
+    #: in opcode order.
+    numbers: tuple[tuple[int, int], ...]
     others: tuple[tuple[str, object], ...]
     bound: int
     #: (field, text, bytes) of strings not in the string map (cheaper once in a table).
@@ -73,7 +75,7 @@ class Prepared:
                 if field in MAPPED:
                     literals.append((field, value, cost))
         items = sorted(values.items(), key=lambda item: OPCODES[item[0]])
-        return cls(mask, tuple(i for i in items if i[0] in NUMERIC),
+        return cls(mask, tuple((_NUMBER_INDEX[f], v) for f, v in items if f in NUMERIC),
                    tuple(i for i in items if i[0] not in NUMERIC), bound, tuple(literals))
 
 
@@ -83,10 +85,12 @@ class TableWriter:
     def __init__(self, maps: Mapping[str, StringMap]) -> None:
         self._maps = maps
         self._slot = 0
-        self._absolute = dict.fromkeys(NUMERIC, 0)
+        self._absolute = [0] * len(NUMERIC)
         self._name = ""
         self._columns: dict[str, list] = {name: [] for name in _COLUMNS}
-        self._literals: dict[str, dict[str, int]] = {f: {} for f in MAPPED}
+        #: Unmapped strings reserved (for sizes) and written (their back-reference ids).
+        self._literals: dict[str, set[str]] = {f: set() for f in MAPPED}
+        self._texts: dict[str, dict[str, int]] = {f: {} for f in MAPPED}
         self.size = TABLE_OVERHEAD
         self.rows = 0
 
@@ -100,26 +104,43 @@ class TableWriter:
 
     def add(self, slot: int, values: Mapping[str, object], delta: bool) -> None:
         """Append a row; ``slot`` must be larger than the previous row's."""
-        self.add_prepared(slot, Prepared.of(values, delta, self._maps))
+        row = Prepared.of(values, delta, self._maps)
+        self.reserve(row, self.bound(row))
+        self.write([(slot, row)])
 
-    def add_prepared(self, slot: int, row: Prepared, cost: int | None = None) -> None:
-        """Append a prepared row; ``cost`` is L{bound}'s answer if the caller has it."""
-        columns = self._columns
-        if cost is None:
-            cost = self.bound(row) if row.literals else row.bound
+    def reserve(self, row: Prepared, cost: int) -> None:
+        """Count a row that L{write} will add (``cost`` from L{bound}): the size, and the
+        strings it brings, which later rows can refer back to."""
         self.size += cost
         self.rows += 1
-        columns["slots"].append(slot - self._slot)
-        self._slot = slot
-        columns["masks"].append(row.mask)
-        if row.mask & DELTA:
-            for field, value in row.numbers:
-                columns[field].append(value)
-        else:
-            absolute = self._absolute
-            for field, value in row.numbers:
-                columns[field].append(value - absolute[field])
-                absolute[field] = value
+        for field, value, _ in row.literals:
+            self._literals[field].add(value)
+
+    def write(self, rows: list[tuple[int, Prepared]]) -> None:
+        """Append reserved rows, slots ascending (larger than any written before)."""
+        columns = self._columns
+        slots, masks = columns["slots"].append, columns["masks"].append
+        numbers = [columns[f].append for f in NUMERIC]
+        absolute = self._absolute
+        previous = self._slot
+        for slot, row in rows:
+            slots(slot - previous)
+            previous = slot
+            mask = row.mask
+            masks(mask)
+            if mask & DELTA:
+                for i, value in row.numbers:
+                    numbers[i](value)
+            else:
+                for i, value in row.numbers:
+                    numbers[i](value - absolute[i])
+                    absolute[i] = value
+            if row.others:
+                self._write_others(row)
+        self._slot = previous
+
+    def _write_others(self, row: Prepared) -> None:
+        columns = self._columns
         for field, value in row.others:
             if field == "name":
                 shared = _shared_prefix(self._name, value)
@@ -132,7 +153,7 @@ class TableWriter:
             else:  # a mapped string
                 column = field.removesuffix("_file")
                 string_id = self._maps[field].id_of(value)
-                literals = self._literals[field]
+                literals = self._texts[field]
                 if string_id:
                     columns[f"{column}_ids"].append(2 * string_id - 1)
                 elif value in literals:

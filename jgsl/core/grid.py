@@ -405,6 +405,7 @@ class GridNode:
         wanted = set(recover[: self.settings.max_recover])
         writer = TableWriter(self.maps)
         budget = self.settings.max_reply_bytes - 160 - 2 * len(gone) - 2 * len(visible)
+        rows: list[tuple[int, Prepared]] = []
         for slot in sorted(visible):
             agent = visible[slot]
             k = known.get(slot)
@@ -423,9 +424,11 @@ class GridNode:
                 if k is not None and k[0] == agent.uid:
                     fresh[slot] = k  # the client still knows what it knew
                 continue
-            writer.add_prepared(slot, row, cost)
+            writer.reserve(row, cost)
+            rows.append((slot, row))
             fresh[slot] = (agent.uid, frame)
-        if writer.rows:
+        if rows:
+            writer.write(rows)
             writer.finish(reply.agents)
         _delta_code(ping, reply.ping)
         records = viewer.records
