@@ -8,7 +8,6 @@ auto-replies.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from dataclasses import dataclass
 
@@ -71,7 +70,7 @@ def encode(message: Message | Chat, recipient: str, sender: str | None = None) -
         raise CodecError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     return (f"<message to='{_attr(recipient)}'{sender_attr} type='normal'>"
             f"<jgsl xmlns='{NS_JGSL}' t='{type_of(message)}'>"
-            f"{base64.b64encode(payload).decode('ascii')}</jgsl></message>")
+            f"{binascii.b2a_base64(payload, newline=False).decode('ascii')}</jgsl></message>")
 
 
 def parse(xml: str, namespace: str = "jabber:component:accept") -> domish.Element:
@@ -94,7 +93,8 @@ def decode(stanza: domish.Element) -> Envelope:
         raise CodecError(f"not a message stanza: <{stanza.name}>")
     if stanza.getAttribute("type") == "error":
         raise CodecError("error stanza (bounce)")
-    children = [c for c in stanza.elements(NS_JGSL, "jgsl")]
+    children = [c for c in stanza.children
+                if getattr(c, "name", None) == "jgsl" and c.uri == NS_JGSL]
     if not children and stanza.getAttribute("type") == "chat":
         return _chat(stanza)
     if len(children) != 1:
@@ -112,7 +112,7 @@ def decode(stanza: domish.Element) -> Envelope:
     if len(text) > _MAX_B64_CHARS:
         raise CodecError(f"payload of {len(text)} base64 characters is over the limit")
     try:
-        payload = base64.b64decode(text, validate=True)
+        payload = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError) as e:
         raise CodecError(f"payload is not base64: {e}") from None
     message = cls()
