@@ -46,6 +46,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def stolen_seconds() -> float:
+    """CPU seconds the hypervisor gave other guests (/proc/stat steal), all cores."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / TICK if len(fields) > 8 else 0.0
+
+
 def wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while not condition():
@@ -120,10 +126,12 @@ class World:
 
 
 def measured(world: World, command: list[str]) -> tuple[subprocess.CompletedProcess, dict]:
-    """Run a client process; CPU cores used by it and by every world process meanwhile."""
+    """Run a client process; CPU cores used by it and by every world process meanwhile, and
+    cores stolen from the machine by its hypervisor ("stolen")."""
     pids = world.pids()
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stolen = stolen_seconds()
     start = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, env=world.env,
                             cwd=ROOT, timeout=900)
@@ -135,6 +143,8 @@ def measured(world: World, command: list[str]) -> tuple[subprocess.CompletedProc
         cpu[key] = round(cpu.get(key, 0) + (cpu_seconds(pid) - before[name]) / wall, 3)
     cpu["client"] = round((after.ru_utime + after.ru_stime - children.ru_utime
                            - children.ru_stime) / wall, 3)
+    # Cores the hypervisor took for other guests meanwhile: when this is high, so is noise.
+    cpu["stolen"] = round((stolen_seconds() - stolen) / wall, 3)
     return result, cpu
 
 

@@ -7,6 +7,11 @@ Each configuration handles the same number of updates (--updates) and is repeate
 (--repeat); the best repetition counts, as the machine is shared and noisy.
 
     python bench/grid.py [--agents 50,200,500] [--updates 10000] [--repeat 3] [--smoke]
+                         [--instructions [--rounds 4]]
+
+--instructions also counts machine instructions per update under valgrind (callgrind), for
+each size with the radius: slow (about a minute per size), but deterministic, which CPU time
+on this shared machine is not; use it to judge a change to the hot path.
 
 Writes bench/results/grid.json.
 """
@@ -16,7 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +43,22 @@ def best(n: int, rounds: int, radius: float | None, repeat: int) -> dict[str, fl
 
 
 def run(n: int, rounds: int, radius: float | None, seed: int = 1) -> dict[str, float]:
+    one_round = walkers(n, radius, seed)
+    start_cpu, start = time.process_time(), time.perf_counter()
+    sent = 0
+    for r in range(rounds):
+        sent += one_round(2.0 + r)
+    cpu, wall = time.process_time() - start_cpu, time.perf_counter() - start
+    updates = n * rounds
+    return {"agents": n, "radius": radius, "updates": updates,
+            "updates_per_s": round(updates / wall),
+            "cpu_us_per_update": round(cpu / updates * 1e6, 1),
+            "reply_bytes_per_update": round(sent / updates, 1)}
+
+
+def walkers(n: int, radius: float | None, seed: int = 1):
+    """A node with ``n`` walking agents, all joined; returns the function playing one round
+    (every agent sends an update and gets its reply) and answering the reply bytes."""
     rng = random.Random(seed)
     node = GridNode(1, "k" * 32, REGION, "guest", 1000, GridSettings(sense_radius=radius))
     jids = [f"__guest{i}@emu.localhost" for i in range(n)]
@@ -61,16 +86,32 @@ def run(n: int, rounds: int, radius: float | None, seed: int = 1) -> dict[str, f
 
     one_round(0.0)  # everybody joins: not measured
     one_round(1.0)
-    start_cpu, start = time.process_time(), time.perf_counter()
-    sent = 0
-    for r in range(rounds):
-        sent += one_round(2.0 + r)
-    cpu, wall = time.process_time() - start_cpu, time.perf_counter() - start
-    updates = n * rounds
-    return {"agents": n, "radius": radius, "updates": updates,
-            "updates_per_s": round(updates / wall),
-            "cpu_us_per_update": round(cpu / updates * 1e6, 1),
-            "reply_bytes_per_update": round(sent / updates, 1)}
+    return one_round
+
+
+def instructions_per_update(n: int, radius: float | None, rounds: int) -> float:
+    """Machine instructions per handled update, counted by valgrind (callgrind): unlike CPU
+    time on a shared machine, the same code gives the same count, so small changes show.
+    Two runs, ``rounds`` rounds and none, cancel what set-up and the counting cost."""
+    counts = []
+    for played in (0, rounds):
+        result = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=/dev/null",
+             sys.executable, __file__, "--workload", f"{n},{radius or 0},{played}"],
+            capture_output=True, text=True, check=True)
+        counts.append(int(re.search(r"Collected : (\d+)", result.stderr).group(1)))
+    return (counts[1] - counts[0]) / (n * rounds)
+
+
+def workload(spec: str) -> None:
+    """Under valgrind: set up, then count only the rounds played."""
+    n, radius, rounds = spec.split(",")
+    one_round = walkers(int(n), float(radius) or None)
+    pid = str(os.getpid())
+    subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
+    for r in range(int(rounds)):
+        one_round(2.0 + r)
+    subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -80,11 +121,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--radius", type=float, default=30.0)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions per update with valgrind (with the "
+                             "radius; slow, but the same code gives the same count)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds counted by valgrind")
+    parser.add_argument("--workload", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS / "grid.json")
     args = parser.parse_args(argv)
+    if args.workload:
+        workload(args.workload)
+        return {}
     sizes = [int(n) for n in args.agents.split(",")]
     if args.smoke:
-        sizes, args.updates, args.repeat = [5, 10], 10, 1
+        sizes, args.updates, args.repeat, args.rounds = [5, 10], 10, 1, 1
     runs = [best(n, max(1, args.updates // n), radius, args.repeat)
             for radius in (args.radius, None) for n in sizes]
     by = {(r["radius"], r["agents"]): r["cpu_us_per_update"] for r in runs}
@@ -95,6 +144,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "cpu_ratio_largest_over_smallest_without_radius":
             round(by[(None, sizes[-1])] / by[(None, sizes[0])], 2),
     }
+    if args.instructions:
+        result["instructions_per_update_with_radius"] = {
+            n: round(instructions_per_update(n, args.radius, args.rounds)) for n in sizes}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for r in runs:
@@ -103,6 +155,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
               f"{r['reply_bytes_per_update']:8.1f} B/reply")
     print("ratio with radius:", result["cpu_ratio_largest_over_smallest_with_radius"],
           " without:", result["cpu_ratio_largest_over_smallest_without_radius"])
+    for n, count in result.get("instructions_per_update_with_radius", {}).items():
+        print(f"agents {n:4d} radius {args.radius}: {count:,} instructions/update (valgrind)")
     return result
 
 

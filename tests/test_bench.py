@@ -2,7 +2,10 @@
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).parents[1] / "bench"
 
@@ -23,6 +26,14 @@ def test_codec_bench_smoke(tmp_path):
     assert result["join_snapshot_bytes"] < result["join_original_bytes"]
 
 
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_grid_instruction_count_smoke():
+    """The valgrind count runs, and more agents in view cost more instructions per update."""
+    grid = load("grid")
+    few, many = (grid.instructions_per_update(n, 60.0, 1) for n in (2, 12))
+    assert 0 < few < many
+
+
 def test_grid_bench_smoke(tmp_path):
     out = tmp_path / "grid.json"
     result = load("grid").main(["--smoke", "--out", str(out)])
@@ -39,7 +50,7 @@ def test_e2e_bench_smoke(tmp_path):
     assert {r["server"] for r in result["runs"]} == {"embedded", "prosody"}
     for run in result["runs"]:
         assert run["logins_ok"] == 4 and run["updates_received_per_s"] > 0
-        assert set(run["cpu_cores"]) == {"server", "gateway", "grid", "client"}
+        assert set(run["cpu_cores"]) == {"server", "gateway", "grid", "client", "stolen"}
     for limit in result["limits"]:
         assert limit["echo"]["round_trips_per_s"] > 0
         assert limit["ratio_jgsl_over_echo"] > 0
