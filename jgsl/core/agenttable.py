@@ -88,8 +88,9 @@ class TableWriter:
         self._absolute = [0] * len(NUMERIC)
         self._name = ""
         self._columns: dict[str, list] = {name: [] for name in _COLUMNS}
-        #: Unmapped strings reserved (for sizes) and written (their back-reference ids).
+        #: Unmapped strings of the reserved rows: a later row's copy costs only a reference.
         self._literals: dict[str, set[str]] = {f: set() for f in MAPPED}
+        #: Unmapped strings written so far, with their back-reference numbers.
         self._texts: dict[str, dict[str, int]] = {f: {} for f in MAPPED}
         self.size = TABLE_OVERHEAD
         self.rows = 0
