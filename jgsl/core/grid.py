@@ -141,6 +141,10 @@ class Agent:
         tracker = self.trackers.get(name)
         return None if tracker is None else tracker.value
 
+    def changed_since(self, frame: int) -> bool:
+        """Whether some field changed (or was refreshed) after ``frame``."""
+        return bool(self.changes) and frame < self.changes[-1]
+
     def intact(self) -> bool:
         return all(name in self.trackers for name in REQUIRED)
 
@@ -412,8 +416,7 @@ class GridNode:
             if k is None or k[0] != agent.uid or slot in wanted:
                 row = self._full_row(agent, viewer)
             else:
-                changes = agent.changes
-                if not changes or k[1] >= changes[-1]:  # nothing new: a ping
+                if not agent.changed_since(k[1]):  # nothing new: a ping
                     ping.append(slot)
                     fresh[slot] = (agent.uid, frame)
                     continue
@@ -450,15 +453,13 @@ class GridNode:
             row = agent.rows[name] = Prepared.of(values, False, self.maps)
         return row
 
-    def _row(self, agent: Agent, since: int) -> Prepared | None:
-        """What changed after frame ``since``; None if nothing did.
+    def _row(self, agent: Agent, since: int) -> Prepared:
+        """What changed after frame ``since`` (the agent L{changed_since} it).
 
         The answer depends on ``since`` only through which change frames follow it, so it is
         built once per such "anchor" and shared by every reader behind the same change.
         """
         changes = agent.changes
-        if not changes or since >= changes[-1]:
-            return None
         at = bisect_right(changes, since)
         anchor = changes[at - 1] if at else (-1 if not agent.trimmed else None)
         row = agent.rows.get(anchor) if anchor is not None else None
