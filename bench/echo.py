@@ -1,6 +1,10 @@
 """Null-echo run: N senders bouncing stanzas of a given size off an echo component.
 
     python bench/echo.py --xmpp tcp:127.0.0.1:5347 --senders 100 --size 120 --duration 10
+                         [--paced]
+
+Each sender sends its next stanza as soon as the last came back (the router's own limit),
+or with --paced at most one per 0.1 s tick.
 
 Prints one JSON line: round trips per second and RTT percentiles. Used by bench/e2e.py.
 """
@@ -16,6 +20,7 @@ from twisted.internet import defer, task
 from twisted.internet.endpoints import clientFromString
 
 from jgsl.core.echo import DriverCore, EchoCore
+from jgsl.core.flood import FloodGate
 from jgsl.tap import DEV_SECRET, SECRET_ENV
 from jgsl.xmpp.link import ComponentService
 
@@ -34,11 +39,17 @@ def run(reactor, args):
     def endpoint():
         return clientFromString(reactor, args.xmpp)
 
+    def flood() -> FloodGate:
+        # Unpaced senders go faster than a JGSL link's 20 a second per pair: the router's
+        # limit is measured, not the flood gate's.
+        return FloodGate() if args.paced else FloodGate(rate=1e9, burst=1e9)
+
     echo = ComponentService(reactor, f"echo.{args.domain}", secret, endpoint,
-                            EchoCore(f"echo.{args.domain}"))
+                            EchoCore(f"echo.{args.domain}"), flood=flood())
     driver_core = DriverCore(f"drive.{args.domain}", f"echo.{args.domain}", args.senders,
-                             args.size)
-    driver = ComponentService(reactor, f"drive.{args.domain}", secret, endpoint, driver_core)
+                             args.size, paced=args.paced)
+    driver = ComponentService(reactor, f"drive.{args.domain}", secret, endpoint, driver_core,
+                              flood=flood())
     echo.startService()
     yield task.deferLater(reactor, 0.5, lambda: None)  # the echo is up before the driver
     driver.startService()
@@ -50,7 +61,8 @@ def run(reactor, args):
     yield defer.maybeDeferred(driver.stopService)
     yield defer.maybeDeferred(echo.stopService)
     print(json.dumps({
-        "senders": args.senders, "size": args.size, "round_trips": len(rtts),
+        "senders": args.senders, "size": args.size, "paced": args.paced,
+        "round_trips": len(rtts),
         "round_trips_per_s": round(len(rtts) / window, 1),
         "rtt_ms": {"p50": _ms(percentile(rtts, 50)), "p99": _ms(percentile(rtts, 99))},
     }))
@@ -67,6 +79,8 @@ def main(argv=None):
     p.add_argument("--senders", type=int, default=100)
     p.add_argument("--size", type=int, default=120, help="chat body bytes")
     p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--paced", action="store_true",
+                   help="at most one stanza per sender per 0.1 s tick")
     p.add_argument("--warmup", type=float, default=2.0)
     task.react(run, [p.parse_args(argv)])
 

@@ -50,10 +50,12 @@ def test_e2e_bench_smoke(tmp_path):
     assert {r["server"] for r in result["runs"]} == {"embedded", "prosody"}
     for run in result["runs"]:
         assert run["logins_ok"] == 4 and run["updates_received_per_s"] > 0
-        assert set(run["cpu_cores"]) == {"server", "gateway", "grid", "client", "stolen"}
+        assert set(run["cpu_cores"]) == {"server", "gateway", "grid", "client", "stolen",
+                                        "grid_each"}
     for limit in result["limits"]:
-        assert limit["echo"]["round_trips_per_s"] > 0
-        assert limit["ratio_jgsl_over_echo"] > 0
+        assert limit["echo"]["round_trips_per_s"] > 0 and not limit["echo"]["paced"]
+        assert limit["echo_paced"]["round_trips_per_s"] > 0 and limit["echo_paced"]["paced"]
+        assert limit["ratio_jgsl_over_echo"] > 0 and limit["ratio_jgsl_over_paced_echo"] > 0
 
 
 def test_lua_bench_smoke(tmp_path):

@@ -324,3 +324,25 @@ def test_thin_client_echoes_frames_without_tracking_others():
     assert not thin.agents and ("thin", EventKind.USER_COME, "alice@emu.localhost") \
         not in world.events
     assert ("alice", EventKind.USER_COME, "thin@emu.localhost") in world.events
+
+
+def test_late_answer_brings_the_next_update_at_once():
+    """An answer that comes after the update interval has passed brings the next update
+    at once (flat-out load runs); an earlier one waits for the interval and a tick."""
+    world, alice, _ = signed_in_pair()
+    grid = world.grid
+
+    def answered(now: float, answer_at: float) -> list[Envelope]:
+        """The client's pending update to its node, answered by the grid at ``answer_at``."""
+        update = next(e for e in alice.tick(now) if isinstance(e.message, pb.NormalUpdate))
+        reply = grid.receive(now, update)[0]
+        return alice.receive(answer_at, reply)
+
+    assert answered(3.0, 3.5) == []  # within the 1 s interval: the next waits for a tick
+    alice.avatar.x += 2
+    out = answered(4.0, 5.25)
+    assert [type(e.message) for e in out] == [pb.NormalUpdate]
+    assert out[0].recipient == alice.proxy.jid and out[0].message.st == alice.proxy.st
+    alice.settings = ClientSettings(update_interval=0.05, request_timeout=5.0)
+    reply = grid.receive(5.25, out[0])[0]
+    assert [type(e.message) for e in alice.receive(5.31, reply)] == [pb.NormalUpdate]

@@ -1,8 +1,10 @@
 """The router's own limit, for benchmarks: a null echo and a driver shaped like JGSL clients.
 
 The driver hosts N senders; each sends one chat stanza of a given size, waits for it to come
-back from the echo component, and sends the next at its next tick: the same concurrency and
-pacing as N JGSL clients with one update in flight each, with no game logic anywhere.
+back from the echo component, and sends the next at once (unpaced: the router's own limit,
+to compare with JGSL flat out) or at its next tick (paced: one per tick per sender, a
+ceiling of N / tick stanzas per second): N clients with one update in flight each, with no
+game logic anywhere.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ class EchoCore:
 class DriverCore:
     """N senders with one message in flight each; round-trip times recorded."""
 
-    def __init__(self, component: str, echo: str, senders: int, size: int) -> None:
+    def __init__(self, component: str, echo: str, senders: int, size: int,
+                 paced: bool = True) -> None:
         self.echo = echo
+        self.paced = paced
         self.body = Chat("x" * max(1, size))
         self.senders = [f"s{i}@{component}" for i in range(senders)]
         self.sent_at: dict[str, float | None] = dict.fromkeys(self.senders)
@@ -59,7 +63,10 @@ class DriverCore:
         sent = self.sent_at.get(sender)
         if sent is not None:
             self.rtts.append((now, now - sent))
-            self.sent_at[sender] = None  # the next one goes at the next tick, like JGSL
+            if self.running and not self.paced:
+                self.sent_at[sender] = now
+                return [Envelope(sender, self.echo, self.body)]
+            self.sent_at[sender] = None  # the next one goes at the next tick
         return []
 
     def stop(self, now: float) -> list[Envelope]:

@@ -71,7 +71,7 @@ class CoreHandler(XMPPHandler):
         self.store = store
         self.clock = clock
         self.dump = dump
-        self.flood = flood or FloodGate()
+        self.flood = flood if flood is not None else FloodGate()  # (an empty gate is falsy)
         self.ready = False
         self._drops = DropLog(log)
         self._next_prune = 0.0
@@ -229,7 +229,7 @@ class ComponentService(Service):
                  dump: Callable[[str, Envelope], None] | None = None, store=None,
                  factory=None, admins: frozenset[str] = frozenset(),
                  on_admin_shutdown: Callable[[str, str], None] | None = None,
-                 reloader=None) -> None:
+                 reloader=None, flood: FloodGate | None = None) -> None:
         self.reactor = reactor
         self.jid = jid
         self.core = core
@@ -239,7 +239,7 @@ class ComponentService(Service):
         self.streams = _Streams(self._factory, reactor)
         self.handler = CoreHandler(core, reactor, dump, store=store, client=factory is not None,
                                    admins=admins, on_admin_shutdown=on_admin_shutdown,
-                                   reloader=reloader)
+                                   reloader=reloader, flood=flood)
         self.handler.setHandlerParent(self.streams)
         self._tick_interval = tick_interval
         self._ticker = LoopingCall(self.handler.tick)
