@@ -7,6 +7,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.words.xish import domish
 from tx_xmpp.test.helpers import XmlStreamStub
 
+from jgsl.core.flood import FloodGate
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope, decode, encode, parse
 from jgsl.xmpp.link import CoreHandler
@@ -42,12 +43,12 @@ class Captured:
         globalLogPublisher.removeObserver(self.events.append)
 
 
-def connect(core, dump=None):
+def connect(core, dump=None, flood=None):
     clock = Clock()
     clock.advance(42)
     stub = XmlStreamStub()
     stub.xmlstream.thisEntity = type("J", (), {"full": lambda self: "gw.localhost"})()
-    handler = CoreHandler(core, clock, dump)
+    handler = CoreHandler(core, clock, dump, flood=flood)
     handler.parent = type("P", (), {"send": lambda self, obj: stub.xmlstream.send(obj)})()
     handler.makeConnection(stub.xmlstream)
     handler.connectionInitialized()
@@ -125,6 +126,17 @@ def test_flood_from_one_sender_is_dropped_and_refills():
     for _ in range(30):
         stub.send(ping)
     assert len(core.received) == 61
+
+
+def test_a_flood_gate_of_its_own_is_used():
+    """A link given its own gate (the benchmark echo's, which must not throttle) keeps it,
+    although a new gate is empty (and so falsy)."""
+    core = RecordingCore()
+    handler, stub, _ = connect(core, flood=FloodGate(rate=1e9, burst=1e9))
+    ping = parse(encode(pb.Ping(), "gw.localhost", "s1@drive.localhost"))
+    for _ in range(100):
+        stub.send(ping)
+    assert len(core.received) == 100
 
 
 def test_stopping_a_gateway_service_refuses_new_logins():
