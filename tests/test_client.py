@@ -345,4 +345,9 @@ def test_late_answer_brings_the_next_update_at_once():
     assert out[0].recipient == alice.proxy.jid and out[0].message.st == alice.proxy.st
     alice.settings = ClientSettings(update_interval=0.05, request_timeout=5.0)
     reply = grid.receive(5.25, out[0])[0]
-    assert [type(e.message) for e in alice.receive(5.31, reply)] == [pb.NormalUpdate]
+    out = alice.receive(5.31, reply)
+    assert [type(e.message) for e in out] == [pb.NormalUpdate]
+    reply = grid.receive(5.31, out[0])[0]
+    reply.message.more = True  # the rest of a split reply: asked for at the next tick, not at once
+    assert alice.receive(5.4, reply) == []
+    assert [type(e.message) for e in alice.tick(5.5)] == [pb.NormalUpdate]
