@@ -369,9 +369,12 @@ def client_view(client: ClientCore) -> dict[str, dict]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(steps=st.lists(step, max_size=25), max_bytes=st.sampled_from([400, 16 * 1024]))
-def test_client_view_converges_whatever_is_lost(steps, max_bytes):
-    grid = make_grid(max_reply_bytes=max_bytes, refresh={"rx": 4, "asset_file": 3})
+@given(steps=st.lists(step, max_size=25), max_bytes=st.sampled_from([400, 16 * 1024]),
+       radius=st.sampled_from([None, 1000.0]))
+def test_client_view_converges_whatever_is_lost(steps, max_bytes, radius):
+    """Without an interest radius, and with one that takes in everyone placed."""
+    grid = make_grid(max_reply_bytes=max_bytes, refresh={"rx": 4, "asset_file": 3},
+                     sense_radius=radius)
     node = grid.nodes[1]
     viewer = "viewer@emu.localhost"
     client = ClientCore(viewer, GW, ALPHA, Avatar())
@@ -403,7 +406,9 @@ def test_client_view_converges_whatever_is_lost(steps, max_bytes):
         client.receive(now, Envelope(GRID, viewer, reply))
         if not reply.more:
             break
-    assert client_view(client) == truth(node, viewer)
+    expected = {jid: fields for jid, fields in truth(node, viewer).items()
+                if radius is None or node.agents[jid].pos is not None}  # placed, or nowhere
+    assert client_view(client) == expected
 
 
 def test_close_node_closes_only_an_empty_node(grid):
@@ -437,3 +442,4 @@ def test_the_ticket_role_decides_edit_rights(grid):
     grid.receive(0, Envelope("bob@emu.localhost", GRID, msg))
     node = grid.nodes[1]
     assert [e.author for _, e in node.creations.entries] == ["alice@emu.localhost"]
+

@@ -588,9 +588,10 @@ class ClientCore:
             proxy.last_sent = float("-inf")  # the rest is waiting: ask at the next tick
         self._next_step = min(self._next_step, proxy.last_sent + self.settings.update_interval)
         if not msg.more and now - proxy.last_sent >= self.settings.update_interval:
-            # A late answer: the next update goes now. (The rest of a split reply waits for
-            # the tick, so a long edit log cannot make the client outrun a flood limit.)
-            return self._step(now)
+            # A late answer: this node's next update goes now (the neighbour rule waits for
+            # the tick). The rest of a split reply waits for the tick too, so a long edit
+            # log cannot make the client outrun a flood limit.
+            return self._service(now, proxy)
         return []
 
     def _apply_agents(self, now: float, proxy: GridProxy, sender: str,
