@@ -26,4 +26,4 @@ def test_within_matches_brute_force(moves, center, limit):
                       for slot, (x, z) in where.items()
                       if (x - center[0]) ** 2 + (z - center[1]) ** 2 <= limit)
     slots, distances = index.within(*center, limit)
-    assert list(zip(slots, distances, strict=True)) == expected
+    assert list(zip(slots.tolist(), distances.tolist(), strict=True)) == expected

@@ -92,8 +92,8 @@ class TableWriter:
         self._literals: dict[str, set[str]] = {f: set() for f in MAPPED}
         #: Unmapped strings written so far, with their back-reference numbers.
         self._texts: dict[str, dict[str, int]] = {f: {} for f in MAPPED}
+        #: Bytes the table may take so far (what L{add} has added; see L{bound}).
         self.size = TABLE_OVERHEAD
-        self.rows = 0
 
     def bound(self, row: Prepared) -> int:
         """Bytes the row may add here: its bound less strings this table already holds."""
@@ -106,14 +106,13 @@ class TableWriter:
     def add(self, slot: int, values: Mapping[str, object], delta: bool) -> None:
         """Append a row; ``slot`` must be larger than the previous row's."""
         row = Prepared.of(values, delta, self._maps)
-        self.reserve(row, self.bound(row))
+        self.size += self.bound(row)
+        self.reserve(row)
         self.write([(slot, row)])
 
-    def reserve(self, row: Prepared, cost: int) -> None:
-        """Count a row that L{write} will add (``cost`` from L{bound}): the size, and the
-        strings it brings, which later rows can refer back to."""
-        self.size += cost
-        self.rows += 1
+    def reserve(self, row: Prepared) -> None:
+        """Note the unmapped strings of a row that L{write} will add: later rows' copies
+        cost only a back reference (L{bound}). Rows without such strings need no call."""
         for field, value, _ in row.literals:
             self._literals[field].add(value)
 

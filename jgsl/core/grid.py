@@ -369,16 +369,15 @@ class GridNode:
         center = viewer.pos
         if center is None:
             return {}
-        near, agents = self._near2, self._slots
-        seen: dict[int, Agent] = {}
-        for slot, d2 in zip(*self._interest.within(*center, self._far2), strict=True):
-            agent = agents[slot]
-            if d2 <= near:
-                seen[slot] = agent
-            else:  # between r and 1.25 r: only an agent the client already shows stays
-                k = known.get(slot)
-                if k is not None and k[0] == agent.uid:
-                    seen[slot] = agent
+        agents = self._slots
+        slots, d2 = self._interest.within(*center, self._far2)
+        inside = d2 <= self._near2
+        seen = {slot: agents[slot] for slot in slots[inside].tolist()}
+        for slot in slots[~inside].tolist():
+            # between r and 1.25 r: only an agent the client already shows stays
+            k = known.get(slot)
+            if k is not None and k[0] == agents[slot].uid:
+                seen[slot] = agents[slot]
         seen.pop(viewer.slot, None)
         return seen
 
@@ -409,6 +408,7 @@ class GridNode:
         wanted = set(recover[: self.settings.max_recover])
         writer = TableWriter(self.maps)
         budget = self.settings.max_reply_bytes - 160 - 2 * len(gone) - 2 * len(visible)
+        size = writer.size
         rows: list[tuple[int, Prepared]] = []
         for slot in sorted(visible):
             agent = visible[slot]
@@ -422,12 +422,14 @@ class GridNode:
                     continue
                 row = self._row(agent, k[1])
             cost = writer.bound(row) if row.literals else row.bound
-            if writer.size + cost > budget:
+            if size + cost > budget:
                 reply.more = True
                 if k is not None and k[0] == agent.uid:
                     fresh[slot] = k  # the client still knows what it knew
                 continue
-            writer.reserve(row, cost)
+            size += cost
+            if row.literals:
+                writer.reserve(row)
             rows.append((slot, row))
             fresh[slot] = (agent.uid, frame)
         if rows:

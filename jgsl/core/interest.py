@@ -35,9 +35,9 @@ class InterestIndex:
         self._x[slot], self._z[slot] = position
         self._top = max(self._top, slot + 1)
 
-    def within(self, x: int, z: int, limit: float) -> tuple[list[int], list[float]]:
+    def within(self, x: int, z: int, limit: float) -> tuple[np.ndarray, np.ndarray]:
         """Slots whose squared distance from (x, z) is at most ``limit``, and those squared
-        distances, slots ascending."""
+        distances, slots ascending (arrays: the caller filters further in numpy)."""
         top = self._top
         dx = self._x[:top] - x
         dx *= dx
@@ -45,4 +45,4 @@ class InterestIndex:
         dz *= dz
         dx += dz
         slots = np.flatnonzero(dx <= limit)
-        return slots.tolist(), dx[slots].tolist()
+        return slots, dx[slots]
