@@ -37,13 +37,15 @@ RESULTS = Path(__file__).parent / "results"
 REGION = Region("worlds/MyWorlds/AlphaWorld/", 100, 100, 200.0)
 
 
-def best(n: int, rounds: int, radius: float | None, repeat: int) -> dict[str, float]:
-    runs = [run(n, rounds, radius) for _ in range(repeat)]
+def best(n: int, rounds: int, radius: float | None, repeat: int,
+         creations: int = 0) -> dict[str, float]:
+    runs = [run(n, rounds, radius, creations=creations) for _ in range(repeat)]
     return min(runs, key=lambda r: r["cpu_us_per_update"])
 
 
-def run(n: int, rounds: int, radius: float | None, seed: int = 1) -> dict[str, float]:
-    one_round = walkers(n, radius, seed)
+def run(n: int, rounds: int, radius: float | None, seed: int = 1,
+        creations: int = 0) -> dict[str, float]:
+    one_round = walkers(n, radius, seed, creations)
     start_cpu, start = time.process_time(), time.perf_counter()
     sent = 0
     for r in range(rounds):
@@ -56,9 +58,12 @@ def run(n: int, rounds: int, radius: float | None, seed: int = 1) -> dict[str, f
             "reply_bytes_per_update": round(sent / updates, 1)}
 
 
-def walkers(n: int, radius: float | None, seed: int = 1):
+def walkers(n: int, radius: float | None, seed: int = 1, creations: int = 0):
     """A node with ``n`` walking agents, all joined; returns the function playing one round
-    (every agent sends an update and gets its reply) and answering the reply bytes."""
+    (every agent sends an update and gets its reply) and answering the reply bytes.
+
+    With ``creations``, the node's creation log holds that many objects that every client
+    has already read: each reply still has to find that nothing is new in it."""
     rng = random.Random(seed)
     node = GridNode(1, "k" * 32, REGION, "guest", 1000, GridSettings(sense_radius=radius))
     jids = [f"__guest{i}@emu.localhost" for i in range(n)]
@@ -86,10 +91,17 @@ def walkers(n: int, radius: float | None, seed: int = 1):
 
     one_round(0.0)  # everybody joins: not measured
     one_round(1.0)
+    if creations:
+        node.creations.restore([(seq, pb.WorldEdit(kind="BOX", author="builder@localhost"))
+                                for seq in range(1, creations + 1)])
+        for agent in node.agents.values():
+            for ack in agent.records.values():
+                ack.creations = creations  # as if every client had read them all
     return one_round
 
 
-def instructions_per_update(n: int, radius: float | None, rounds: int) -> float:
+def instructions_per_update(n: int, radius: float | None, rounds: int,
+                            creations: int = 0) -> float:
     """Machine instructions per handled update, counted by valgrind (callgrind): unlike CPU
     time on a shared machine, the same code gives the same count, so small changes show.
     Two runs, ``rounds`` rounds and none, cancel what set-up and the counting cost."""
@@ -97,7 +109,7 @@ def instructions_per_update(n: int, radius: float | None, rounds: int) -> float:
     for played in (0, rounds):
         result = subprocess.run(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=/dev/null",
-             sys.executable, __file__, "--workload", f"{n},{radius or 0},{played}"],
+             sys.executable, __file__, "--workload", f"{n},{radius or 0},{played},{creations}"],
             capture_output=True, text=True, check=True)
         counts.append(int(re.search(r"Collected : (\d+)", result.stderr).group(1)))
     return (counts[1] - counts[0]) / (n * rounds)
@@ -105,8 +117,8 @@ def instructions_per_update(n: int, radius: float | None, rounds: int) -> float:
 
 def workload(spec: str) -> None:
     """Under valgrind: set up, then count only the rounds played."""
-    n, radius, rounds = spec.split(",")
-    one_round = walkers(int(n), float(radius) or None)
+    n, radius, rounds, creations = spec.split(",")
+    one_round = walkers(int(n), float(radius) or None, creations=int(creations))
     pid = str(os.getpid())
     subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
     for r in range(int(rounds)):
@@ -120,6 +132,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--updates", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--radius", type=float, default=30.0)
+    parser.add_argument("--creations", type=int, default=0,
+                        help="objects in the node's creation log, already read by everyone")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--instructions", action="store_true",
                         help="also count instructions per update with valgrind (with the "
@@ -134,10 +148,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     sizes = [int(n) for n in args.agents.split(",")]
     if args.smoke:
         sizes, args.updates, args.repeat, args.rounds = [5, 10], 10, 1, 1
-    runs = [best(n, max(1, args.updates // n), radius, args.repeat)
+    runs = [best(n, max(1, args.updates // n), radius, args.repeat, args.creations)
             for radius in (args.radius, None) for n in sizes]
     by = {(r["radius"], r["agents"]): r["cpu_us_per_update"] for r in runs}
     result = {
+        "creations": args.creations,
         "runs": runs,
         "cpu_ratio_largest_over_smallest_with_radius":
             round(by[(args.radius, sizes[-1])] / by[(args.radius, sizes[0])], 2),
@@ -146,7 +161,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     }
     if args.instructions:
         result["instructions_per_update_with_radius"] = {
-            n: round(instructions_per_update(n, args.radius, args.rounds)) for n in sizes}
+            n: round(instructions_per_update(n, args.radius, args.rounds, args.creations))
+            for n in sizes}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for r in runs:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jgsl.config import load_rules
 from jgsl.core.client import Avatar, ClientCore, ClientSettings, EventKind
@@ -46,6 +48,29 @@ def test_cursor_skips_own_entries_and_limits_batch():
     assert [e.params["n"] for e in items] == ["0", "2", "4"] and more
     items, cursor, more = log.after(cursor, "alice@x", 3)
     assert [e.params["n"] for e in items] == ["6"] and cursor == 8 and not more
+
+
+@settings(max_examples=200, deadline=None)
+@given(authors=st.lists(st.sampled_from(["alice@x", "bob@x"]), max_size=30),
+       cursor=st.integers(min_value=0, max_value=35), most=st.integers(min_value=1, max_value=6),
+       compact=st.booleans())
+def test_cursor_reads_what_a_scan_of_the_whole_log_reads(authors, cursor, most, compact):
+    """Entries after the cursor, not the reader's own, at most ``most``; the new cursor past
+    what was skipped: the same as a scan of every entry, also after compaction."""
+    log = EditLog.new(compress=compact, limit=8 if compact else 100)
+    for i, author in enumerate(authors):
+        log.append(env("OCEAN_SET_WATER" if i % 3 else "RAIN", n=str(i)), author)
+    out, new_cursor, more = [], cursor, False
+    for seq, edit in log.entries:
+        if seq <= cursor:
+            continue
+        if len(out) == most:
+            more = True
+            break
+        new_cursor = seq
+        if edit.author != "alice@x":
+            out.append(edit)
+    assert log.after(cursor, "alice@x", most) == (out, new_cursor, more)
 
 
 def test_full_log_refuses_and_env_log_compacts():

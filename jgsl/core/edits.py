@@ -9,10 +9,14 @@ entry's sequence number so a client behind the compaction still ends in the same
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import itemgetter
 
 from jgsl.wire import jgsl_pb2 as pb
 
+_seq = itemgetter(0)
 #: Environment kinds where only the latest message matters (the original CompressEnvs).
 STATE_KINDS = ("OCEAN_SET_WATER", "SKY_SET_Sky")
 MAX_PARAMS = 32
@@ -101,9 +105,10 @@ class EditLog:
         """
         out: list[pb.WorldEdit] = []
         new_cursor = cursor
-        for seq, edit in self.entries:  # entries are few; a bisect is not worth it
-            if seq <= cursor:
-                continue
+        # Entries are in seq order: start past the cursor (every reply asks, and a node may
+        # hold thousands of creations that its clients have all read).
+        start = bisect_right(self.entries, cursor, key=_seq)
+        for seq, edit in islice(self.entries, start, None):
             if len(out) == most:
                 return out, new_cursor, True
             new_cursor = seq
