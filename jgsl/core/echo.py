@@ -35,7 +35,7 @@ class DriverCore:
     """N senders with one message in flight each; round-trip times recorded."""
 
     def __init__(self, component: str, echo: str, senders: int, size: int,
-                 paced: bool = True) -> None:
+                 paced: bool = False) -> None:
         self.echo = echo
         self.paced = paced
         self.body = Chat("x" * max(1, size))
