@@ -225,9 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
                     results["runs"].append({"server": server, **run})
                     print(server, json.dumps(run), flush=True)
             n = users[-1]
-            # Flat out (each user's next update as soon as the last is answered, but no
-            # faster than a grid's flood limit of 20 a second per user), one node per user:
-            # the same concurrency as the echo senders.
+            # Flat out (FLAT_OUT), one node per user: the same concurrency as the echo senders.
             flat = load_run(world, xmpp, n, FLAT_OUT, args.duration, args.ramp, corners=False,
                             thin=args.thin, stagger=args.stagger)
             size = round(4 / 3 * (flat["bytes_per_update_in"] or 100))  # base64 of the payload

@@ -17,7 +17,7 @@ from itertools import count
 
 from twisted.logger import Logger
 
-from jgsl.core.agenttable import Prepared, TableWriter, wrap_facing
+from jgsl.core.agenttable import TABLE_OVERHEAD, Prepared, TableWriter, wrap_facing
 from jgsl.core.droplog import DropLog
 from jgsl.core.edits import EditLog, edit_problem
 from jgsl.core.fields import (
@@ -408,7 +408,7 @@ class GridNode:
         wanted = set(recover[: self.settings.max_recover])
         writer = TableWriter(self.maps)
         budget = self.settings.max_reply_bytes - 160 - 2 * len(gone) - 2 * len(visible)
-        size = writer.size
+        size = TABLE_OVERHEAD  # bytes the table may take so far
         rows: list[tuple[int, Prepared]] = []
         for slot in sorted(visible):
             agent = visible[slot]
