@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from jgsl.core.agenttable import read_table
 from jgsl.core.client import Avatar, ClientCore, GridProxy, State
 from jgsl.core.fields import POSITION_QUANTUM
-from jgsl.core.grid import GridNode, GridProcessCore, GridSettings
+from jgsl.core.grid import Ack, GridNode, GridProcessCore, GridSettings
 from jgsl.core.region import Region
 from jgsl.core.stringmaps import default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET, sign
@@ -339,12 +339,15 @@ def test_interest_radius_matches_brute_force(others, me, radius):
     for i, (x, z, was_known) in enumerate(others):
         agent = node.npc_update(0, f"a{i}@emu.localhost", pb.AgentState(rx=x, rz=z))
         if was_known:
-            known[agent.slot] = (agent.uid, 0)
+            known[agent.slot] = node.frame  # shown in a reply after it joined
         d2 = (x - me[0]) ** 2 + (z - me[1]) ** 2
         near = (radius / POSITION_QUANTUM) ** 2
         if d2 <= near or (was_known and d2 <= near * 1.25 ** 2):
             expected.add(agent.jid)
-    assert {a.jid for a in node._visible(viewer, known).values()} == expected
+    viewer.records[1] = Ack(known)  # what the viewer was shown in its reply of frame 1
+    reply = node._reply(viewer, 1, [], others=True, edits=False)
+    shown = [slot for slot, _, _ in rows(reply)] + undelta(reply.ping)
+    assert {node._slots[slot].jid for slot in shown} == expected
 
 
 # -- convergence under loss (property) ----------------------------------------------------

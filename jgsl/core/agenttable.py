@@ -13,10 +13,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from jgsl.core.fields import MAPPED, NUMERIC, OPCODES
+from jgsl.core.rowloop import DELTA, append_rows
 from jgsl.core.stringmaps import StringMap
 from jgsl.wire import jgsl_pb2 as pb
 
-DELTA = 1
 _ORDER = sorted(OPCODES, key=OPCODES.get)
 _COLUMNS = [f.name for f in pb.AgentTable.DESCRIPTOR.fields]
 _NUMBER_INDEX = {f: i for i, f in enumerate(NUMERIC)}
@@ -80,14 +80,20 @@ class Prepared:
 
 
 class TableWriter:
-    """Builds one table; columns are plain lists until L{finish} (one C call per column)."""
+    """Builds one table; columns are plain lists until L{finish} (one C call per column).
+
+    The columns are public for L{jgsl.core.rowloop}, which appends a reply's rows to them."""
 
     def __init__(self, maps: Mapping[str, StringMap]) -> None:
         self._maps = maps
-        self._slot = 0
-        self._absolute = [0] * len(NUMERIC)
         self._name = ""
         self._columns: dict[str, list] = {name: [] for name in _COLUMNS}
+        self.slot_column: list[int] = self._columns["slots"]
+        self.mask_column: list[int] = self._columns["masks"]
+        self.number_columns: list[list[int]] = [self._columns[f] for f in NUMERIC]
+        #: The previous absolute value of each numeric column, and the previous row's slot.
+        self.absolute = [0] * len(NUMERIC)
+        self.previous_slot = 0
         #: Unmapped strings of the reserved rows: a later row's copy costs only a reference.
         self._literals: dict[str, set[str]] = {f: set() for f in MAPPED}
         #: Unmapped strings written so far, with their back-reference numbers.
@@ -118,28 +124,10 @@ class TableWriter:
 
     def write(self, rows: list[tuple[int, Prepared]]) -> None:
         """Append reserved rows, slots ascending (larger than any written before)."""
-        columns = self._columns
-        slots, masks = columns["slots"].append, columns["masks"].append
-        numbers = [columns[f].append for f in NUMERIC]
-        absolute = self._absolute
-        previous = self._slot
-        for slot, row in rows:
-            slots(slot - previous)
-            previous = slot
-            mask = row.mask
-            masks(mask)
-            if mask & DELTA:
-                for i, value in row.numbers:
-                    numbers[i](value)
-            else:
-                for i, value in row.numbers:
-                    numbers[i](value - absolute[i])
-                    absolute[i] = value
-            if row.others:
-                self._write_others(row)
-        self._slot = previous
+        append_rows(self, rows)
 
-    def _write_others(self, row: Prepared) -> None:
+    def write_others(self, row: Prepared) -> None:
+        """The row's name and strings (its numbers are written by the caller)."""
         columns = self._columns
         for field, value in row.others:
             if field == "name":

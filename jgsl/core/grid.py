@@ -13,7 +13,6 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import count
 
 from twisted.logger import Logger
 
@@ -34,6 +33,7 @@ from jgsl.core.interest import InterestIndex
 from jgsl.core.jids import agent_name, bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
+from jgsl.core.rowloop import SlotTable, gone_slots, reply_rows, steps
 from jgsl.core.scripting import RegionLogic, ScriptLibrary, reload_scripts
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET, ticket_problem
@@ -93,8 +93,9 @@ class GridSettings:
     max_env: int = 200
 
 
-#: What a client knows of one agent after a reply: (agent uid, frame its state is exact at).
-Known = tuple[int, int]
+#: What a client knows of one slot after a reply: the frame its agent's state is exact at
+#: (a frame before the agent joined means the client knew an earlier agent in that slot).
+Known = int
 
 
 @dataclass(slots=True)
@@ -109,7 +110,6 @@ class Ack:
 @dataclass(eq=False)
 class Agent:
     jid: str
-    uid: int
     slot: int
     mode: AgentMode
     last_active: float
@@ -166,7 +166,9 @@ class GridNode:
         self.agents: dict[str, Agent] = {}
         self._slots: dict[int, Agent] = {}
         self._free: list[int] = []
-        self._uids = count(1)
+        #: Per slot, what the reply loop reads (when its agent came, its change frames, the
+        #: common cached row).
+        self._table = SlotTable()
         self._interest = None if settings.sense_radius is None else InterestIndex()
         if settings.sense_radius is not None:
             self._near2 = (settings.sense_radius / POSITION_QUANTUM) ** 2
@@ -266,9 +268,11 @@ class GridNode:
         agent = self.agents.get(jid)
         if agent is None:
             slot = heapq.heappop(self._free) if self._free else len(self._slots)
-            agent = Agent(jid, next(self._uids), slot, mode, now,
+            agent = Agent(jid, slot, mode, now,
                           role=self._roles.pop(jid, self.role), npc=npc)
             self.agents[jid] = self._slots[slot] = agent
+            # replies up to this frame were made before the agent was there
+            self._table.occupy(slot, self.frame + 1)
             if mode is AgentMode.AGENT and not npc:
                 self.events.append(("enter", jid))
         elif agent.mode is not mode:
@@ -285,6 +289,7 @@ class GridNode:
             self.events.append(("leave", agent.jid))
         self._place(agent, None)
         agent.rows.clear()
+        self._table.vacate(agent.slot)
         del self.agents[agent.jid], self._slots[agent.slot]
         heapq.heappush(self._free, agent.slot)
 
@@ -322,6 +327,7 @@ class GridNode:
             if len(changes) > 8:
                 del changes[0]
                 agent.trimmed = True
+        self._table.changed(agent.slot, changes)
 
     def _edits(self, agent: Agent, data: pb.AgentData) -> None:
         author = bare(agent.jid)
@@ -362,24 +368,16 @@ class GridNode:
         if self._interest is not None:
             self._interest.place(agent.slot, position)
 
-    def _visible(self, viewer: Agent, known: dict[int, Known]) -> dict[int, Agent]:
+    def _candidates(self, viewer: Agent) -> tuple[list[int], list[float], float]:
+        """Slots that may be in the viewer's view, ascending, their squared distances and
+        the squared radius beyond which only agents the viewer already shows stay."""
         if self._interest is None:
-            return {a.slot: a for a in self._slots.values()
-                    if a.mode is AgentMode.AGENT and a is not viewer}
-        center = viewer.pos
-        if center is None:
-            return {}
-        agents = self._slots
-        slots, d2 = self._interest.within(*center, self._far2)
-        inside = d2 <= self._near2
-        seen = {slot: agents[slot] for slot in slots[inside].tolist()}
-        for slot in slots[~inside].tolist():
-            # between r and 1.25 r: only an agent the client already shows stays
-            k = known.get(slot)
-            if k is not None and k[0] == agents[slot].uid:
-                seen[slot] = agents[slot]
-        seen.pop(viewer.slot, None)
-        return seen
+            slots = sorted(a.slot for a in self._slots.values() if a.mode is AgentMode.AGENT)
+            return slots, [0.0] * len(slots), 1.0
+        if viewer.pos is None:
+            return [], [], 0.0
+        slots, d2 = self._interest.within(*viewer.pos, self._far2)
+        return slots.tolist(), d2.tolist(), self._near2
 
     # -- replies -----------------------------------------------------------------------
 
@@ -399,43 +397,26 @@ class GridNode:
             items, fresh_ack.env, more_e = self.env.after(ack.env, reader, most)
             reply.env.extend(items)
             reply.more = more_c or more_e
-        visible = self._visible(viewer, known) if others else {}
+        candidates, distances, near = self._candidates(viewer) if others else ([], [], 0.0)
         fresh = fresh_ack.agents
-        gone = sorted(slot for slot, k in known.items()
-                      if slot not in visible or visible[slot].uid != k[0])
-        _delta_code(gone, reply.gone)
         ping: list[int] = []
         wanted = set(recover[: self.settings.max_recover])
         writer = TableWriter(self.maps)
-        budget = self.settings.max_reply_bytes - 160 - 2 * len(gone) - 2 * len(visible)
-        size = TABLE_OVERHEAD  # bytes the table may take so far
-        rows: list[tuple[int, Prepared]] = []
-        for slot in sorted(visible):
-            agent = visible[slot]
-            k = known.get(slot)
-            if k is None or k[0] != agent.uid or slot in wanted:
-                row = self._full_row(agent, viewer)
-            else:
-                if not agent.changed_since(k[1]):  # nothing new: a ping
-                    ping.append(slot)
-                    fresh[slot] = (agent.uid, frame)
-                    continue
-                row = self._row(agent, k[1])
-            cost = writer.bound(row) if row.literals else row.bound
-            if size + cost > budget:
-                reply.more = True
-                if k is not None and k[0] == agent.uid:
-                    fresh[slot] = k  # the client still knows what it knew
-                continue
-            size += cost
-            if row.literals:
-                writer.reserve(row)
-            rows.append((slot, row))
-            fresh[slot] = (agent.uid, frame)
-        if rows:
-            writer.write(rows)
+        # gone and visible agents take a slot step each outside the table
+        budget = self.settings.max_reply_bytes - 160 - 2 * len(known) - 2 * len(candidates)
+        slots = self._slots
+
+        def build(slot: int, since: int | None) -> Prepared:
+            agent = slots[slot]
+            return self._full_row(agent, viewer) if since is None else self._row(agent, since)
+
+        if reply_rows(candidates, distances, near, viewer.slot, known, wanted, self._table,
+                      frame, budget, TABLE_OVERHEAD, fresh, ping, writer, build):
+            reply.more = True
+        if writer.slot_column:
             writer.finish(reply.agents)
-        _delta_code(ping, reply.ping)
+        reply.gone.extend(steps(gone_slots(known, fresh, self._table)))
+        reply.ping.extend(steps(ping))
         records = viewer.records
         for old in [f for f in records if f < st]:
             del records[old]  # the client has moved past these
@@ -469,6 +450,10 @@ class GridNode:
             row = self._build_row(agent, since)
             if anchor is not None:
                 agent.rows[anchor] = row
+        if at == len(changes) - 1:
+            # the row of every reader that keeps up: the reply loop takes it without a call
+            self._table.common[agent.slot] = (row.mask, row.bound, row.numbers,
+                                              row if row.others or row.literals else None)
         return row
 
     def _build_row(self, agent: Agent, since: int) -> Prepared:
@@ -493,14 +478,6 @@ class GridNode:
             else:
                 deltas[name] = value
         return Prepared.of(deltas, True, self.maps)
-
-
-def _delta_code(slots: list[int], out) -> None:
-    """Ascending slots as differences (a packed column of small numbers)."""
-    previous = 0
-    for slot in slots:
-        out.append(slot - previous)
-        previous = slot
 
 
 class GridProcessCore:
