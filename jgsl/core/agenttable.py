@@ -20,6 +20,9 @@ from jgsl.wire import jgsl_pb2 as pb
 _ORDER = sorted(OPCODES, key=OPCODES.get)
 _COLUMNS = [f.name for f in pb.AgentTable.DESCRIPTOR.fields]
 _NUMBER_INDEX = {f: i for i, f in enumerate(NUMERIC)}
+#: The id and text columns of each mapped string field.
+_STRING_COLUMNS = {f: (f"{f.removesuffix('_file')}_ids", f"{f.removesuffix('_file')}_text")
+                   for f in MAPPED}
 #: Bytes a table may cost beyond its rows (column tags and lengths).
 TABLE_OVERHEAD = 3 * 17
 
@@ -139,16 +142,16 @@ class TableWriter:
             elif field == "nickname":
                 columns["nickname"].append(value)
             else:  # a mapped string
-                column = field.removesuffix("_file")
+                ids, texts = _STRING_COLUMNS[field]
                 string_id = self._maps[field].id_of(value)
                 literals = self._texts[field]
                 if string_id:
-                    columns[f"{column}_ids"].append(2 * string_id - 1)
+                    columns[ids].append(2 * string_id - 1)
                 elif value in literals:
-                    columns[f"{column}_ids"].append(2 * literals[value])
+                    columns[ids].append(2 * literals[value])
                 else:
-                    columns[f"{column}_ids"].append(0)
-                    columns[f"{column}_text"].append(value)
+                    columns[ids].append(0)
+                    columns[texts].append(value)
                     literals[value] = len(literals) + 1
 
     def finish(self, table: pb.AgentTable | None = None) -> pb.AgentTable:

@@ -126,8 +126,9 @@ class Agent:
     changes: list[int] = field(default_factory=list)
     #: True once ``changes`` has dropped old frames.
     trimmed: bool = False
-    #: Rows already built for readers whose baseline follows a given change frame.
-    rows: dict[object, Prepared] = field(default_factory=dict)
+    #: Rows already built: a viewer's name -> its full row; a change frame -> the row for
+    #: readers whose baseline follows it, as jgsl.core.rowloop.SlotTable describes.
+    rows: dict[object, object] = field(default_factory=dict)
     #: Data updates received (drives the periodic refresh, the original rec_count).
     updates: int = 0
     #: A non-player agent a region script spawned (never times out, never a viewer).
@@ -272,7 +273,7 @@ class GridNode:
                           role=self._roles.pop(jid, self.role), npc=npc)
             self.agents[jid] = self._slots[slot] = agent
             # replies up to this frame were made before the agent was there
-            self._table.occupy(slot, self.frame + 1)
+            self._table.occupy(slot, self.frame + 1, agent.changes, agent.rows)
             if mode is AgentMode.AGENT and not npc:
                 self.events.append(("enter", jid))
         elif agent.mode is not mode:
@@ -327,7 +328,6 @@ class GridNode:
             if len(changes) > 8:
                 del changes[0]
                 agent.trimmed = True
-        self._table.changed(agent.slot, changes)
 
     def _edits(self, agent: Agent, data: pb.AgentData) -> None:
         author = bare(agent.jid)
@@ -445,15 +445,13 @@ class GridNode:
         changes = agent.changes
         at = bisect_right(changes, since)
         anchor = changes[at - 1] if at else (-1 if not agent.trimmed else None)
-        row = agent.rows.get(anchor) if anchor is not None else None
-        if row is None:
-            row = self._build_row(agent, since)
-            if anchor is not None:
-                agent.rows[anchor] = row
-        if at == len(changes) - 1:
-            # the row of every reader that keeps up: the reply loop takes it without a call
-            self._table.common[agent.slot] = (row.mask, row.bound, row.numbers,
-                                              row if row.others or row.literals else None)
+        cached = agent.rows.get(anchor) if anchor is not None else None
+        if cached is not None:
+            return cached[3]
+        row = self._build_row(agent, since)
+        if anchor is not None:  # in the form the reply loop reads (jgsl.core.rowloop)
+            agent.rows[anchor] = (row.mask, row.bound, row.numbers, row,
+                                  not row.others and not row.literals)
         return row
 
     def _build_row(self, agent: Agent, since: int) -> Prepared:

@@ -22,40 +22,30 @@ COMPILED: bool = cython.compiled
 class SlotTable:
     """What the reply loop needs of each slot of a node, by slot: kept up to date by the node.
 
-    ``common[slot]`` is the agent's row for readers whose baseline lies between its two newest
-    change frames (``prev[slot]`` <= baseline < ``last[slot]``), the reader of every update
-    that keeps up, as (mask, bound, numbers, row): ``row`` is the prepared row when it has
-    strings or a name, None when it has numbers only; None until the node builds it.
+    ``changes[slot]`` and ``rows[slot]`` are the agent's own list of change frames (ascending)
+    and its dict of cached rows, shared, not copied: in ``rows`` a change frame ("anchor")
+    maps to the row of every reader whose baseline follows that change and precedes the
+    next, as (mask, bound, numbers, prepared row, numbers only?).
     """
 
-    __slots__ = ("born", "last", "prev", "common")
+    __slots__ = ("born", "changes", "rows")
 
     def __init__(self) -> None:
         #: The first frame whose reply can show the slot's agent: a reader whose knowledge
         #: of the slot is older knew an earlier agent in it.
         self.born: list[int] = []
-        self.last: list[int] = []  # newest change frame (-1: none)
-        self.prev: list[int] = []  # the change frame before it (-1: none)
-        self.common: list = []
+        self.changes: list[list[int]] = []
+        self.rows: list[dict] = []
 
-    def occupy(self, slot: int, born: int) -> None:
+    def occupy(self, slot: int, born: int, changes: list[int], rows: dict) -> None:
         while len(self.born) <= slot:
             self.born.append(0)
-            self.last.append(-1)
-            self.prev.append(-1)
-            self.common.append(None)
-        self.born[slot], self.last[slot], self.prev[slot] = born, -1, -1
-        self.common[slot] = None
+            self.changes.append([])
+            self.rows.append({})
+        self.born[slot], self.changes[slot], self.rows[slot] = born, changes, rows
 
     def vacate(self, slot: int) -> None:
-        self.last[slot] = self.prev[slot] = -1
-        self.common[slot] = None
-
-    def changed(self, slot: int, changes: list[int]) -> None:
-        """The agent's change frames (ascending, newest last) have a new newest one."""
-        self.last[slot] = changes[-1]
-        self.prev[slot] = changes[-2] if len(changes) > 1 else -1
-        self.common[slot] = None
+        self.changes[slot], self.rows[slot] = [], {}
 
 
 @cython.boundscheck(False)
@@ -74,9 +64,9 @@ def reply_rows(candidates: list, distances: list, near: cython.double, viewer: c
     an agent (since None: in full).
     """
     born: list = table.born
-    last: list = table.last
-    prev: list = table.prev
-    common: list = table.common
+    all_changes: list = table.changes
+    all_rows: list = table.rows
+    changes: list
     slot_column: list = writer.slot_column
     mask_column: list = writer.mask_column
     numbers: list = writer.number_columns
@@ -88,6 +78,7 @@ def reply_rows(candidates: list, distances: list, near: cython.double, viewer: c
     mask: cython.Py_ssize_t
     cost: cython.Py_ssize_t
     since: cython.longlong
+    at: cython.Py_ssize_t
     shown: cython.bint
     for j in range(len(candidates)):
         slot = candidates[j]
@@ -104,21 +95,26 @@ def reply_rows(candidates: list, distances: list, near: cython.double, viewer: c
         if not shown or slot in wanted:
             row = build(slot, None)
         else:
-            if since >= last[slot]:  # nothing new: a ping
+            changes = all_changes[slot]
+            at = len(changes)
+            if at == 0 or since >= changes[at - 1]:  # nothing new: a ping
                 ping.append(slot)
                 fresh[slot] = frame
                 continue
-            cached = common[slot]
-            if cached is None or since < prev[slot]:
+            while at > 0 and changes[at - 1] > since:
+                at -= 1  # now changes[at - 1] <= since < changes[at]: the reader's anchor
+            cached = all_rows[slot].get(changes[at - 1]) if at > 0 else None
+            if cached is None:
                 row = build(slot, since)
-            else:  # the cached row of a reader that keeps up
-                mask, cost, values, row = cached
-                if row is None:
-                    if size + cost > budget:
-                        more = True
-                        fresh[slot] = k  # the reader still knows what it knew
-                        continue
-                    size += cost
+            elif cached[4]:  # numbers only: no call at all
+                mask, cost, values = cached[0], cached[1], cached[2]
+                if size + cost > budget:
+                    more = True
+                    fresh[slot] = k  # the reader still knows what it knew
+                    continue
+                size += cost
+            else:
+                row = cached[3]
         if row is not None:
             literals = row.literals
             cost = writer.bound(row) if literals else row.bound
