@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jgsl.core import interest
 from jgsl.core.interest import InterestIndex
+from jgsl.core.rowloop import COMPILED
 
 position = st.tuples(st.integers(-40000, 80000), st.integers(-40000, 80000))
 move = st.tuples(st.integers(0, 300), st.one_of(st.none(), position))
 
 
-@given(st.lists(move, max_size=80), position, st.integers(0, 10**10))
-def test_within_matches_brute_force(moves, center, limit):
+@pytest.mark.parametrize("compiled", [
+    False, pytest.param(True, marks=pytest.mark.skipif(not COMPILED, reason="not compiled"))])
+@given(moves=st.lists(move, max_size=80), center=position, limit=st.integers(0, 10**10))
+def test_within_matches_brute_force(compiled, moves, center, limit):
     """After any sequence of placements and removals (slots past the initial capacity
-    included), exactly the placed slots within the limit come back, ascending."""
+    included), exactly the placed slots within the limit come back, ascending: from the
+    compiled pass and from numpy alike."""
     index, where = InterestIndex(capacity=4), {}
     for slot, pos in moves:
         index.place(slot, pos)
@@ -25,5 +31,7 @@ def test_within_matches_brute_force(moves, center, limit):
     expected = sorted((slot, (x - center[0]) ** 2 + (z - center[1]) ** 2)
                       for slot, (x, z) in where.items()
                       if (x - center[0]) ** 2 + (z - center[1]) ** 2 <= limit)
-    slots, distances = index.within(*center, limit)
-    assert list(zip(slots.tolist(), distances.tolist(), strict=True)) == expected
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(interest, "COMPILED", compiled)
+        slots, distances = index.within(*center, limit)
+    assert list(zip(slots, distances, strict=True)) == expected

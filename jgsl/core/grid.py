@@ -377,7 +377,7 @@ class GridNode:
         if viewer.pos is None:
             return [], [], 0.0
         slots, d2 = self._interest.within(*viewer.pos, self._far2)
-        return slots.tolist(), d2.tolist(), self._near2
+        return slots, d2, self._near2
 
     # -- replies -----------------------------------------------------------------------
 

@@ -194,3 +194,26 @@ def steps(slots: list) -> list:
         out.append(slot - previous)
         previous = slot
     return out
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def near(xs: cython.double[:], zs: cython.double[:], top: cython.Py_ssize_t, x: cython.double,
+         z: cython.double, limit: cython.double) -> tuple:
+    """Slots among the first ``top`` whose squared distance from (x, z) is at most
+    ``limit``, ascending, and those distances (lists). Compiled, one pass over the
+    positions is cheaper than numpy's few calls; see L{jgsl.core.interest}."""
+    slots = []
+    distances = []
+    slot: cython.Py_ssize_t
+    dx: cython.double
+    dz: cython.double
+    d: cython.double
+    for slot in range(top):
+        dx = xs[slot] - x
+        dz = zs[slot] - z
+        d = dx * dx + dz * dz
+        if d <= limit:
+            slots.append(slot)
+            distances.append(d)
+    return slots, distances

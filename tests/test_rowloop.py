@@ -1,0 +1,39 @@
+"""The reply loop compiled and as plain Python: byte-for-byte the same replies."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jgsl.core import rowloop
+from tests.rowloop_scenario import replies
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = [str(seed) for seed in range(12)]
+
+
+def run_scenario(mode: str) -> dict[str, list[str]]:
+    result = subprocess.run([sys.executable, "-m", "tests.rowloop_scenario", mode, *SEEDS],
+                            capture_output=True, text=True, cwd=ROOT, check=True, timeout=300)
+    return json.loads(result.stdout)
+
+
+def test_pure_python_module_gives_the_same_replies_as_this_process():
+    """Radius on and off, lost replies, recover lists, splits over the size limit,
+    observers, slots reused, mapped and unmapped strings: the .py source run as Python
+    answers every update with the bytes this process (compiled, when it is) answers."""
+    pure = run_scenario("--pure")
+    here = {seed: replies(int(seed)) for seed in SEEDS}
+    assert pure == here
+    assert sum(len(r) for r in here.values()) > 6000
+
+
+@pytest.mark.skipif(os.environ.get("JGSL_EXPECT_COMPILED") != "1",
+                    reason="only where ./dev test made sure a C compiler is installed")
+def test_reply_loop_is_compiled():
+    assert rowloop.COMPILED
