@@ -98,9 +98,9 @@ class TableWriter:
         self.absolute = [0] * len(NUMERIC)
         self.previous_slot = 0
         #: Unmapped strings of the reserved rows: a later row's copy costs only a reference.
-        self._literals: dict[str, set[str]] = {f: set() for f in MAPPED}
+        self._literals: dict[str, set[str]] = {}  # field -> strings, made when first needed
         #: Unmapped strings written so far, with their back-reference numbers.
-        self._texts: dict[str, dict[str, int]] = {f: {} for f in MAPPED}
+        self._texts: dict[str, dict[str, int]] = {}
         #: Bytes the table may take so far (what L{add} has added; see L{bound}).
         self.size = TABLE_OVERHEAD
 
@@ -108,7 +108,7 @@ class TableWriter:
         """Bytes the row may add here: its bound less strings this table already holds."""
         bound = row.bound
         for field, value, cost in row.literals:
-            if value in self._literals[field]:
+            if value in self._literals.get(field, ()):
                 bound -= cost - 2
         return bound
 
@@ -123,7 +123,7 @@ class TableWriter:
         """Note the unmapped strings of a row that L{write} will add: later rows' copies
         cost only a back reference (L{bound}). Rows without such strings need no call."""
         for field, value, _ in row.literals:
-            self._literals[field].add(value)
+            self._literals.setdefault(field, set()).add(value)
 
     def write(self, rows: list[tuple[int, Prepared]]) -> None:
         """Append reserved rows, slots ascending (larger than any written before)."""
@@ -144,7 +144,7 @@ class TableWriter:
             else:  # a mapped string
                 ids, texts = _STRING_COLUMNS[field]
                 string_id = self._maps[field].id_of(value)
-                literals = self._texts[field]
+                literals = self._texts.setdefault(field, {})
                 if string_id:
                     columns[ids].append(2 * string_id - 1)
                 elif value in literals:

@@ -75,8 +75,8 @@ def reply_rows(candidates: list, distances: list, near: cython.double, viewer: c
     more: cython.bint = False
     j: cython.Py_ssize_t
     slot: cython.Py_ssize_t
-    mask: cython.Py_ssize_t
-    cost: cython.Py_ssize_t
+    mask: cython.Py_ssize_t = 0
+    cost: cython.Py_ssize_t = 0
     since: cython.longlong
     at: cython.Py_ssize_t
     shown: cython.bint
@@ -217,3 +217,4 @@ def near(xs: cython.double[:], zs: cython.double[:], top: cython.Py_ssize_t, x: 
             slots.append(slot)
             distances.append(d)
     return slots, distances
+
