@@ -8,7 +8,6 @@ ever mattered). A reader that echoes frame ``t`` gets exactly the fields changed
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from jgsl.wire import jgsl_pb2 as pb
 
@@ -50,38 +49,24 @@ def valid_coordinate(value: float) -> bool:
     return math.isfinite(value) and abs(value) <= MAX_COORDINATE
 
 
-@dataclass(slots=True)
-class Tracked:
-    frame: int
-    value: object
-
-
 class FieldHistory:
     """Newest value and change frame of each field of one agent."""
 
     __slots__ = ("_fields",)
 
     def __init__(self) -> None:
-        self._fields: dict[str, Tracked] = {}
+        self._fields: dict[str, tuple[int, object]] = {}  # name -> (frame, value)
 
-    def push(self, state: pb.AgentState, frame: int) -> bool:
-        """Record every field set in ``state`` that differs from the stored one."""
-        changed = False
-        for descriptor, value in state.ListFields():
-            name = descriptor.name
-            current = self._fields.get(name)
-            if current is None or current.value != value:
-                self._fields[name] = Tracked(frame, value)
+    def push(self, values: dict[str, object], frame: int) -> bool:
+        """Record every field of ``values`` that differs from the stored one."""
+        fields, changed = self._fields, False
+        for name, value in values.items():
+            current = fields.get(name)
+            if current is None or current[1] != value:
+                fields[name] = (frame, value)
                 changed = True
         return changed
 
-    def since(self, frame: int) -> pb.AgentState | None:
-        """The fields changed after ``frame``, or None if nothing did."""
-        out = None
-        for name, tracked in self._fields.items():
-            if tracked.frame > frame:
-                if out is None:
-                    out = pb.AgentState()
-                setattr(out, name, tracked.value)
-        return out
-
+    def since(self, frame: int) -> dict[str, object]:
+        """The fields changed after ``frame`` (AgentState field -> value)."""
+        return {name: value for name, (at, value) in self._fields.items() if at > frame}

@@ -307,10 +307,12 @@ class GridNode:
                 tracker = agent.trackers[name] = ValueTracker(self.settings.history.get(name, 2))
             changed |= tracker.push(frame, value)
         agent.updates += 1
+        turn = agent.updates + agent.slot
         for name, rate in self.settings.refresh.items():
-            tracker = agent.trackers.get(name)
-            if tracker is not None and rate and (agent.updates + agent.slot) % rate == 0:
-                tracker.refreshed, changed = frame, True
+            if rate and turn % rate == 0:
+                tracker = agent.trackers.get(name)
+                if tracker is not None:
+                    tracker.refreshed, changed = frame, True
         if not changed:
             return
         self._changed(agent)
@@ -393,10 +395,13 @@ class GridNode:
         if edits:
             reader, most = bare(viewer.jid), self.settings.max_edits_per_reply
             items, fresh_ack.creations, more_c = self.creations.after(ack.creations, reader, most)
-            reply.creations.extend(items)
+            if items:
+                reply.creations.extend(items)
             items, fresh_ack.env, more_e = self.env.after(ack.env, reader, most)
-            reply.env.extend(items)
-            reply.more = more_c or more_e
+            if items:
+                reply.env.extend(items)
+            if more_c or more_e:
+                reply.more = True
         candidates, distances, near = self._candidates(viewer) if others else ([], [], 0.0)
         fresh = fresh_ack.agents
         ping: list[int] = []
