@@ -16,11 +16,12 @@ move = st.tuples(st.integers(0, 300), st.one_of(st.none(), position))
 
 @pytest.mark.parametrize("compiled", [
     False, pytest.param(True, marks=pytest.mark.skipif(not COMPILED, reason="not compiled"))])
-@given(moves=st.lists(move, max_size=80), center=position, limit=st.integers(0, 10**10))
-def test_within_matches_brute_force(compiled, moves, center, limit):
+@given(moves=st.lists(move, max_size=80), center=position, limit=st.integers(0, 10**10),
+       inner=st.floats(0, 1))
+def test_within_matches_brute_force(compiled, moves, center, limit, inner):
     """After any sequence of placements and removals (slots past the initial capacity
-    included), exactly the placed slots within the limit come back, ascending: from the
-    compiled pass and from numpy alike."""
+    included), exactly the placed slots within the limit come back, ascending, each marked
+    if it lies beyond the inner limit: from the compiled pass and from numpy alike."""
     index, where = InterestIndex(capacity=4), {}
     for slot, pos in moves:
         index.place(slot, pos)
@@ -28,10 +29,14 @@ def test_within_matches_brute_force(compiled, moves, center, limit):
             where.pop(slot, None)
         else:
             where[slot] = pos
-    expected = sorted((slot, (x - center[0]) ** 2 + (z - center[1]) ** 2)
-                      for slot, (x, z) in where.items()
-                      if (x - center[0]) ** 2 + (z - center[1]) ** 2 <= limit)
+    inner *= limit
+    distances = {slot: (x - center[0]) ** 2 + (z - center[1]) ** 2
+                 for slot, (x, z) in where.items()}
+    expected = sorted((slot, d > inner) for slot, d in distances.items() if d <= limit)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(interest, "COMPILED", compiled)
-        slots, distances = index.within(*center, limit)
-    assert list(zip(slots, distances, strict=True)) == expected
+        slots, outer = index.within(*center, limit, inner)
+    assert list(zip(slots, outer, strict=True)) == expected
+    if compiled:  # one int object per slot, whatever the query
+        assert all(a is b for a, b in zip(slots, index.within(*center, limit, inner)[0],
+                                          strict=True))

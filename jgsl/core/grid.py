@@ -370,16 +370,15 @@ class GridNode:
         if self._interest is not None:
             self._interest.place(agent.slot, position)
 
-    def _candidates(self, viewer: Agent) -> tuple[list[int], list[float], float]:
-        """Slots that may be in the viewer's view, ascending, their squared distances and
-        the squared radius beyond which only agents the viewer already shows stay."""
+    def _candidates(self, viewer: Agent) -> tuple[list[int], list[bool]]:
+        """Slots that may be in the viewer's view, ascending, and for each whether it is
+        between r and 1.25 r, where only an agent the viewer already shows stays."""
         if self._interest is None:
             slots = sorted(a.slot for a in self._slots.values() if a.mode is AgentMode.AGENT)
-            return slots, [0.0] * len(slots), 1.0
+            return slots, [False] * len(slots)
         if viewer.pos is None:
-            return [], [], 0.0
-        slots, d2 = self._interest.within(*viewer.pos, self._far2)
-        return slots, d2, self._near2
+            return [], []
+        return self._interest.within(*viewer.pos, self._far2, self._near2)
 
     # -- replies -----------------------------------------------------------------------
 
@@ -402,7 +401,7 @@ class GridNode:
                 reply.env.extend(items)
             if more_c or more_e:
                 reply.more = True
-        candidates, distances, near = self._candidates(viewer) if others else ([], [], 0.0)
+        candidates, outer = self._candidates(viewer) if others else ([], [])
         fresh = fresh_ack.agents
         ping: list[int] = []
         wanted = set(recover[: self.settings.max_recover])
@@ -415,7 +414,7 @@ class GridNode:
             agent = slots[slot]
             return self._full_row(agent, viewer) if since is None else self._row(agent, since)
 
-        if reply_rows(candidates, distances, near, viewer.slot, known, wanted, self._table,
+        if reply_rows(candidates, outer, viewer.slot, known, wanted, self._table,
                       frame, budget, TABLE_OVERHEAD, fresh, ping, writer, build):
             reply.more = True
         if writer.slot_column:

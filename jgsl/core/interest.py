@@ -23,6 +23,8 @@ class InterestIndex:
         self._x = np.full(capacity, _NOWHERE)
         self._z = np.full(capacity, _NOWHERE)
         self._top = 0  # one past the highest slot ever placed
+        #: One int object per slot: the reply loop's dict lookups find it by identity.
+        self._keys = list(range(capacity))
 
     def place(self, slot: int, position: tuple[int, int] | None) -> None:
         """Put ``slot`` at ``position``, or take it out of view with None."""
@@ -34,20 +36,21 @@ class InterestIndex:
             grow = max(slot + 1, 2 * len(self._x)) - len(self._x)
             self._x = np.concatenate([self._x, np.full(grow, _NOWHERE)])
             self._z = np.concatenate([self._z, np.full(grow, _NOWHERE)])
+            self._keys += range(len(self._keys), len(self._x))
         self._x[slot], self._z[slot] = position
         self._top = max(self._top, slot + 1)
 
-    def within(self, x: int, z: int, limit: float) -> tuple[list[int], list[float]]:
-        """Slots whose squared distance from (x, z) is at most ``limit``, ascending, and
-        those squared distances. One compiled pass when the reply loop is compiled (a few
-        µs for a thousand agents), numpy's vector operations when it is not."""
+    def within(self, x: int, z: int, far: float, inner: float) -> tuple[list[int], list[bool]]:
+        """Slots whose squared distance from (x, z) is at most ``far``, ascending, and for
+        each whether it is beyond ``inner``. One compiled pass when the reply loop is
+        compiled (a few µs for a thousand agents), numpy's vector operations when not."""
         top = self._top
         if COMPILED:
-            return near(self._x, self._z, top, x, z, limit)
+            return near(self._x, self._z, top, x, z, far, inner, self._keys)
         dx = self._x[:top] - x
         dx *= dx
         dz = self._z[:top] - z
         dz *= dz
         dx += dz
-        slots = np.flatnonzero(dx <= limit)
-        return slots.tolist(), dx[slots].tolist()
+        slots = np.flatnonzero(dx <= far)
+        return slots.tolist(), (dx[slots] > inner).tolist()

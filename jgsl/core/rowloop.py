@@ -50,15 +50,15 @@ class SlotTable:
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def reply_rows(candidates: list, distances: list, near: cython.double, viewer: cython.Py_ssize_t,
+def reply_rows(candidates: list, outer: list, viewer: cython.Py_ssize_t,
                known: dict, wanted: object, table: SlotTable, frame: object,
                budget: cython.Py_ssize_t, size: cython.Py_ssize_t, fresh: dict, ping: list,
                writer: object, build: object) -> cython.bint:
     """Append the reader's rows to ``writer``, note what it will know in ``fresh`` and the
     agents with nothing new in ``ping``; True if some row did not fit in ``budget`` bytes.
 
-    ``candidates`` are the slots near the reader, ascending, with their squared
-    ``distances``: beyond ``near`` only an agent the reader already shows stays. ``known``
+    ``candidates`` are the slots near the reader, ascending; where ``outer`` is true the
+    agent is only near enough if the reader already shows it (hysteresis). ``known``
     is slot -> frame of the reader's baseline (the reply that last showed it the slot),
     ``wanted`` the slots it asked to get in full, ``build(slot, since)`` the node's row for
     an agent (since None: in full).
@@ -81,25 +81,28 @@ def reply_rows(candidates: list, distances: list, near: cython.double, viewer: c
     at: cython.Py_ssize_t
     shown: cython.bint
     for j in range(len(candidates)):
-        slot = candidates[j]
+        # the slot as a C number for the lists, and as the very object the dicts hold
+        # (one per slot, from the interest index), which a lookup finds without comparing
+        key = candidates[j]
+        slot = key
         if slot == viewer:
             continue
-        k = known.get(slot)
+        k = known.get(key)
         shown = False
         if k is not None:
             since = k
             shown = since >= born[slot]
-        if not shown and distances[j] > near:
+        if not shown and outer[j]:
             continue  # between r and 1.25 r: only an agent the reader already shows stays
         row = None
-        if not shown or slot in wanted:
+        if not shown or key in wanted:
             row = build(slot, None)
         else:
             changes = all_changes[slot]
             at = len(changes)
             if at == 0 or since >= changes[at - 1]:  # nothing new: a ping
-                ping.append(slot)
-                fresh[slot] = frame
+                ping.append(key)
+                fresh[key] = frame
                 continue
             while at > 0 and changes[at - 1] > since:
                 at -= 1  # now changes[at - 1] <= since < changes[at]: the reader's anchor
@@ -110,7 +113,7 @@ def reply_rows(candidates: list, distances: list, near: cython.double, viewer: c
                 mask, cost, values = cached[0], cached[1], cached[2]
                 if size + cost > budget:
                     more = True
-                    fresh[slot] = k  # the reader still knows what it knew
+                    fresh[key] = k  # the reader still knows what it knew
                     continue
                 size += cost
             else:
@@ -121,7 +124,7 @@ def reply_rows(candidates: list, distances: list, near: cython.double, viewer: c
             if size + cost > budget:
                 more = True
                 if shown:
-                    fresh[slot] = k
+                    fresh[key] = k
                 continue
             size += cost
             if literals:
@@ -132,7 +135,7 @@ def reply_rows(candidates: list, distances: list, near: cython.double, viewer: c
         slot_column.append(slot - previous)
         previous = slot
         _append(mask_column, numbers, absolute, mask, values)
-        fresh[slot] = frame
+        fresh[key] = frame
     writer.previous_slot = previous
     return more
 
@@ -199,12 +202,13 @@ def steps(slots: list) -> list:
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def near(xs: cython.double[:], zs: cython.double[:], top: cython.Py_ssize_t, x: cython.double,
-         z: cython.double, limit: cython.double) -> tuple:
-    """Slots among the first ``top`` whose squared distance from (x, z) is at most
-    ``limit``, ascending, and those distances (lists). Compiled, one pass over the
-    positions is cheaper than numpy's few calls; see L{jgsl.core.interest}."""
+         z: cython.double, far: cython.double, inner: cython.double, keys: list) -> tuple:
+    """Slots among the first ``top`` whose squared distance from (x, z) is at most ``far``,
+    ascending, as the objects of ``keys``, and for each whether it is beyond ``inner``.
+    Compiled, one pass over the positions is cheaper than numpy's few calls; see
+    L{jgsl.core.interest}."""
     slots = []
-    distances = []
+    outer = []
     slot: cython.Py_ssize_t
     dx: cython.double
     dz: cython.double
@@ -213,8 +217,7 @@ def near(xs: cython.double[:], zs: cython.double[:], top: cython.Py_ssize_t, x: 
         dx = xs[slot] - x
         dz = zs[slot] - z
         d = dx * dx + dz * dz
-        if d <= limit:
-            slots.append(slot)
-            distances.append(d)
-    return slots, distances
-
+        if d <= far:
+            slots.append(keys[slot])
+            outer.append(d > inner)
+    return slots, outer
