@@ -573,14 +573,10 @@ class ClientCore:
         proxy.waiting_since, proxy.timeouts = None, 0
         if self.settings.track_others and not self._apply_agents(now, proxy, sender, msg):
             return []
-        for kind, edits in ((EventKind.CREATION, msg.creations), (EventKind.ENV, msg.env)):
-            for edit in edits:
-                key = (kind, edit.author)
-                if edit.seq and edit.seq <= self._applied.get(key, 0):
-                    continue
-                self._applied[key] = max(edit.seq, self._applied.get(key, 0))
-                self._emit(Event(kind, edit.author, edit=edit))
-        if msg.HasField("ct"):  # the node has handled every edit we sent up to this ct
+        if msg.creations or msg.env:  # (most replies have none: spare the loop)
+            self._apply_edits(msg)
+        if self._edits and msg.HasField("ct"):
+            # the node has handled every edit we sent up to this ct
             self._edits = [p for p in self._edits if p.sent_ct is None or p.sent_ct > msg.ct]
         proxy.st = msg.st
         proxy.ct = msg.ct if msg.HasField("ct") and not msg.want_full else 0
@@ -593,6 +589,16 @@ class ClientCore:
             # log cannot make the client outrun a flood limit.
             return self._service(now, proxy)
         return []
+
+    def _apply_edits(self, msg: pb.NormalUpdateReply) -> None:
+        """Creations and env messages, each once (resends after a lost reply skipped)."""
+        for kind, edits in ((EventKind.CREATION, msg.creations), (EventKind.ENV, msg.env)):
+            for edit in edits:
+                key = (kind, edit.author)
+                if edit.seq and edit.seq <= self._applied.get(key, 0):
+                    continue
+                self._applied[key] = max(edit.seq, self._applied.get(key, 0))
+                self._emit(Event(kind, edit.author, edit=edit))
 
     def _apply_agents(self, now: float, proxy: GridProxy, sender: str,
                       msg: pb.NormalUpdateReply) -> bool:
