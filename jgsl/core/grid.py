@@ -330,6 +330,7 @@ class GridNode:
             if len(changes) > 8:
                 del changes[0]
                 agent.trimmed = True
+        self._table.changed(agent.slot, changes)
 
     def _edits(self, agent: Agent, data: pb.AgentData) -> None:
         author = bare(agent.jid)
@@ -453,9 +454,11 @@ class GridNode:
         if cached is not None:
             return cached[3]
         row = self._build_row(agent, since)
+        plain = not row.others and not row.literals
         if anchor is not None:  # in the form the reply loop reads (jgsl.core.rowloop)
-            agent.rows[anchor] = (row.mask, row.bound, row.numbers, row,
-                                  not row.others and not row.literals)
+            agent.rows[anchor] = (row.mask, row.bound, row.numbers, row, plain)
+        if plain and at == len(changes) - 1:  # the row of every reader that keeps up
+            self._table.keep(agent.slot, row.mask, row.bound, row.numbers)
         return row
 
     def _build_row(self, agent: Agent, since: int) -> Prepared:

@@ -11,6 +11,8 @@ The loop reads what the node keeps per slot in plain lists (L{SlotTable}) and ca
 the node only for the rows it has not cached yet.
 """
 
+from array import array
+
 import cython
 
 #: Bit 0 of a row's mask: its numbers are deltas against the acknowledged state.
@@ -18,34 +20,83 @@ DELTA = 1
 #: Whether this module runs compiled (C) or as plain Python.
 COMPILED: bool = cython.compiled
 
+#: The hot table: per slot, WIDTH numbers in one run of memory (see L{SlotTable}); C
+#: constants when compiled (a Python int in C arithmetic costs a conversion each time).
+BORN = cython.declare(cython.Py_ssize_t, 0)
+LAST = cython.declare(cython.Py_ssize_t, 1)
+PREV = cython.declare(cython.Py_ssize_t, 2)
+KEPT = cython.declare(cython.Py_ssize_t, 3)
+MASK = cython.declare(cython.Py_ssize_t, 4)
+COST = cython.declare(cython.Py_ssize_t, 5)
+COUNT = cython.declare(cython.Py_ssize_t, 6)
+PAIRS = cython.declare(cython.Py_ssize_t, 7)
+#: Numeric fields a kept row may carry: (column index, value) pairs after PAIRS.
+MOST_NUMBERS = cython.declare(cython.Py_ssize_t, 5)
+WIDTH = cython.declare(cython.Py_ssize_t, 17)
+_DELTA = cython.declare(cython.Py_ssize_t, 1)  # DELTA, as a C constant
+
 
 class SlotTable:
     """What the reply loop needs of each slot of a node, by slot: kept up to date by the node.
 
+    ``hot`` holds, per slot, WIDTH 64-bit numbers side by side (one or two cache lines, where
+    Python objects would be a dozen scattered ones): BORN, the first frame whose reply can
+    show the slot's agent (a reader whose knowledge of the slot is older knew an earlier
+    agent in it); LAST and PREV, the agent's newest two change frames (-1: none); and, when
+    KEPT is 1, the row of every reader whose baseline lies between them, that is who keeps
+    up, when it has numbers only: its MASK, COST (bytes at most) and COUNT numbers as
+    (column, value) pairs.
+
     ``changes[slot]`` and ``rows[slot]`` are the agent's own list of change frames (ascending)
     and its dict of cached rows, shared, not copied: in ``rows`` a change frame ("anchor")
     maps to the row of every reader whose baseline follows that change and precedes the
-    next, as (mask, bound, numbers, prepared row, numbers only?).
+    next, as (mask, bound, numbers, prepared row, numbers only?). The loop reads them for
+    readers further behind and rows with strings.
     """
 
-    __slots__ = ("born", "changes", "rows")
+    __slots__ = ("hot", "changes", "rows")
 
     def __init__(self) -> None:
-        #: The first frame whose reply can show the slot's agent: a reader whose knowledge
-        #: of the slot is older knew an earlier agent in it.
-        self.born: list[int] = []
+        self.hot = array("q")
         self.changes: list[list[int]] = []
         self.rows: list[dict] = []
 
     def occupy(self, slot: int, born: int, changes: list[int], rows: dict) -> None:
-        while len(self.born) <= slot:
-            self.born.append(0)
+        while len(self.changes) <= slot:
+            self.hot.extend(_VACANT)
             self.changes.append([])
             self.rows.append({})
-        self.born[slot], self.changes[slot], self.rows[slot] = born, changes, rows
+        base = slot * WIDTH
+        self.hot[base:base + WIDTH] = _VACANT
+        self.hot[base + BORN] = born
+        self.changes[slot], self.rows[slot] = changes, rows
 
     def vacate(self, slot: int) -> None:
+        base = slot * WIDTH
+        self.hot[base:base + WIDTH] = _VACANT
         self.changes[slot], self.rows[slot] = [], {}
+
+    def changed(self, slot: int, changes: list[int]) -> None:
+        """The agent has a new newest change frame: what was kept is stale."""
+        hot, base = self.hot, slot * WIDTH
+        hot[base + LAST] = changes[-1]
+        hot[base + PREV] = changes[-2] if len(changes) > 1 else -1
+        hot[base + KEPT] = 0
+
+    def keep(self, slot: int, mask: int, cost: int, numbers: tuple) -> None:
+        """Keep the row of readers between the two newest changes (numbers only)."""
+        if len(numbers) > MOST_NUMBERS:
+            return
+        hot, base = self.hot, slot * WIDTH
+        hot[base + MASK], hot[base + COST], hot[base + COUNT] = mask, cost, len(numbers)
+        at = base + PAIRS
+        for i, value in numbers:
+            hot[at], hot[at + 1] = i, value
+            at += 2
+        hot[base + KEPT] = 1
+
+
+_VACANT = array("q", [0, -1, -1] + [0] * (WIDTH - 3))
 
 
 @cython.boundscheck(False)
@@ -63,7 +114,7 @@ def reply_rows(candidates: list, outer: list, viewer: cython.Py_ssize_t,
     ``wanted`` the slots it asked to get in full, ``build(slot, since)`` the node's row for
     an agent (since None: in full).
     """
-    born: list = table.born
+    hot: cython.longlong[:] = table.hot
     all_changes: list = table.changes
     all_rows: list = table.rows
     changes: list
@@ -79,6 +130,11 @@ def reply_rows(candidates: list, outer: list, viewer: cython.Py_ssize_t,
     cost: cython.Py_ssize_t = 0
     since: cython.longlong
     at: cython.Py_ssize_t
+    base: cython.Py_ssize_t
+    p: cython.Py_ssize_t
+    end: cython.Py_ssize_t
+    i: cython.Py_ssize_t
+    n: cython.longlong
     shown: cython.bint
     for j in range(len(candidates)):
         # the slot as a C number for the lists, and as the very object the dicts hold
@@ -87,23 +143,47 @@ def reply_rows(candidates: list, outer: list, viewer: cython.Py_ssize_t,
         slot = key
         if slot == viewer:
             continue
+        base = slot * WIDTH
         k = known.get(key)
         shown = False
         if k is not None:
             since = k
-            shown = since >= born[slot]
+            shown = since >= hot[base + BORN]
         if not shown and outer[j]:
             continue  # between r and 1.25 r: only an agent the reader already shows stays
         row = None
         if not shown or key in wanted:
             row = build(slot, None)
         else:
-            changes = all_changes[slot]
-            at = len(changes)
-            if at == 0 or since >= changes[at - 1]:  # nothing new: a ping
+            if since >= hot[base + LAST]:  # nothing new: a ping
                 ping.append(key)
                 fresh[key] = frame
                 continue
+            if hot[base + KEPT] and since >= hot[base + PREV]:
+                # a reader that keeps up, a row of numbers: all from the hot table
+                cost = hot[base + COST]
+                if size + cost > budget:
+                    more = True
+                    fresh[key] = k  # the reader still knows what it knew
+                    continue
+                size += cost
+                slot_column.append(slot - previous)
+                previous = slot
+                mask = hot[base + MASK]
+                mask_column.append(mask)
+                end = base + PAIRS + 2 * hot[base + COUNT]
+                for p in range(base + PAIRS, end, 2):
+                    i = hot[p]
+                    n = hot[p + 1]
+                    if mask & _DELTA:
+                        numbers[i].append(n)
+                    else:
+                        numbers[i].append(n - absolute[i])
+                        absolute[i] = n
+                fresh[key] = frame
+                continue
+            changes = all_changes[slot]
+            at = len(changes)
             while at > 0 and changes[at - 1] > since:
                 at -= 1  # now changes[at - 1] <= since < changes[at]: the reader's anchor
             cached = all_rows[slot].get(changes[at - 1]) if at > 0 else None
@@ -163,7 +243,7 @@ def _append(mask_column: list, numbers: list, absolute: list, mask: cython.Py_ss
     the previous absolute value of the same column."""
     i: cython.Py_ssize_t
     mask_column.append(mask)
-    if mask & DELTA:
+    if mask & _DELTA:
         for i, value in values:
             numbers[i].append(value)
     else:
@@ -177,11 +257,13 @@ def _append(mask_column: list, numbers: list, absolute: list, mask: cython.Py_ss
 def gone_slots(known: dict, fresh: dict, table: SlotTable) -> list:
     """Slots the reader knew whose agent it is not shown any more (left, out of view, or
     replaced by another agent in the same slot), ascending."""
-    born: list = table.born
+    hot: cython.longlong[:] = table.hot
+    slot: cython.Py_ssize_t
     gone = []
-    for slot, k in known.items():
-        if slot not in fresh or k < born[slot]:
-            gone.append(slot)
+    for key, k in known.items():
+        slot = key
+        if key not in fresh or k < hot[slot * WIDTH + BORN]:
+            gone.append(key)
     gone.sort()
     return gone
 
