@@ -93,6 +93,8 @@ class GridSettings:
     max_env: int = 200
 
 
+_REQUIRED = frozenset(REQUIRED)
+
 #: What a client knows of one slot after a reply: the frame its agent's state is exact at
 #: (a frame before the agent joined means the client knew an earlier agent in that slot).
 Known = int
@@ -147,7 +149,7 @@ class Agent:
         return bool(self.changes) and frame < self.changes[-1]
 
     def intact(self) -> bool:
-        return all(name in self.trackers for name in REQUIRED)
+        return self.trackers.keys() >= _REQUIRED
 
 
 class GridNode:

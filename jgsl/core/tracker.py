@@ -11,7 +11,7 @@ EVICTED = object()
 
 
 class ValueTracker:
-    __slots__ = ("_frames", "_values", "_size", "_evicted", "refreshed")
+    __slots__ = ("_frames", "_values", "_size", "_evicted", "refreshed", "frame", "value")
 
     def __init__(self, size: int = 2) -> None:
         self._frames: list[int] = []
@@ -20,26 +20,22 @@ class ValueTracker:
         self._evicted = False
         #: Frame of the last periodic refresh: readers behind it get the value absolute.
         self.refreshed = 0
+        #: The newest change: its frame (0 if none) and value (None if none). Plain
+        #: attributes, not properties: every row built reads them for every field.
+        self.frame = 0
+        self.value: object = None
 
     def push(self, frame: int, value: object) -> bool:
         """Record ``value`` at ``frame`` unless it equals the newest value (CheckPush)."""
-        if self._values and self._values[-1] == value:
+        if self._values and self.value == value:
             return False
         self._frames.append(frame)
         self._values.append(value)
+        self.frame, self.value = frame, value
         if len(self._frames) > self._size:
             del self._frames[0], self._values[0]
             self._evicted = True
         return True
-
-    @property
-    def frame(self) -> int:
-        """Frame of the newest change (0 if none)."""
-        return self._frames[-1] if self._frames else 0
-
-    @property
-    def value(self) -> object:
-        return self._values[-1] if self._values else None
 
     def at(self, frame: int) -> object:
         """The value as of ``frame``: None if it had none, EVICTED if that is forgotten."""
