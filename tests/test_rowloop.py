@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jgsl.core import rowloop
+from jgsl.core import rowloop, stale_compiled
 from tests.rowloop_scenario import replies
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,5 +35,15 @@ def test_pure_python_module_gives_the_same_replies_as_this_process():
 
 @pytest.mark.skipif(os.environ.get("JGSL_EXPECT_COMPILED") != "1",
                     reason="only where ./dev test made sure a C compiler is installed")
-def test_reply_loop_is_compiled():
+def test_reply_loop_is_compiled_from_this_source():
     assert rowloop.COMPILED
+    assert stale_compiled() == []
+
+
+def test_a_compiled_module_older_than_its_source_is_reported(tmp_path):
+    for name in ("fresh.py", "old.cpython-311-x86_64-linux-gnu.so", "old.py",
+                 "fresh.cpython-311-x86_64-linux-gnu.so", "orphan.so"):
+        (tmp_path / name).write_text("")
+    os.utime(tmp_path / "old.cpython-311-x86_64-linux-gnu.so", (1_000_000, 1_000_000))
+    os.utime(tmp_path / "fresh.py", (1_000_000, 1_000_000))
+    assert stale_compiled(tmp_path) == ["old"]
