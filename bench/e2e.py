@@ -10,13 +10,15 @@ echo (one stanza per sender per 0.1 s tick, as sessions 1-3 measured it) is run 
 
     python bench/e2e.py [--servers embedded,prosody] [--users 100,500,1000]
                         [--intervals 1,3] [--duration 20] [--ramp 10] [--smoke]
-                        [--grids N] [--thin] [--stagger N]
+                        [--grids N] [--thin] [--stagger N] [--pairs N] [--limit-only]
 
 --grids runs N grid processes (one per core; the gateway spreads nodes over them); --thin
 makes the load runner's clients echo frames without decoding the other agents (jgsl-load
 --thin): the servers do the same work, the load generator about half; --stagger (default 20)
 has the load runner tick 1/N of its users every 0.1/N s, so their updates go out spread over
-time as real players' do, not all at once every 0.1 s.
+time as real players' do, not all at once every 0.1 s. --pairs N measures the limit N times
+in turn (the ratio wanders with this shared machine), --limit-only skips the runs at 1 Hz
+and 3 s.
 
 Writes bench/results/e2e.json.
 """
@@ -192,6 +194,21 @@ def _ratio(flat: dict, echo: dict) -> float | None:
     return round(flat["updates_received_per_s"] / rate, 3) if rate else None
 
 
+def limit_run(world: World, xmpp: str, server: str, n: int, args) -> dict:
+    """JGSL flat out, then the echo at the same concurrency and stanza size, in one world."""
+    # Flat out (FLAT_OUT), one node per user: the same concurrency as the echo senders.
+    flat = load_run(world, xmpp, n, FLAT_OUT, args.duration, args.ramp, corners=False,
+                    thin=args.thin, stagger=args.stagger)
+    size = round(4 / 3 * (flat["bytes_per_update_in"] or 100))  # base64 of the payload
+    echo = echo_run(world, xmpp, n, size, args.duration)
+    # For comparison with sessions 1-3, whose echo sent one stanza per sender per 0.1 s
+    # tick: at 1000 senders that caps it at 10,000/s, below the router's limit.
+    paced = echo_run(world, xmpp, n, size, args.duration, paced=True)
+    return {"server": server, "users": n, "jgsl_flat_out": flat, "echo": echo,
+            "echo_paced": paced, "ratio_jgsl_over_echo": _ratio(flat, echo),
+            "ratio_jgsl_over_paced_echo": _ratio(flat, paced)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--servers", default="embedded,prosody")
@@ -206,6 +223,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--thin", action="store_true",
                    help="thin load clients (jgsl-load --thin): same server work, the load "
                         "generator does not decode the other agents")
+    p.add_argument("--pairs", type=int, default=1,
+                   help="measure the router's limit N times (flat out, then echo, then paced "
+                        "echo, in turn): the ratio wanders with this shared machine")
+    p.add_argument("--limit-only", action="store_true",
+                   help="skip the runs at 1 Hz and 3 s; only the router's limit")
     p.add_argument("--out", type=Path, default=RESULTS / "e2e.json")
     args = p.parse_args(argv)
     users = [int(n) for n in args.users.split(",")]
@@ -218,27 +240,16 @@ def main(argv: list[str] | None = None) -> dict:
         world = World(server, workdir, args.grids)
         try:
             xmpp = world.start()
-            for n in users:
+            for n in [] if args.limit_only else users:
                 for interval in intervals:
                     run = load_run(world, xmpp, n, interval, args.duration, args.ramp,
                                    thin=args.thin, stagger=args.stagger)
                     results["runs"].append({"server": server, **run})
                     print(server, json.dumps(run), flush=True)
-            n = users[-1]
-            # Flat out (FLAT_OUT), one node per user: the same concurrency as the echo senders.
-            flat = load_run(world, xmpp, n, FLAT_OUT, args.duration, args.ramp, corners=False,
-                            thin=args.thin, stagger=args.stagger)
-            size = round(4 / 3 * (flat["bytes_per_update_in"] or 100))  # base64 of the payload
-            echo = echo_run(world, xmpp, n, size, args.duration)
-            # For comparison with sessions 1-3, whose echo sent one stanza per sender per
-            # 0.1 s tick: at 1000 senders that caps it at 10,000/s, below the router's limit.
-            paced = echo_run(world, xmpp, n, size, args.duration, paced=True)
-            limit = {"server": server, "users": n, "jgsl_flat_out": flat, "echo": echo,
-                     "echo_paced": paced,
-                     "ratio_jgsl_over_echo": _ratio(flat, echo),
-                     "ratio_jgsl_over_paced_echo": _ratio(flat, paced)}
-            results["limits"].append(limit)
-            print(server, "limit", json.dumps(limit), flush=True)
+            for _ in range(args.pairs):
+                limit = limit_run(world, xmpp, server, users[-1], args)
+                results["limits"].append(limit)
+                print(server, "limit", json.dumps(limit), flush=True)
         finally:
             world.stop()
             import shutil

@@ -58,6 +58,16 @@ def test_e2e_bench_smoke(tmp_path):
         assert limit["ratio_jgsl_over_echo"] > 0 and limit["ratio_jgsl_over_paced_echo"] > 0
 
 
+def test_e2e_bench_limit_pairs_smoke(tmp_path):
+    """--limit-only --pairs 2: no rate runs, two flat-out/echo pairs in the one world."""
+    result = load("e2e").main(["--smoke", "--servers", "embedded", "--limit-only",
+                               "--pairs", "2", "--out", str(tmp_path / "e2e.json")])
+    assert result["runs"] == []
+    assert [limit["server"] for limit in result["limits"]] == ["embedded", "embedded"]
+    assert all(limit["jgsl_flat_out"]["updates_received_per_s"] > 0
+               and limit["ratio_jgsl_over_echo"] > 0 for limit in result["limits"])
+
+
 def test_lua_bench_smoke(tmp_path):
     """3 stale scripts reloaded (all or none), OnTick of an empty script and of the demo."""
     out = tmp_path / "lua.json"
