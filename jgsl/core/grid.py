@@ -144,10 +144,6 @@ class Agent:
         tracker = self.trackers.get(name)
         return None if tracker is None else tracker.value
 
-    def changed_since(self, frame: int) -> bool:
-        """Whether some field changed (or was refreshed) after ``frame``."""
-        return bool(self.changes) and frame < self.changes[-1]
-
     def intact(self) -> bool:
         return self.trackers.keys() >= _REQUIRED
 
@@ -444,7 +440,7 @@ class GridNode:
         return row
 
     def _row(self, agent: Agent, since: int) -> Prepared:
-        """What changed after frame ``since`` (the agent L{changed_since} it).
+        """What changed after frame ``since`` (the agent has changed since then).
 
         The answer depends on ``since`` only through which change frames follow it, so it is
         built once per such "anchor" and shared by every reader behind the same change.
