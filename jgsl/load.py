@@ -197,6 +197,7 @@ def run(reactor, args: argparse.Namespace):
         steady = reactor.seconds()
         sent_before, received_before = recorder.sent, recorder.received
         rtts_before, bytes_out, bytes_in = len(recorder.rtts), recorder.bytes_out, recorder.bytes_in
+        sized_out, sized_in = recorder.sized_out, recorder.sized_in
         while reactor.seconds() < steady + args.duration:
             progress.update(running, completed=round(reactor.seconds() - steady))
             yield task.deferLater(reactor, 0.2, lambda: None)
@@ -208,7 +209,8 @@ def run(reactor, args: argparse.Namespace):
         relogins=recorder.relogins, timeouts=recorder.timeouts,
         dead_proxies=recorder.dead_proxies, sent=recorder.sent - sent_before,
         received=recorder.received - received_before, bytes_out=recorder.bytes_out - bytes_out,
-        bytes_in=recorder.bytes_in - bytes_in, rtts=recorder.rtts[rtts_before:])
+        bytes_in=recorder.bytes_in - bytes_in, sized_out=recorder.sized_out - sized_out,
+        sized_in=recorder.sized_in - sized_in, rtts=recorder.rtts[rtts_before:])
     report = steady_recorder.report(args.users, steady, ended)
     report["ramp_s"] = round(steady - start, 2)
     report["embedded"] = args.embedded

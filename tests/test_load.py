@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jgsl.core.client import ClientSettings, Event, EventKind
-from jgsl.core.load import LoadCore, LoadSettings, Recorder, generated_users
+from jgsl.core.load import SIZE_EVERY, LoadCore, LoadSettings, Recorder, generated_users
 from jgsl.wire import jgsl_pb2 as pb
 
 
@@ -31,6 +31,9 @@ def test_recorder_counts_and_percentiles():
     assert report["updates_sent_per_s"] == 10.0
     assert report["rtt_ms"] == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
     assert report["bytes_per_update_out"] == msg.ByteSize()
+    # sized one in SIZE_EVERY, from the first
+    sampled = [pb.NormalUpdateReply(st=i).ByteSize() for i in range(0, 100, SIZE_EVERY)]
+    assert report["bytes_per_update_in"] == round(sum(sampled) / len(sampled), 1)
 
 
 def test_users_are_generated_in_the_area_and_started_over_the_ramp():

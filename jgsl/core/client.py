@@ -436,12 +436,12 @@ class ClientCore:
 
     def receive(self, now: float, envelope: Envelope) -> list[Envelope]:
         msg = envelope.message
+        if isinstance(msg, pb.NormalUpdateReply):  # nearly every message: asked first
+            return self._on_update(now, envelope.sender, msg)
         if isinstance(msg, pb.PingReply):
             return self._on_ping_reply(now, envelope.sender, msg)
         if isinstance(msg, pb.LoginReply):
             return self._on_login_reply(now, envelope.sender, msg)
-        if isinstance(msg, pb.NormalUpdateReply):
-            return self._on_update(now, envelope.sender, msg)
         if isinstance(msg, pb.Closing):
             return self._on_closing(now, envelope.sender, msg)
         if isinstance(msg, pb.ServerGameMessage):
