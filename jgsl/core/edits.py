@@ -103,6 +103,8 @@ class EditLog:
 
         Returns them, the new cursor (past skipped own entries too) and whether more remain.
         """
+        if not self.entries or self.entries[-1][0] <= cursor:
+            return [], cursor, False  # nothing new: what nearly every reply finds
         out: list[pb.WorldEdit] = []
         new_cursor = cursor
         # Entries are in seq order: start past the cursor (every reply asks, and a node may

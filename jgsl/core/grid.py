@@ -94,6 +94,7 @@ class GridSettings:
 
 
 _REQUIRED = frozenset(REQUIRED)
+_NONE_WANTED: frozenset[int] = frozenset()
 
 #: What a client knows of one slot after a reply: the frame its agent's state is exact at
 #: (a frame before the agent joined means the client knew an earlier agent in that slot).
@@ -216,10 +217,11 @@ class GridNode:
     def normal_update(self, now: float, sender: str, msg: pb.NormalUpdate) -> pb.NormalUpdateReply:
         agent = self._agent(now, sender, AgentMode.AGENT)
         self.frame += 1
-        if msg.agent.HasField("data"):
-            self._store(agent, msg.agent.data)
-        if msg.agent.creations or msg.agent.env:
-            self._edits(agent, msg.agent)
+        sent = msg.agent  # pb.AgentData: the sender's state and edits
+        if sent.HasField("data"):
+            self._store(agent, sent.data)
+        if sent.creations or sent.env:
+            self._edits(agent, sent)
         reply = self._reply(agent, msg.st, msg.recover, others=not msg.dummy, edits=True)
         if agent.intact():
             reply.ct = msg.ct
@@ -403,7 +405,7 @@ class GridNode:
         candidates, outer = self._candidates(viewer) if others else ([], [])
         fresh = fresh_ack.agents
         ping: list[int] = []
-        wanted = set(recover[: self.settings.max_recover])
+        wanted = set(recover[: self.settings.max_recover]) if recover else _NONE_WANTED
         writer = TableWriter(self.maps)
         # gone and visible agents take a slot step each outside the table
         budget = self.settings.max_reply_bytes - 160 - 2 * len(known) - 2 * len(candidates)
