@@ -3,7 +3,8 @@
 Every update's reply asks "who is within r of this viewer"; answering it agent by agent in
 Python cost a grid process a sixth of its time with ~60 agents in view (a cell index only
 shrinks the candidates to ~4x the answer). Here the distances of all of a node's agents come
-from a handful of vectorised operations, and Python only touches the agents in range.
+from one compiled pass (L{jgsl.core.rowloop.near}) or, without a compiler, from a handful of
+numpy operations, and Python only touches the agents in range.
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ written in Cython's pure-Python mode: ``pip install`` compiles it when Cython an
 are there (setup.py), and the same source runs as plain Python when they are not, so there is
 one implementation; L{COMPILED} says which one runs.
 
-The loop reads what the node keeps per slot in plain lists (L{SlotTable}) and calls back into
-the node only for the rows it has not cached yet.
+The loop reads what the node keeps per slot (L{SlotTable}: 64-bit numbers side by side for
+the common case, the agents' own change lists and row caches for the rest) and calls back
+into the node only for the rows it has not built yet. The interest query's pass over the
+positions (L{near}) is here too, as it is only worth having compiled.
 """
 
 from array import array
