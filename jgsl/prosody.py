@@ -158,22 +158,25 @@ def main(argv: list[str] | None = None) -> int:
     names = ["gateway", *(f"grid{i}" for i in range(1, args.grids + 1)), "emu", "load"]
     server = DevProsody({f"{n}.{args.domain}": secret for n in names}, args.domain, args.dir,
                         args.c2s_port, args.component_port)
+    # Before Prosody starts: a SIGTERM that came between the start and the handler would
+    # kill this process with the default action and leave Prosody running, orphaned.
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     try:
         server.start()
     except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
         print(f"jgsl-prosody: cannot start Prosody: {e}", file=sys.stderr)
         server.stop()
         return 1
-    (server.workdir / "component.secret").write_text(secret + "\n")
-    for entry in filter(None, args.players.split(",")):
-        user, _, password = entry.partition(":")
-        server.register(user, password)
-    print(f"Prosody for {args.domain}: c2s on 127.0.0.1:{server.c2s_port}, components on "
-          f"127.0.0.1:{server.component_port}; secret in {server.workdir / 'component.secret'}, "
-          f"certificate {server.cert_path}. Ctrl-C stops it.", flush=True)
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
-    try:
+    try:  # from here on Prosody runs: whatever happens, stop it
+        (server.workdir / "component.secret").write_text(secret + "\n")
+        for entry in filter(None, args.players.split(",")):
+            user, _, password = entry.partition(":")
+            server.register(user, password)
+        print(f"Prosody for {args.domain}: c2s on 127.0.0.1:{server.c2s_port}, components on "
+              f"127.0.0.1:{server.component_port}; secret in "
+              f"{server.workdir / 'component.secret'}, certificate {server.cert_path}. "
+              "Ctrl-C stops it.", flush=True)
         while not stop and server.proc.poll() is None:
             time.sleep(0.2)
     except KeyboardInterrupt:
