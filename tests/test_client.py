@@ -347,6 +347,9 @@ def test_late_answer_brings_the_next_update_at_once():
     reply = grid.receive(5.25, out[0])[0]
     out = alice.receive(5.31, reply)
     assert [type(e.message) for e in out] == [pb.NormalUpdate]
+    # that update is in flight and the player has not moved: the next tick has nothing to do
+    # (no round of the neighbour rule)
+    assert not alice._step_due(5.35)
     reply = grid.receive(5.31, out[0])[0]
     reply.message.more = True  # the rest of a split reply: asked for at the next tick, not at once
     assert alice.receive(5.4, reply) == []
