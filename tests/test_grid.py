@@ -231,6 +231,19 @@ def test_absurd_fields_are_rejected_one_by_one(grid, state, field):
     assert agent.value(field) is None and agent.value("y") == 3672
 
 
+@pytest.mark.parametrize("field, good, bad", [
+    ("facing", (0, 255), (256, 1000)),
+    ("scaling", (1, 100_000), (0, 100_001)),
+    ("rx", (-20_000, 40_000), (-20_001, 40_001)),  # a 200 m node: -1 to 2 sizes
+    ("rz", (-20_000, 40_000), (-20_001, 40_001)),
+])
+def test_numbers_at_the_edge_of_their_range(grid, field, good, bad):
+    for i, value in enumerate(good + bad):
+        update(grid, 0, f"u{i}@emu.localhost", data=pb.AgentState(**{field: value}, y=1))
+    agents = grid.nodes[1].agents
+    assert [agents[f"u{i}@emu.localhost"].value(field) for i in range(4)] == [*good, None, None]
+
+
 def test_strings_with_commas_are_safe(grid):
     """The original stream broke on ',' in a value; protobuf does not."""
     update(grid, 0, "alice@emu.localhost", data=pb.AgentState(nickname="a,b:c", anim="x,y"))

@@ -174,6 +174,18 @@ class GridNode:
             self._near2 = (settings.sense_radius / POSITION_QUANTUM) ** 2
             self._far2 = self._near2 * 1.25 ** 2  # an agent already shown stays until 1.25 r
         self._limit = None if region.size is None else round(region.size / POSITION_QUANTUM)
+        #: Per numeric field, the values L{_check} accepts: in range, a number needs no call.
+        most = MAX_COORDINATE / POSITION_QUANTUM
+        self._ranges = dict.fromkeys(NUMERIC, (-most, most))
+        self._ranges.update(facing=(0, 255), scaling=(1, 100_000))
+        if self._limit is not None:
+            self._ranges["rx"] = self._ranges["rz"] = (max(-self._limit, -most),
+                                                      min(2 * self._limit, most))
+        #: The fields refreshed every n updates, by n (settings.refresh, read once).
+        self._refresh: dict[int, list[str]] = {}
+        for name, rate in settings.refresh.items():
+            if rate:
+                self._refresh.setdefault(rate, []).append(name)
         self.rejected: list[str] = []  # why fields were rejected, drained by the process
         self._roles: dict[str, str] = {}
         self.creations = EditLog.new(compress=False, limit=settings.max_creations)
@@ -296,28 +308,32 @@ class GridNode:
 
     def _store(self, agent: Agent, state: pb.AgentState) -> None:
         frame, changed = self.frame, False
+        trackers, ranges = agent.trackers, self._ranges
         for descriptor, value in state.ListFields():
             name = descriptor.name
-            problem = self._check(name, value)
-            if problem:
-                self.rejected.append(f"{agent.jid}: {name} {problem}")
-                continue
-            tracker = agent.trackers.get(name)
+            bounds = ranges.get(name)  # (strings are always checked)
+            if bounds is None or not bounds[0] <= value <= bounds[1]:
+                problem = self._check(name, value)
+                if problem:
+                    self.rejected.append(f"{agent.jid}: {name} {problem}")
+                    continue
+            tracker = trackers.get(name)
             if tracker is None:
-                tracker = agent.trackers[name] = ValueTracker(self.settings.history.get(name, 2))
+                tracker = trackers[name] = ValueTracker(self.settings.history.get(name, 2))
             changed |= tracker.push(frame, value)
         agent.updates += 1
         turn = agent.updates + agent.slot
-        for name, rate in self.settings.refresh.items():
-            if rate and turn % rate == 0:
-                tracker = agent.trackers.get(name)
-                if tracker is not None:
-                    tracker.refreshed, changed = frame, True
+        for rate, names in self._refresh.items():
+            if turn % rate == 0:
+                for name in names:
+                    tracker = trackers.get(name)
+                    if tracker is not None:
+                        tracker.refreshed, changed = frame, True
         if not changed:
             return
         self._changed(agent)
-        rx, rz = agent.value("rx"), agent.value("rz")
-        agent.pos = None if rx is None or rz is None else (rx, rz)
+        rx, rz = trackers.get("rx"), trackers.get("rz")
+        agent.pos = None if rx is None or rz is None else (rx.value, rz.value)
         if agent.mode is AgentMode.AGENT:
             self._place(agent, agent.pos)
 
@@ -420,14 +436,22 @@ class GridNode:
             reply.more = True
         if writer.slot_column:
             writer.finish(reply.agents)
-        reply.gone.extend(steps(gone_slots(known, fresh, self._table)))
-        reply.ping.extend(steps(ping))
+        if known:
+            gone = gone_slots(known, fresh, self._table)
+            if gone:
+                reply.gone.extend(steps(gone))
+        if ping:
+            reply.ping.extend(steps(ping))
+        # records are kept in frame order (each reply's frame is new and the largest yet)
         records = viewer.records
-        for old in [f for f in records if f < st]:
-            del records[old]  # the client has moved past these
+        while records:
+            oldest = next(iter(records))
+            if oldest >= st:
+                break
+            del records[oldest]  # the client has moved past it
         records[frame] = fresh_ack
         while len(records) > self.settings.records:
-            del records[min(records)]
+            del records[next(iter(records))]
         return reply
 
     def _full_row(self, agent: Agent, viewer: Agent) -> Prepared:
