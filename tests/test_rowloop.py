@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,8 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jgsl.core import rowloop, stale_compiled
+from jgsl.wire import jgsl_pb2 as pb
 from tests.rowloop_scenario import replies
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,3 +52,42 @@ def test_a_compiled_module_older_than_its_source_is_reported(tmp_path):
     os.utime(tmp_path / "old.cpython-311-x86_64-linux-gnu.so", (1_000_000, 1_000_000))
     os.utime(tmp_path / "fresh.py", (1_000_000, 1_000_000))
     assert stale_compiled(tmp_path) == ["old"]
+
+
+def _pure_rowloop():
+    """The .py source as plain Python, beside the (compiled) module this process uses."""
+    path = ROOT / "jgsl" / "core" / "rowloop.py"
+    loader = importlib.machinery.SourceFileLoader("rowloop_as_python", str(path))
+    spec = importlib.util.spec_from_file_location("rowloop_as_python", path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    assert not module.COMPILED
+    return module
+
+
+PURE = _pure_rowloop()
+_FIELDS = pb.AgentTable.DESCRIPTOR.fields_by_name
+_UINT = st.lists(st.integers(0, 2**32 - 1), max_size=6)
+_SINT = st.lists(st.integers(-2**63, 2**63 - 1), max_size=6)
+
+
+@given(st.fixed_dictionaries({"slots": _UINT, "masks": _UINT, "anim_ids": _UINT, "rx": _SINT,
+                              "y": _SINT, "facing": _SINT, "scaling": _SINT}))
+def test_packed_columns_are_what_protobuf_writes(columns):
+    """Both the module in use and its plain-Python run give protobuf's own bytes."""
+    expected = pb.AgentTable()
+    for name, values in columns.items():
+        getattr(expected, name).extend(values)
+    spec = [(_FIELDS[name].number, _FIELDS[name].type == _FIELDS[name].TYPE_SINT64, values)
+            for name, values in columns.items()]
+    for module in (rowloop, PURE):
+        table = pb.AgentTable()
+        table.MergeFromString(module.pack_columns(spec))
+        assert table.SerializeToString() == expected.SerializeToString()
+
+
+@pytest.mark.parametrize("value", [-1, 2**32])
+def test_packed_uint32_columns_refuse_what_does_not_fit(value):
+    for module in (rowloop, PURE):
+        with pytest.raises(ValueError):
+            module.pack_columns([(1, False, [3, value])])

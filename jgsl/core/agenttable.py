@@ -13,12 +13,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from jgsl.core.fields import MAPPED, NUMERIC, OPCODES
-from jgsl.core.rowloop import DELTA, append_rows
+from jgsl.core.rowloop import COMPILED, DELTA, append_rows, pack_columns
 from jgsl.core.stringmaps import StringMap
 from jgsl.wire import jgsl_pb2 as pb
 
 _ORDER = sorted(OPCODES, key=OPCODES.get)
-_COLUMNS = [f.name for f in pb.AgentTable.DESCRIPTOR.fields]
+#: The integer columns: field number and whether the values are zigzag coded (sint64).
+_PACKED = {f.name: (f.number, f.type == f.TYPE_SINT64) for f in pb.AgentTable.DESCRIPTOR.fields
+           if f.type in (f.TYPE_UINT32, f.TYPE_SINT64)}
 _NUMBER_INDEX = {f: i for i, f in enumerate(NUMERIC)}
 #: The id and text columns of each mapped string field.
 _STRING_COLUMNS = {f: (f"{f.removesuffix('_file')}_ids", f"{f.removesuffix('_file')}_text")
@@ -66,8 +68,13 @@ class Prepared:
         mask = DELTA if delta else 0
         bound = 4  # slot step and mask
         literals = []
+        last, ordered = 0, True  # (a node's fields are nearly always in opcode order)
         for field, value in values.items():
-            mask |= 1 << OPCODES[field]
+            opcode = OPCODES[field]
+            if opcode < last:
+                ordered = False
+            last = opcode
+            mask |= 1 << opcode
             if field in NUMERIC:
                 bound += _zigzag_size(value) if delta else 5
             elif field in MAPPED and maps[field].id_of(value):
@@ -77,7 +84,9 @@ class Prepared:
                 bound += cost
                 if field in MAPPED:
                     literals.append((field, value, cost))
-        items = sorted(values.items(), key=lambda item: OPCODES[item[0]])
+        items = list(values.items())
+        if not ordered:
+            items.sort(key=lambda item: OPCODES[item[0]])
         return cls(mask, tuple((_NUMBER_INDEX[f], v) for f, v in items if f in NUMERIC),
                    tuple(i for i in items if i[0] not in NUMERIC), bound, tuple(literals))
 
@@ -90,10 +99,15 @@ class TableWriter:
     def __init__(self, maps: Mapping[str, StringMap]) -> None:
         self._maps = maps
         self._name = ""
-        self._columns: dict[str, list] = {name: [] for name in _COLUMNS}
-        self.slot_column: list[int] = self._columns["slots"]
-        self.mask_column: list[int] = self._columns["masks"]
-        self.number_columns: list[list[int]] = [self._columns[f] for f in NUMERIC]
+        self.slot_column: list[int] = []
+        self.mask_column: list[int] = []
+        self.number_columns: list[list[int]] = [[] for _ in NUMERIC]
+        #: Every column, the name and string ones made when a row first needs them (most
+        #: replies have numbers only).
+        numbers = self.number_columns
+        self._columns: dict[str, list] = {"slots": self.slot_column, "masks": self.mask_column,
+                                          "rx": numbers[0], "y": numbers[1], "rz": numbers[2],
+                                          "facing": numbers[3], "scaling": numbers[4]}
         #: The previous absolute value of each numeric column, and the previous row's slot.
         self.absolute = [0] * len(NUMERIC)
         self.previous_slot = 0
@@ -129,41 +143,53 @@ class TableWriter:
         """Append reserved rows, slots ascending (larger than any written before)."""
         append_rows(self, rows)
 
+    def _column(self, name: str) -> list:
+        column = self._columns.get(name)
+        if column is None:
+            column = self._columns[name] = []
+        return column
+
     def write_others(self, row: Prepared) -> None:
         """The row's name and strings (its numbers are written by the caller)."""
-        columns = self._columns
+        column = self._column
         for field, value in row.others:
             if field == "name":
                 shared = _shared_prefix(self._name, value)
-                columns["name_shared"].append(shared)
-                columns["name_rest_len"].append(len(value) - shared)
-                columns["name_rest"].append(value[shared:])
+                column("name_shared").append(shared)
+                column("name_rest_len").append(len(value) - shared)
+                column("name_rest").append(value[shared:])
                 self._name = value
             elif field == "nickname":
-                columns["nickname"].append(value)
+                column("nickname").append(value)
             else:  # a mapped string
                 ids, texts = _STRING_COLUMNS[field]
                 string_id = self._maps[field].id_of(value)
                 literals = self._texts.setdefault(field, {})
                 if string_id:
-                    columns[ids].append(2 * string_id - 1)
+                    column(ids).append(2 * string_id - 1)
                 elif value in literals:
-                    columns[ids].append(2 * literals[value])
+                    column(ids).append(2 * literals[value])
                 else:
-                    columns[ids].append(0)
-                    columns[texts].append(value)
+                    column(ids).append(0)
+                    column(texts).append(value)
                     literals[value] = len(literals) + 1
 
     def finish(self, table: pb.AgentTable | None = None) -> pb.AgentTable:
         """Write the columns into ``table`` (a new one by default) and return it."""
         table = pb.AgentTable() if table is None else table
+        packed = []
         for name, values in self._columns.items():
             if not values:
                 continue
             if name == "name_rest":
                 table.name_rest = "".join(values)
+            elif COMPILED and name in _PACKED:
+                number, zigzag = _PACKED[name]
+                packed.append((number, zigzag, values))
             else:
                 getattr(table, name).extend(values)
+        if packed:  # (compiled) the integer columns in one call, not value by value
+            table.MergeFromString(pack_columns(packed))
         return table
 
 

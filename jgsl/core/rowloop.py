@@ -305,3 +305,74 @@ def near(xs: cython.double[:], zs: cython.double[:], top: cython.Py_ssize_t, x: 
             slots.append(keys[slot])
             outer.append(d > inner)
     return slots, outer
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def pack_columns(columns: list) -> bytes:
+    """Integer columns, (field number, zigzag?, values), as protobuf packed repeated fields.
+
+    What ``extend`` on each column of the message costs most of (protobuf converts the
+    values one by one through its generic sequence path: a fifth of a grid's instructions
+    per update) takes a pass in C here; the bytes are merged into the table in one call.
+    Only worth it compiled: plain Python appends to the message's columns instead.
+    """
+    total: cython.Py_ssize_t = 0
+    for entry in columns:
+        total += 16 + 10 * len(entry[2])
+    buffer = bytearray(total)
+    out: cython.uchar[:] = buffer
+    at: cython.Py_ssize_t = 0
+    size: cython.Py_ssize_t
+    i: cython.Py_ssize_t
+    n: cython.longlong
+    u: cython.ulonglong
+    zigzag: cython.bint
+    for entry in columns:
+        values: list = entry[2]
+        if not values:
+            continue
+        zigzag = entry[1]
+        size = 0
+        for i in range(len(values)):
+            n = values[i]
+            if zigzag:
+                u = (cython.cast(cython.ulonglong, n) << 1) ^ cython.cast(cython.ulonglong, n >> 63)
+            elif n < 0 or n > 0xFFFFFFFF:
+                raise ValueError(f"{n} does not fit an uint32 column")
+            else:
+                u = n
+            size += _varint_size(u)
+        at = _put(out, at, (entry[0] << 3) | 2)  # tag: field number, length-delimited
+        at = _put(out, at, size)
+        for i in range(len(values)):
+            n = values[i]
+            if zigzag:
+                u = (cython.cast(cython.ulonglong, n) << 1) ^ cython.cast(cython.ulonglong, n >> 63)
+            else:
+                u = n
+            at = _put(out, at, u)
+    return bytes(buffer[:at])
+
+
+@cython.cfunc
+@cython.inline
+def _varint_size(u: cython.ulonglong) -> cython.Py_ssize_t:
+    size: cython.Py_ssize_t = 1
+    while u >= 0x80:
+        u >>= 7
+        size += 1
+    return size
+
+
+@cython.cfunc
+@cython.inline
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def _put(out: cython.uchar[:], at: cython.Py_ssize_t, u: cython.ulonglong) -> cython.Py_ssize_t:
+    while u >= 0x80:
+        out[at] = (u & 0x7F) | 0x80
+        u >>= 7
+        at += 1
+    out[at] = u
+    return at + 1
