@@ -36,6 +36,7 @@ PAIRS = cython.declare(cython.Py_ssize_t, 7)
 MOST_NUMBERS = cython.declare(cython.Py_ssize_t, 5)
 WIDTH = cython.declare(cython.Py_ssize_t, 17)
 _DELTA = cython.declare(cython.Py_ssize_t, 1)  # DELTA, as a C constant
+_UINT32_MAX = cython.declare(cython.longlong, 0xFFFFFFFF)
 
 
 class SlotTable:
@@ -338,7 +339,7 @@ def pack_columns(columns: list) -> bytes:
             n = values[i]
             if zigzag:
                 u = (cython.cast(cython.ulonglong, n) << 1) ^ cython.cast(cython.ulonglong, n >> 63)
-            elif n < 0 or n > 0xFFFFFFFF:
+            elif n < 0 or n > _UINT32_MAX:
                 raise ValueError(f"{n} does not fit an uint32 column")
             else:
                 u = n
@@ -351,7 +352,12 @@ def pack_columns(columns: list) -> bytes:
                 u = (cython.cast(cython.ulonglong, n) << 1) ^ cython.cast(cython.ulonglong, n >> 63)
             else:
                 u = n
-            at = _put(out, at, u)
+            while u >= 0x80:  # (written out here: a call per value passes the view each time)
+                out[at] = (u & 0x7F) | 0x80
+                u >>= 7
+                at += 1
+            out[at] = u
+            at += 1
     return bytes(buffer[:at])
 
 
