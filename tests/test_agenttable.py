@@ -105,3 +105,18 @@ def test_value_tracker_history():
     assert (tracker.frame, tracker.value) == (9, 12)
     assert tracker.at(9) == 12 and tracker.at(8) == 11 and tracker.at(6) == 11
     assert tracker.at(5) is EVICTED  # the value at frame 3 fell out of the history
+
+
+@given(st.integers(1, 4), st.lists(st.tuples(st.integers(1, 3), st.integers(0, 3)), max_size=12))
+def test_value_tracker_earlier_is_what_at_answers_between_the_newest_two(size, pushes):
+    """The grid's row builder reads ``earlier`` instead of searching with ``at``."""
+    tracker, frame = ValueTracker(size=size), 0
+    for step, value in pushes:
+        frame += step
+        tracker.push(frame, value)
+        if tracker.earlier_frame is not None:
+            assert size > 1
+            for since in range(tracker.earlier_frame, tracker.frame):
+                assert tracker.at(since) == tracker.earlier
+        elif len(tracker) > 1:
+            raise AssertionError("a history of two or more values has an earlier one")

@@ -94,6 +94,8 @@ class GridSettings:
 
 
 _REQUIRED = frozenset(REQUIRED)
+#: Messages for one of the process's nodes (sk, id).
+_NODE_MESSAGES = frozenset({pb.NormalUpdate, pb.ObserverUpdate, pb.Logout})
 _NONE_WANTED: frozenset[int] = frozenset()
 
 #: What a client knows of one slot after a reply: the frame its agent's state is exact at
@@ -499,7 +501,11 @@ class GridNode:
         deltas: dict[str, object] = {}
         for name, value in changed.items():
             if name in NUMERIC:
-                old = agent.trackers[name].at(since)
+                tracker = agent.trackers[name]
+                earlier = tracker.earlier_frame  # (it changed after since: the value at since
+                # is the one before the newest if that came no later than since)
+                old = tracker.earlier if earlier is not None and earlier <= since \
+                    else tracker.at(since)
                 if old is None or old is EVICTED:
                     return Prepared.of(changed, False, self.maps)  # no baseline
                 diff = value - old
@@ -586,7 +592,7 @@ class GridProcessCore:
             return self._spawn(now, sender, msg)
         if isinstance(msg, pb.CloseNode):
             return self._close(now, sender, msg)
-        if isinstance(msg, pb.NormalUpdate | pb.ObserverUpdate | pb.Logout):
+        if type(msg) in _NODE_MESSAGES:
             node = self.nodes.get(msg.id)
             if node is None or node.key != msg.sk:
                 self._drops.drop(now, "{type} from {sender} for unknown node {id} or wrong key",
@@ -614,10 +620,13 @@ class GridProcessCore:
                 reply = node.normal_update(now, sender, msg)
             else:
                 reply = node.observer_update(now, sender, msg)
-            for problem in node.rejected:
-                self._drops.drop(now, "rejected field from {problem}", problem=problem)
-            node.rejected.clear()
-            out = [Envelope(self.jid, envelope.sender, reply)] + self._node_events(now, node)
+            if node.rejected:
+                for problem in node.rejected:
+                    self._drops.drop(now, "rejected field from {problem}", problem=problem)
+                node.rejected.clear()
+            out = [Envelope(self.jid, envelope.sender, reply)]
+            if node.events or node.id in self.logic:  # (no script, nobody came: nothing)
+                out += self._node_events(now, node)
             self._save_logs(node)
             return out
         if isinstance(msg, pb.GameMessage):
@@ -771,7 +780,10 @@ class GridProcessCore:
 
     def _save_logs(self, node: GridNode) -> None:
         for kind in LOG_KINDS:
-            changes = getattr(node, kind).drain()
+            edits = getattr(node, kind)
+            if not edits.changes:
+                continue  # (every update asks)
+            changes = edits.drain()
             if self.persist and node.persist_logs:
                 self.effects += [SaveEdit(node.name, kind, seq, edit) for seq, edit in changes]
 

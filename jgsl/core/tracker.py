@@ -11,7 +11,8 @@ EVICTED = object()
 
 
 class ValueTracker:
-    __slots__ = ("_frames", "_values", "_size", "_evicted", "refreshed", "frame", "value")
+    __slots__ = ("_frames", "_values", "_size", "_evicted", "refreshed", "frame", "value",
+                 "earlier_frame", "earlier")
 
     def __init__(self, size: int = 2) -> None:
         self._frames: list[int] = []
@@ -24,11 +25,17 @@ class ValueTracker:
         #: attributes, not properties: every row built reads them for every field.
         self.frame = 0
         self.value: object = None
+        #: The change before the newest, while the history holds it (else frame None): what
+        #: L{at} answers for a frame between the two, the common case, without a search.
+        self.earlier_frame: int | None = None
+        self.earlier: object = None
 
     def push(self, frame: int, value: object) -> bool:
         """Record ``value`` at ``frame`` unless it equals the newest value (CheckPush)."""
         if self._values and self.value == value:
             return False
+        if self._values and self._size > 1:
+            self.earlier_frame, self.earlier = self.frame, self.value
         self._frames.append(frame)
         self._values.append(value)
         self.frame, self.value = frame, value
