@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array import array
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -357,7 +359,8 @@ def test_interest_radius_matches_brute_force(others, me, radius):
         near = (radius / POSITION_QUANTUM) ** 2
         if d2 <= near or (was_known and d2 <= near * 1.25 ** 2):
             expected.add(agent.jid)
-    viewer.records[1] = Ack(known)  # what the viewer was shown in its reply of frame 1
+    # what the viewer was shown in its reply of frame 1: (slot, frame) pairs by slot
+    viewer.records[1] = Ack(array("q", [n for pair in sorted(known.items()) for n in pair]))
     reply = node._reply(viewer, 1, [], others=True, edits=False)
     shown = [slot for slot, _, _ in rows(reply)] + undelta(reply.ping)
     assert {node._slots[slot].jid for slot in shown} == expected

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,18 +99,24 @@ _REQUIRED = frozenset(REQUIRED)
 _NODE_MESSAGES = frozenset({pb.NormalUpdate, pb.ObserverUpdate, pb.Logout})
 _NONE_WANTED: frozenset[int] = frozenset()
 
-#: What a client knows of one slot after a reply: the frame its agent's state is exact at
-#: (a frame before the agent joined means the client knew an earlier agent in that slot).
-Known = int
 
 
 @dataclass(slots=True)
 class Ack:
-    """What a client knows once it has a given reply: agents, and how far it read the logs."""
+    """What a client knows once it has a given reply: agents, and how far it read the logs.
 
-    agents: dict[int, Known]
+    ``agents`` holds (slot, frame) pairs, ascending by slot, flat: for each slot the client
+    shows, the frame its agent's state is exact at (a frame before the agent joined means
+    the client knew an earlier agent in that slot)."""
+
+    agents: array = field(default_factory=lambda: array("q"))
     creations: int = 0
     env: int = 0
+
+
+_NO_SLOTS = array("q")
+#: What a client knows before its first reply (never changed: replies make new ones).
+_NO_ACK = Ack()
 
 
 @dataclass(eq=False)
@@ -389,14 +396,15 @@ class GridNode:
         if self._interest is not None:
             self._interest.place(agent.slot, position)
 
-    def _candidates(self, viewer: Agent) -> tuple[list[int], list[bool]]:
+    def _candidates(self, viewer: Agent) -> tuple[array, bytearray, int]:
         """Slots that may be in the viewer's view, ascending, and for each whether it is
-        between r and 1.25 r, where only an agent the viewer already shows stays."""
+        between r and 1.25 r, where only an agent the viewer already shows stays: the
+        first n of each, and n."""
         if self._interest is None:
             slots = sorted(a.slot for a in self._slots.values() if a.mode is AgentMode.AGENT)
-            return slots, [False] * len(slots)
+            return array("q", slots), bytearray(len(slots)), len(slots)
         if viewer.pos is None:
-            return [], []
+            return _NO_SLOTS, bytearray(), 0
         return self._interest.within(*viewer.pos, self._far2, self._near2)
 
     # -- replies -----------------------------------------------------------------------
@@ -405,11 +413,11 @@ class GridNode:
                edits: bool) -> pb.NormalUpdateReply:
         frame = self.frame
         reply = pb.NormalUpdateReply(sk=self.key, id=self.id, st=frame, base=st)
-        ack = viewer.records.get(st) if st else Ack({})
+        ack = viewer.records.get(st) if st else _NO_ACK
         if ack is None:  # older than what we remember: start this client afresh
-            ack, reply.reset = Ack({}), True
+            ack, reply.reset = _NO_ACK, True
         known = ack.agents
-        fresh_ack = Ack({}, ack.creations, ack.env)
+        fresh_ack = Ack(None, ack.creations, ack.env)
         if edits:
             reader, most = bare(viewer.jid), self.settings.max_edits_per_reply
             items, fresh_ack.creations, more_c = self.creations.after(ack.creations, reader, most)
@@ -420,22 +428,27 @@ class GridNode:
                 reply.env.extend(items)
             if more_c or more_e:
                 reply.more = True
-        candidates, outer = self._candidates(viewer) if others else ([], [])
-        fresh = fresh_ack.agents
+        candidates, outer, count = self._candidates(viewer) if others \
+            else (_NO_SLOTS, bytearray(), 0)
+        fresh = array("q", bytes(16 * count))  # room for a pair per candidate
         ping: list[int] = []
         wanted = set(recover[: self.settings.max_recover]) if recover else _NONE_WANTED
         writer = TableWriter(self.maps)
         # gone and visible agents take a slot step each outside the table
-        budget = self.settings.max_reply_bytes - 160 - 2 * len(known) - 2 * len(candidates)
+        budget = self.settings.max_reply_bytes - 160 - len(known) - 2 * count
         slots = self._slots
 
         def build(slot: int, since: int | None) -> Prepared:
             agent = slots[slot]
             return self._full_row(agent, viewer) if since is None else self._row(agent, since)
 
-        if reply_rows(candidates, outer, viewer.slot, known, wanted, self._table,
-                      frame, budget, TABLE_OVERHEAD, fresh, ping, writer, build):
+        more, written = reply_rows(candidates, outer, count, viewer.slot, known, wanted,
+                                   self._table, frame, budget, TABLE_OVERHEAD, fresh, ping,
+                                   writer, build)
+        if more:
             reply.more = True
+        del fresh[written:]
+        fresh_ack.agents = fresh
         if writer.slot_column:
             writer.finish(reply.agents)
         if known:

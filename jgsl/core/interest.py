@@ -9,6 +9,8 @@ numpy operations, and Python only touches the agents in range.
 
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
 
 from jgsl.core.rowloop import COMPILED, near
@@ -24,8 +26,10 @@ class InterestIndex:
         self._x = np.full(capacity, _NOWHERE)
         self._z = np.full(capacity, _NOWHERE)
         self._top = 0  # one past the highest slot ever placed
-        #: One int object per slot: the reply loop's dict lookups find it by identity.
-        self._keys = list(range(capacity))
+        #: What L{within} answers in, reused by every query (the reply loop reads them
+        #: before the next): slots found, and 1 for those beyond the inner limit.
+        self._found = array("q", bytes(8 * capacity))
+        self._outer = bytearray(capacity)
 
     def place(self, slot: int, position: tuple[int, int] | None) -> None:
         """Put ``slot`` at ``position``, or take it out of view with None."""
@@ -37,21 +41,28 @@ class InterestIndex:
             grow = max(slot + 1, 2 * len(self._x)) - len(self._x)
             self._x = np.concatenate([self._x, np.full(grow, _NOWHERE)])
             self._z = np.concatenate([self._z, np.full(grow, _NOWHERE)])
-            self._keys += range(len(self._keys), len(self._x))
+            self._found.extend(array("q", bytes(8 * grow)))
+            self._outer.extend(bytes(grow))
         self._x[slot], self._z[slot] = position
         self._top = max(self._top, slot + 1)
 
-    def within(self, x: int, z: int, far: float, inner: float) -> tuple[list[int], list[bool]]:
+    def within(self, x: int, z: int, far: float,
+               inner: float) -> tuple[array, bytearray, int]:
         """Slots whose squared distance from (x, z) is at most ``far``, ascending, and for
-        each whether it is beyond ``inner``. One compiled pass when the reply loop is
+        each 1 if it is beyond ``inner``: the first n of the two sequences returned, with n.
+        They are overwritten by the next query. One compiled pass when the reply loop is
         compiled (a few µs for a thousand agents), numpy's vector operations when not."""
         top = self._top
         if COMPILED:
-            return near(self._x, self._z, top, x, z, far, inner, self._keys)
+            n = near(self._x, self._z, top, x, z, far, inner, self._found, self._outer)
+            return self._found, self._outer, n
         dx = self._x[:top] - x
         dx *= dx
         dz = self._z[:top] - z
         dz *= dz
         dx += dz
         slots = np.flatnonzero(dx <= far)
-        return slots.tolist(), (dx[slots] > inner).tolist()
+        n = len(slots)
+        self._found[:n] = array("q", slots.tolist())
+        self._outer[:n] = (dx[slots] > inner).astype(np.uint8).tobytes()
+        return self._found, self._outer, n

@@ -104,18 +104,22 @@ _VACANT = array("q", [0, -1, -1] + [0] * (WIDTH - 3))
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def reply_rows(candidates: list, outer: list, viewer: cython.Py_ssize_t,
-               known: dict, wanted: object, table: SlotTable, frame: object,
-               budget: cython.Py_ssize_t, size: cython.Py_ssize_t, fresh: dict, ping: list,
-               writer: object, build: object) -> cython.bint:
+def reply_rows(candidates: cython.longlong[:], outer: cython.uchar[:], count: cython.Py_ssize_t,
+               viewer: cython.Py_ssize_t, known: cython.longlong[:], wanted: object,
+               table: SlotTable, frame: cython.longlong, budget: cython.Py_ssize_t,
+               size: cython.Py_ssize_t, fresh: cython.longlong[:], ping: list, writer: object,
+               build: object) -> tuple:
     """Append the reader's rows to ``writer``, note what it will know in ``fresh`` and the
-    agents with nothing new in ``ping``; True if some row did not fit in ``budget`` bytes.
+    agents with nothing new in ``ping``; returns whether some row did not fit in ``budget``
+    bytes, and how many numbers of ``fresh`` it wrote.
 
-    ``candidates`` are the slots near the reader, ascending; where ``outer`` is true the
-    agent is only near enough if the reader already shows it (hysteresis). ``known``
-    is slot -> frame of the reader's baseline (the reply that last showed it the slot),
-    ``wanted`` the slots it asked to get in full, ``build(slot, since)`` the node's row for
-    an agent (since None: in full).
+    The first ``count`` of ``candidates`` are the slots near the reader, ascending; where
+    ``outer`` is non-zero the agent is only near enough if the reader already shows it
+    (hysteresis). ``known`` is what the reader knows, (slot, frame of its baseline) pairs
+    ascending by slot, and ``fresh`` gets the same for this reply (room for ``count``
+    pairs); ``wanted`` the slots it asked to get in full, ``build(slot, since)`` the node's
+    row for an agent (since None: in full). Ascending pairs make "what does it know of this
+    slot" one step of a merge, not a dictionary lookup.
     """
     hot: cython.longlong[:] = table.hot
     all_changes: list = table.changes
@@ -127,11 +131,12 @@ def reply_rows(candidates: list, outer: list, viewer: cython.Py_ssize_t,
     absolute: list = writer.absolute
     previous: cython.Py_ssize_t = writer.previous_slot
     more: cython.bint = False
+    has_wanted: cython.bint = len(wanted) > 0
     j: cython.Py_ssize_t
     slot: cython.Py_ssize_t
     mask: cython.Py_ssize_t = 0
     cost: cython.Py_ssize_t = 0
-    since: cython.longlong
+    since: cython.longlong = 0
     at: cython.Py_ssize_t
     base: cython.Py_ssize_t
     p: cython.Py_ssize_t
@@ -139,35 +144,40 @@ def reply_rows(candidates: list, outer: list, viewer: cython.Py_ssize_t,
     i: cython.Py_ssize_t
     n: cython.longlong
     shown: cython.bint
-    for j in range(len(candidates)):
-        # the slot as a C number for the lists, and as the very object the dicts hold
-        # (one per slot, from the interest index), which a lookup finds without comparing
-        key = candidates[j]
-        slot = key
+    kp: cython.Py_ssize_t = 0
+    nk: cython.Py_ssize_t = len(known)
+    nf: cython.Py_ssize_t = 0
+    for j in range(count):
+        slot = candidates[j]
         if slot == viewer:
             continue
         base = slot * WIDTH
-        k = known.get(key)
+        while kp < nk and known[kp] < slot:
+            kp += 2
         shown = False
-        if k is not None:
-            since = k
+        if kp < nk and known[kp] == slot:
+            since = known[kp + 1]
             shown = since >= hot[base + BORN]
         if not shown and outer[j]:
             continue  # between r and 1.25 r: only an agent the reader already shows stays
         row = None
-        if not shown or key in wanted:
+        if not shown or (has_wanted and slot in wanted):
             row = build(slot, None)
         else:
             if since >= hot[base + LAST]:  # nothing new: a ping
-                ping.append(key)
-                fresh[key] = frame
+                ping.append(slot)
+                fresh[nf] = slot
+                fresh[nf + 1] = frame
+                nf += 2
                 continue
             if hot[base + KEPT] and since >= hot[base + PREV]:
                 # a reader that keeps up, a row of numbers: all from the hot table
                 cost = hot[base + COST]
                 if size + cost > budget:
                     more = True
-                    fresh[key] = k  # the reader still knows what it knew
+                    fresh[nf] = slot  # the reader still knows what it knew
+                    fresh[nf + 1] = since
+                    nf += 2
                     continue
                 size += cost
                 slot_column.append(slot - previous)
@@ -183,7 +193,9 @@ def reply_rows(candidates: list, outer: list, viewer: cython.Py_ssize_t,
                     else:
                         numbers[i].append(n - absolute[i])
                         absolute[i] = n
-                fresh[key] = frame
+                fresh[nf] = slot
+                fresh[nf + 1] = frame
+                nf += 2
                 continue
             changes = all_changes[slot]
             at = len(changes)
@@ -196,7 +208,9 @@ def reply_rows(candidates: list, outer: list, viewer: cython.Py_ssize_t,
                 mask, cost, values = cached[0], cached[1], cached[2]
                 if size + cost > budget:
                     more = True
-                    fresh[key] = k  # the reader still knows what it knew
+                    fresh[nf] = slot  # the reader still knows what it knew
+                    fresh[nf + 1] = since
+                    nf += 2
                     continue
                 size += cost
             else:
@@ -207,7 +221,9 @@ def reply_rows(candidates: list, outer: list, viewer: cython.Py_ssize_t,
             if size + cost > budget:
                 more = True
                 if shown:
-                    fresh[key] = k
+                    fresh[nf] = slot
+                    fresh[nf + 1] = since
+                    nf += 2
                 continue
             size += cost
             if literals:
@@ -218,9 +234,11 @@ def reply_rows(candidates: list, outer: list, viewer: cython.Py_ssize_t,
         slot_column.append(slot - previous)
         previous = slot
         _append(mask_column, numbers, absolute, mask, values)
-        fresh[key] = frame
+        fresh[nf] = slot
+        fresh[nf + 1] = frame
+        nf += 2
     writer.previous_slot = previous
-    return more
+    return more, nf
 
 
 def append_rows(writer: object, rows: list) -> None:
@@ -257,17 +275,22 @@ def _append(mask_column: list, numbers: list, absolute: list, mask: cython.Py_ss
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def gone_slots(known: dict, fresh: dict, table: SlotTable) -> list:
+def gone_slots(known: cython.longlong[:], fresh: cython.longlong[:], table: SlotTable) -> list:
     """Slots the reader knew whose agent it is not shown any more (left, out of view, or
-    replaced by another agent in the same slot), ascending."""
+    replaced by another agent in the same slot), ascending: ``known`` and ``fresh`` are
+    (slot, frame) pairs ascending by slot, as L{reply_rows} reads and writes them."""
     hot: cython.longlong[:] = table.hot
-    slot: cython.Py_ssize_t
+    slot: cython.longlong
+    k: cython.Py_ssize_t
+    f: cython.Py_ssize_t = 0
+    nf: cython.Py_ssize_t = len(fresh)
     gone = []
-    for key, k in known.items():
-        slot = key
-        if key not in fresh or k < hot[slot * WIDTH + BORN]:
-            gone.append(key)
-    gone.sort()
+    for k in range(0, len(known), 2):
+        slot = known[k]
+        while f < nf and fresh[f] < slot:
+            f += 2
+        if f >= nf or fresh[f] != slot or known[k + 1] < hot[slot * WIDTH + BORN]:
+            gone.append(slot)
     return gone
 
 
@@ -287,13 +310,13 @@ def steps(slots: list) -> list:
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def near(xs: cython.double[:], zs: cython.double[:], top: cython.Py_ssize_t, x: cython.double,
-         z: cython.double, far: cython.double, inner: cython.double, keys: list) -> tuple:
+         z: cython.double, far: cython.double, inner: cython.double,
+         found: cython.longlong[:], outer: cython.uchar[:]) -> cython.Py_ssize_t:
     """Slots among the first ``top`` whose squared distance from (x, z) is at most ``far``,
-    ascending, as the objects of ``keys``, and for each whether it is beyond ``inner``.
-    Compiled, one pass over the positions is cheaper than numpy's few calls; see
+    ascending, written to ``found`` (with 1 in ``outer`` for those beyond ``inner``); how
+    many. Compiled, one pass over the positions is cheaper than numpy's few calls; see
     L{jgsl.core.interest}."""
-    slots = []
-    outer = []
+    n: cython.Py_ssize_t = 0
     slot: cython.Py_ssize_t
     dx: cython.double
     dz: cython.double
@@ -303,9 +326,10 @@ def near(xs: cython.double[:], zs: cython.double[:], top: cython.Py_ssize_t, x: 
         dz = zs[slot] - z
         d = dx * dx + dz * dz
         if d <= far:
-            slots.append(keys[slot])
-            outer.append(d > inner)
-    return slots, outer
+            found[n] = slot
+            outer[n] = d > inner
+            n += 1
+    return n
 
 
 @cython.boundscheck(False)
