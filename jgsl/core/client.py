@@ -185,6 +185,11 @@ class GridProxy:
     ticket: pb.Ticket | None = None
     #: "centre" (we are an agent there) or "corner" (we observe it).
     use: str = ""
+    #: ``jid`` without a resource: what a reply's sender must be (every reply asks).
+    bare_jid: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bare_jid = bare(self.jid)
 
 
 class ClientCore:
@@ -564,7 +569,7 @@ class ClientCore:
 
     def _on_update(self, now: float, sender: str, msg: pb.NormalUpdateReply) -> list[Envelope]:
         proxy = self.proxies.get(msg.sk)
-        if proxy is None or bare(sender) != bare(proxy.jid):
+        if proxy is None or (sender != proxy.bare_jid and bare(sender) != proxy.bare_jid):
             self._log(f"ignored update with an unknown key from {sender}")
             return []
         if self.metrics is not None:
@@ -715,7 +720,7 @@ class ClientCore:
         proxy.recover.clear()
         if proxy.st == 0 and proxy.ticket is not None:
             msg.ticket.CopyFrom(proxy.ticket)  # the node does not know us yet
-        for pending in self._edits[:10]:
+        for pending in self._edits[:10] if self._edits else ():
             (msg.agent.env if pending.env else msg.agent.creations).append(pending.edit)
             pending.sent_ct = self.timeid
         proxy.waiting_since = proxy.last_sent = now

@@ -172,7 +172,9 @@ class EmuCore:
         return out
 
     def receive(self, now: float, envelope: Envelope) -> list[Envelope]:
-        client = self.clients.get(bare(envelope.recipient))
+        client = self.clients.get(envelope.recipient)  # (components send to bare JIDs)
+        if client is None:
+            client = self.clients.get(bare(envelope.recipient))
         if client is None:
             self._drops.drop(now, "message for unknown emulated user {recipient}",
                              recipient=envelope.recipient)

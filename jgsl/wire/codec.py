@@ -91,17 +91,19 @@ def decode(stanza: domish.Element) -> Envelope:
     """Parse a ``<message/>`` stanza into an L{Envelope}; raise L{CodecError} if it is bad."""
     if stanza.name != "message":
         raise CodecError(f"not a message stanza: <{stanza.name}>")
-    if stanza.getAttribute("type") == "error":
+    attributes = stanza.attributes  # (read directly: every stanza asks four times)
+    kind = attributes.get("type")
+    if kind == "error":
         raise CodecError("error stanza (bounce)")
     children = [c for c in stanza.children
                 if getattr(c, "name", None) == "jgsl" and c.uri == NS_JGSL]
-    if not children and stanza.getAttribute("type") == "chat":
+    if not children and kind == "chat":
         return _chat(stanza)
     if len(children) != 1:
         raise CodecError(f"expected one jgsl element, found {len(children)}")
     child = children[0]
     try:
-        type_id = int(child.getAttribute("t", ""))
+        type_id = int(child.attributes.get("t", ""))
     except ValueError:
         raise CodecError(f"bad type attribute {child.getAttribute('t')!r}") from None
     try:
@@ -115,13 +117,12 @@ def decode(stanza: domish.Element) -> Envelope:
         payload = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError) as e:
         raise CodecError(f"payload is not base64: {e}") from None
-    message = cls()
     try:
-        message.ParseFromString(payload)
+        message = cls.FromString(payload)
     except DecodeError as e:
         raise CodecError(f"payload is not a valid {cls.__name__}: {e}") from None
-    sender = stanza.getAttribute("from", "")
-    recipient = stanza.getAttribute("to", "")
+    sender = attributes.get("from", "")
+    recipient = attributes.get("to", "")
     if not sender:
         raise CodecError("stanza has no sender")
     return Envelope(sender=sender, recipient=recipient, message=message)
