@@ -115,6 +115,7 @@ class Ack:
 
 
 _NO_SLOTS = array("q")
+_NO_FLAGS = array("B")
 #: What a client knows before its first reply (never changed: replies make new ones).
 _NO_ACK = Ack()
 
@@ -396,15 +397,15 @@ class GridNode:
         if self._interest is not None:
             self._interest.place(agent.slot, position)
 
-    def _candidates(self, viewer: Agent) -> tuple[array, bytearray, int]:
+    def _candidates(self, viewer: Agent) -> tuple[array, array, int]:
         """Slots that may be in the viewer's view, ascending, and for each whether it is
         between r and 1.25 r, where only an agent the viewer already shows stays: the
         first n of each, and n."""
         if self._interest is None:
             slots = sorted(a.slot for a in self._slots.values() if a.mode is AgentMode.AGENT)
-            return array("q", slots), bytearray(len(slots)), len(slots)
+            return array("q", slots), array("B", bytes(len(slots))), len(slots)
         if viewer.pos is None:
-            return _NO_SLOTS, bytearray(), 0
+            return _NO_SLOTS, _NO_FLAGS, 0
         return self._interest.within(*viewer.pos, self._far2, self._near2)
 
     # -- replies -----------------------------------------------------------------------
@@ -429,7 +430,7 @@ class GridNode:
             if more_c or more_e:
                 reply.more = True
         candidates, outer, count = self._candidates(viewer) if others \
-            else (_NO_SLOTS, bytearray(), 0)
+            else (_NO_SLOTS, _NO_FLAGS, 0)
         fresh = array("q", bytes(16 * count))  # room for a pair per candidate
         ping: list[int] = []
         wanted = set(recover[: self.settings.max_recover]) if recover else _NONE_WANTED

@@ -39,6 +39,40 @@ _DELTA = cython.declare(cython.Py_ssize_t, 1)  # DELTA, as a C constant
 _UINT32_MAX = cython.declare(cython.longlong, 0xFFFFFFFF)
 
 
+@cython.cfunc
+@cython.inline
+def _longs(numbers: object) -> cython.p_longlong:
+    """The memory of an array('q'), for a loop that does not resize it: a C pointer when
+    compiled (a typed memoryview costs thousands of instructions to set up, and a reply
+    takes a dozen), the array itself as plain Python."""
+    if cython.compiled:
+        return cython.cast(cython.p_longlong,
+                           cython.cast(cython.Py_ssize_t, numbers.buffer_info()[0]))
+    else:
+        return numbers
+
+
+@cython.cfunc
+@cython.inline
+def _doubles(numbers: object) -> cython.p_double:
+    """L{_longs} for an array('d')."""
+    if cython.compiled:
+        return cython.cast(cython.p_double,
+                           cython.cast(cython.Py_ssize_t, numbers.buffer_info()[0]))
+    else:
+        return numbers
+
+
+@cython.cfunc
+@cython.inline
+def _bytes(flags: object) -> cython.p_uchar:
+    """L{_longs} for an array('B')."""
+    if cython.compiled:
+        return cython.cast(cython.p_uchar, cython.cast(cython.Py_ssize_t, flags.buffer_info()[0]))
+    else:
+        return flags
+
+
 class SlotTable:
     """What the reply loop needs of each slot of a node, by slot: kept up to date by the node.
 
@@ -104,24 +138,29 @@ _VACANT = array("q", [0, -1, -1] + [0] * (WIDTH - 3))
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def reply_rows(candidates: cython.longlong[:], outer: cython.uchar[:], count: cython.Py_ssize_t,
-               viewer: cython.Py_ssize_t, known: cython.longlong[:], wanted: object,
+def reply_rows(found: object, flags: object, count: cython.Py_ssize_t,
+               viewer: cython.Py_ssize_t, knowledge: object, wanted: object,
                table: SlotTable, frame: cython.longlong, budget: cython.Py_ssize_t,
-               size: cython.Py_ssize_t, fresh: cython.longlong[:], ping: list, writer: object,
+               size: cython.Py_ssize_t, answer: object, ping: list, writer: object,
                build: object) -> tuple:
     """Append the reader's rows to ``writer``, note what it will know in ``fresh`` and the
     agents with nothing new in ``ping``; returns whether some row did not fit in ``budget``
     bytes, and how many numbers of ``fresh`` it wrote.
 
-    The first ``count`` of ``candidates`` are the slots near the reader, ascending; where
-    ``outer`` is non-zero the agent is only near enough if the reader already shows it
-    (hysteresis). ``known`` is what the reader knows, (slot, frame of its baseline) pairs
-    ascending by slot, and ``fresh`` gets the same for this reply (room for ``count``
-    pairs); ``wanted`` the slots it asked to get in full, ``build(slot, since)`` the node's
-    row for an agent (since None: in full). Ascending pairs make "what does it know of this
-    slot" one step of a merge, not a dictionary lookup.
+    The first ``count`` of ``found`` (array('q')) are the slots near the reader, ascending;
+    where ``flags`` (array('B')) is non-zero the agent is only near enough if the reader
+    already shows it (hysteresis). ``knowledge`` (array('q')) is what the reader knows,
+    (slot, frame of its baseline) pairs ascending by slot, and ``answer`` gets the same for
+    this reply (room for ``count`` pairs); ``wanted`` the slots it asked to get in full,
+    ``build(slot, since)`` the node's row for an agent (since None: in full). Ascending
+    pairs make "what does it know of this slot" one step of a merge, not a dict lookup.
+    None of the arrays may change size meanwhile (the loop reads their memory).
     """
-    hot: cython.longlong[:] = table.hot
+    hot: cython.p_longlong = _longs(table.hot)
+    candidates: cython.p_longlong = _longs(found)
+    outer: cython.p_uchar = _bytes(flags)
+    known: cython.p_longlong = _longs(knowledge)
+    fresh: cython.p_longlong = _longs(answer)
     all_changes: list = table.changes
     all_rows: list = table.rows
     changes: list
@@ -145,7 +184,7 @@ def reply_rows(candidates: cython.longlong[:], outer: cython.uchar[:], count: cy
     n: cython.longlong
     shown: cython.bint
     kp: cython.Py_ssize_t = 0
-    nk: cython.Py_ssize_t = len(known)
+    nk: cython.Py_ssize_t = len(knowledge)
     nf: cython.Py_ssize_t = 0
     for j in range(count):
         slot = candidates[j]
@@ -275,17 +314,19 @@ def _append(mask_column: list, numbers: list, absolute: list, mask: cython.Py_ss
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def gone_slots(known: cython.longlong[:], fresh: cython.longlong[:], table: SlotTable) -> list:
+def gone_slots(knowledge: object, answer: object, table: SlotTable) -> list:
     """Slots the reader knew whose agent it is not shown any more (left, out of view, or
-    replaced by another agent in the same slot), ascending: ``known`` and ``fresh`` are
-    (slot, frame) pairs ascending by slot, as L{reply_rows} reads and writes them."""
-    hot: cython.longlong[:] = table.hot
+    replaced by another agent in the same slot), ascending: ``knowledge`` and ``answer``
+    are (slot, frame) pairs ascending by slot, as L{reply_rows} reads and writes them."""
+    hot: cython.p_longlong = _longs(table.hot)
+    known: cython.p_longlong = _longs(knowledge)
+    fresh: cython.p_longlong = _longs(answer)
     slot: cython.longlong
     k: cython.Py_ssize_t
     f: cython.Py_ssize_t = 0
-    nf: cython.Py_ssize_t = len(fresh)
+    nf: cython.Py_ssize_t = len(answer)
     gone = []
-    for k in range(0, len(known), 2):
+    for k in range(0, len(knowledge), 2):
         slot = known[k]
         while f < nf and fresh[f] < slot:
             f += 2
@@ -309,13 +350,17 @@ def steps(slots: list) -> list:
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def near(xs: cython.double[:], zs: cython.double[:], top: cython.Py_ssize_t, x: cython.double,
+def near(x_positions: object, z_positions: object, top: cython.Py_ssize_t, x: cython.double,
          z: cython.double, far: cython.double, inner: cython.double,
-         found: cython.longlong[:], outer: cython.uchar[:]) -> cython.Py_ssize_t:
+         slots: object, flags: object) -> cython.Py_ssize_t:
     """Slots among the first ``top`` whose squared distance from (x, z) is at most ``far``,
-    ascending, written to ``found`` (with 1 in ``outer`` for those beyond ``inner``); how
-    many. Compiled, one pass over the positions is cheaper than numpy's few calls; see
-    L{jgsl.core.interest}."""
+    ascending, written to ``slots`` (array('q'); 1 in ``flags``, array('B'), for those
+    beyond ``inner``); how many. The positions are array('d'). Compiled, one pass over them
+    is cheaper than numpy's few calls; see L{jgsl.core.interest}."""
+    xs: cython.p_double = _doubles(x_positions)
+    zs: cython.p_double = _doubles(z_positions)
+    found: cython.p_longlong = _longs(slots)
+    outer: cython.p_uchar = _bytes(flags)
     n: cython.Py_ssize_t = 0
     slot: cython.Py_ssize_t
     dx: cython.double
@@ -345,8 +390,8 @@ def pack_columns(columns: list) -> bytes:
     total: cython.Py_ssize_t = 0
     for entry in columns:
         total += 16 + 10 * len(entry[2])
-    buffer = bytearray(total)
-    out: cython.uchar[:] = buffer
+    buffer = array("B", bytes(total))
+    out: cython.p_uchar = _bytes(buffer)
     at: cython.Py_ssize_t = 0
     size: cython.Py_ssize_t
     i: cython.Py_ssize_t
@@ -376,13 +421,13 @@ def pack_columns(columns: list) -> bytes:
                 u = (cython.cast(cython.ulonglong, n) << 1) ^ cython.cast(cython.ulonglong, n >> 63)
             else:
                 u = n
-            while u >= 0x80:  # (written out here: a call per value passes the view each time)
+            while u >= 0x80:
                 out[at] = (u & 0x7F) | 0x80
                 u >>= 7
                 at += 1
             out[at] = u
             at += 1
-    return bytes(buffer[:at])
+    return buffer[:at].tobytes()
 
 
 @cython.cfunc
@@ -399,7 +444,7 @@ def _varint_size(u: cython.ulonglong) -> cython.Py_ssize_t:
 @cython.inline
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def _put(out: cython.uchar[:], at: cython.Py_ssize_t, u: cython.ulonglong) -> cython.Py_ssize_t:
+def _put(out: cython.p_uchar, at: cython.Py_ssize_t, u: cython.ulonglong) -> cython.Py_ssize_t:
     while u >= 0x80:
         out[at] = (u & 0x7F) | 0x80
         u >>= 7
