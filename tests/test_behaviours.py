@@ -14,6 +14,7 @@ from jgsl.core.emu import EmuCore, Patrol
 from jgsl.core.gateway import GatewayCore
 from jgsl.core.grid import GridProcessCore
 from jgsl.emudb import EmuUser, parse_users
+from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Chat, CodecError, Envelope, decode, encode, parse
 from tests.network import Network
 
@@ -138,3 +139,28 @@ def test_stagger_ticks_groups_of_users_in_turn():
     emu.tick(1.4)
     moved = [i for i, b in enumerate(emu.behaviours) if (b.avatar.x, b.avatar.z) != positions[i]]
     assert len(moved) == 2
+
+
+def test_an_update_due_before_the_users_turn_goes_at_the_first_tick_after():
+    """Answers that come in under the update interval: the next update goes when it is due
+    (here every 1/16 s), not at the user's next turn (every 4 ticks of 1/32 s = 1/8 s).
+    (Binary fractions, so that due times and tick times compare exactly.)"""
+    users = [EmuUser("fast", "p", ALPHA, x=20050, y=1, z=20050, asset_file="a.x")]
+    net = Network()
+    rules = load_rules(Path(__file__).parent / "data" / "jgsl.config.xml")
+    grid = GridProcessCore("grid1.localhost", [GW])
+    net.add(GW, GatewayCore(GW, rules))
+    net.add("grid1.localhost", grid)
+    emu = EmuCore("emu.localhost", users, GW, ClientSettings(update_interval=1 / 16), seed=1,
+                  stagger=4)
+    net.add("emu.localhost", emu)
+    net.deliver(0, grid.connected(0))
+    net.deliver(0, emu.connected(0))
+    sent: list[float] = []
+    for i in range(1, 200):
+        before = len(net.delivered)
+        net.tick(i / 32)
+        sent += [i / 32 for e in net.delivered[before:]
+                 if isinstance(e.message, pb.NormalUpdate)]
+    gaps = {b - a for a, b in zip(sent[-40:], sent[-39:], strict=False)}
+    assert gaps == {1 / 16}, sent[-40:]

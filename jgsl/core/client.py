@@ -322,6 +322,12 @@ class ClientCore:
             out += self._step(now)
         return out
 
+    @property
+    def due(self) -> float:
+        """When the next tick has something to do (an update or a timeout), unless the
+        player moves first."""
+        return self._next_step
+
     def _step_due(self, now: float) -> bool:
         """Is any node due, has the player moved, or is there no node yet?"""
         if now >= self._next_step or self._centre is None or self._stepped_at is None:

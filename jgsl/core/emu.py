@@ -7,6 +7,7 @@ short random delay (the original answered at once).
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Callable
@@ -21,6 +22,12 @@ from jgsl.emudb import EmuUser
 from jgsl.wire.codec import Chat, Envelope
 
 log = Logger(namespace="jgsl.emu")
+
+#: Seconds between a user's own turns (its group's tick; the owner ticks every
+#: 0.1 / stagger s). An update due sooner than the next turn, after an early answer, is sent
+#: at the first tick after it is due instead: else a user whose answers come in under its
+#: update interval would wait for its turn and send at most every 0.1 s.
+USER_TICK = 0.1
 
 
 def walk_towards(avatar: Avatar, target: tuple[float, float], distance: float) -> float:
@@ -129,6 +136,9 @@ class EmuCore:
         self._drops = DropLog(log)
         self._replies: dict[str, tuple[str, ...]] = {}
         self._outbox: list[tuple[float, Envelope]] = []  # delayed auto-replies
+        #: (time, order, client): updates due before the client's next turn (USER_TICK).
+        self._due: list[tuple[float, int, ClientCore]] = []
+        self._order = 0
         rng = self._rng = random.Random(seed)
         for user in users:
             jid = user_jid(user, component)
@@ -169,6 +179,9 @@ class EmuCore:
         self._outbox = [(due, e) for due, e in self._outbox if due > now]
         for client in clients:
             out += client.tick(now)
+        due = self._due
+        while due and due[0][0] <= now:
+            out += heapq.heappop(due)[2].tick(now)
         return out
 
     def receive(self, now: float, envelope: Envelope) -> list[Envelope]:
@@ -181,7 +194,11 @@ class EmuCore:
             return []
         if isinstance(envelope.message, Chat):
             return self._auto_reply(now, client.jid, envelope)
-        return client.receive(now, envelope)
+        out = client.receive(now, envelope)
+        if now < client.due < now + USER_TICK:
+            self._order += 1
+            heapq.heappush(self._due, (client.due, self._order, client))
+        return out
 
     def _auto_reply(self, now: float, user: str, envelope: Envelope) -> list[Envelope]:
         """Answer with a random sentence after 0.5-2 s; never to our own bots (no loops)."""
