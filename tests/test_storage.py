@@ -397,3 +397,33 @@ def test_allocation_step_redis_does_not_answer_fails_after_the_timeout():
     assert failures == []
     clock.advance(0.2)
     assert len(failures) == 1 and failures[0].check(Timeout)
+
+
+def test_signal_handlers_wrap_twistds_and_leave_an_ignored_signal_ignored():
+    """A background job starts with SIGINT ignored: it stays so (wrapping it made the first
+    SIGINT log "already shutting down" while nothing was). SIGTERM, which twistd handles,
+    is wrapped: the first one goes to twistd's handler, a second one forces the stop."""
+    import signal
+
+    saved = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM)}
+    stopped: list[int] = []
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
+        clock = Clock()
+        clock.callFromThread = lambda f, *a: f(*a)
+        service = GracefulService(clock, StuckStore(), timeout=600)
+        service._install_signal_handlers()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        handler = signal.getsignal(signal.SIGTERM)
+        handler(signal.SIGTERM, None)
+        assert stopped == [signal.SIGTERM] and service.phase is Phase.RUNNING
+        service.startService()
+        d = service.stopService()
+        with Captured() as events:
+            handler(signal.SIGTERM, None)
+        assert d.called and service.phase is Phase.STOPPED
+        assert any("forced by a second SIGTERM" in t for t in messages(events))
+    finally:
+        for number, previous in saved.items():
+            signal.signal(number, previous)

@@ -55,9 +55,15 @@ class GracefulService(MultiService):
             self.reactor.callWhenRunning(self._install_signal_handlers)
 
     def _install_signal_handlers(self) -> None:
-        """Wrap twistd's handlers: the first signal stops as usual, a second one forces."""
+        """Wrap twistd's handlers: the first signal stops as usual, a second one forces.
+
+        A signal the process was started ignoring (SIGINT for a shell's background job)
+        stays ignored, as such a job expects; wrapping it made the first SIGINT log
+        "already shutting down" while nothing was."""
         for number in (signal.SIGTERM, signal.SIGINT):
             previous = signal.getsignal(number)
+            if previous is signal.SIG_IGN:
+                continue
 
             def handler(signum, frame, previous=previous):
                 self._signalled += 1
