@@ -34,6 +34,18 @@ def test_grid_instruction_count_smoke():
     assert 0 < few < many
 
 
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_world_bench_smoke(tmp_path):
+    """Users log in and update; each part's CPU and the valgrind count come out."""
+    out = tmp_path / "world.json"
+    result = load("world").main(["--smoke", "--instructions", "--out", str(out)])
+    assert json.loads(out.read_text()) == result
+    assert result["logins_ok"] == 10 and result["updates"] > 10
+    assert set(result["cpu_us_per_update"]) == {"load_runner", "grid", "gateway", "codec"}
+    assert result["cpu_us_per_update"]["grid"] > 0
+    assert result["instructions_per_update"]["count"] > 0
+
+
 def test_grid_bench_smoke(tmp_path):
     out = tmp_path / "grid.json"
     result = load("grid").main(["--smoke", "--out", str(out)])
