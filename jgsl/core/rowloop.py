@@ -39,38 +39,25 @@ _DELTA = cython.declare(cython.Py_ssize_t, 1)  # DELTA, as a C constant
 _UINT32_MAX = cython.declare(cython.longlong, 0xFFFFFFFF)
 
 
+#: The C pointers the compiled loops read arrays through, and one of each, NULL, to say
+#: which L{_memory} returns.
+pointer = cython.fused_type(cython.p_longlong, cython.p_double, cython.p_uchar)
+_LONGS = cython.declare(cython.p_longlong, cython.NULL)
+_DOUBLES = cython.declare(cython.p_double, cython.NULL)
+_BYTES = cython.declare(cython.p_uchar, cython.NULL)
+
+
 @cython.cfunc
 @cython.inline
-def _longs(numbers: object) -> cython.p_longlong:
-    """The memory of an array('q'), for a loop that does not resize it: a C pointer when
-    compiled (a typed memoryview costs thousands of instructions to set up, and a reply
-    takes a dozen), the array itself as plain Python."""
+def _memory(kind: pointer, numbers: object) -> pointer:
+    """The memory of an array (typecode 'q', 'd' or 'B', as ``kind`` says), for a loop that
+    does not resize it: a C pointer when compiled (a typed memoryview costs thousands of
+    instructions to set up, and a reply takes a dozen), the array itself as plain Python."""
     if cython.compiled:
-        return cython.cast(cython.p_longlong,
+        return cython.cast(cython.typeof(kind),
                            cython.cast(cython.Py_ssize_t, numbers.buffer_info()[0]))
     else:
         return numbers
-
-
-@cython.cfunc
-@cython.inline
-def _doubles(numbers: object) -> cython.p_double:
-    """L{_longs} for an array('d')."""
-    if cython.compiled:
-        return cython.cast(cython.p_double,
-                           cython.cast(cython.Py_ssize_t, numbers.buffer_info()[0]))
-    else:
-        return numbers
-
-
-@cython.cfunc
-@cython.inline
-def _bytes(flags: object) -> cython.p_uchar:
-    """L{_longs} for an array('B')."""
-    if cython.compiled:
-        return cython.cast(cython.p_uchar, cython.cast(cython.Py_ssize_t, flags.buffer_info()[0]))
-    else:
-        return flags
 
 
 class SlotTable:
@@ -136,6 +123,17 @@ class SlotTable:
 _VACANT = array("q", [0, -1, -1] + [0] * (WIDTH - 3))
 
 
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
+def _know(fresh: cython.p_longlong, nf: cython.Py_ssize_t, slot: cython.Py_ssize_t,
+          frame: cython.longlong) -> cython.Py_ssize_t:
+    """Note that the reader will know ``slot`` as of ``frame``; where the next pair goes."""
+    fresh[nf] = slot
+    fresh[nf + 1] = frame
+    return nf + 2
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def reply_rows(found: object, flags: object, count: cython.Py_ssize_t,
@@ -156,11 +154,11 @@ def reply_rows(found: object, flags: object, count: cython.Py_ssize_t,
     pairs make "what does it know of this slot" one step of a merge, not a dict lookup.
     None of the arrays may change size meanwhile (the loop reads their memory).
     """
-    hot: cython.p_longlong = _longs(table.hot)
-    candidates: cython.p_longlong = _longs(found)
-    outer: cython.p_uchar = _bytes(flags)
-    known: cython.p_longlong = _longs(knowledge)
-    fresh: cython.p_longlong = _longs(answer)
+    hot: cython.p_longlong = _memory(_LONGS, table.hot)
+    candidates: cython.p_longlong = _memory(_LONGS, found)
+    outer: cython.p_uchar = _memory(_BYTES, flags)
+    known: cython.p_longlong = _memory(_LONGS, knowledge)
+    fresh: cython.p_longlong = _memory(_LONGS, answer)
     all_changes: list = table.changes
     all_rows: list = table.rows
     changes: list
@@ -205,18 +203,14 @@ def reply_rows(found: object, flags: object, count: cython.Py_ssize_t,
         else:
             if since >= hot[base + LAST]:  # nothing new: a ping
                 ping.append(slot)
-                fresh[nf] = slot
-                fresh[nf + 1] = frame
-                nf += 2
+                nf = _know(fresh, nf, slot, frame)
                 continue
             if hot[base + KEPT] and since >= hot[base + PREV]:
                 # a reader that keeps up, a row of numbers: all from the hot table
                 cost = hot[base + COST]
                 if size + cost > budget:
                     more = True
-                    fresh[nf] = slot  # the reader still knows what it knew
-                    fresh[nf + 1] = since
-                    nf += 2
+                    nf = _know(fresh, nf, slot, since)  # the reader still knows what it knew
                     continue
                 size += cost
                 slot_column.append(slot - previous)
@@ -232,9 +226,7 @@ def reply_rows(found: object, flags: object, count: cython.Py_ssize_t,
                     else:
                         numbers[i].append(n - absolute[i])
                         absolute[i] = n
-                fresh[nf] = slot
-                fresh[nf + 1] = frame
-                nf += 2
+                nf = _know(fresh, nf, slot, frame)
                 continue
             changes = all_changes[slot]
             at = len(changes)
@@ -247,9 +239,7 @@ def reply_rows(found: object, flags: object, count: cython.Py_ssize_t,
                 mask, cost, values = cached[0], cached[1], cached[2]
                 if size + cost > budget:
                     more = True
-                    fresh[nf] = slot  # the reader still knows what it knew
-                    fresh[nf + 1] = since
-                    nf += 2
+                    nf = _know(fresh, nf, slot, since)  # the reader still knows what it knew
                     continue
                 size += cost
             else:
@@ -260,9 +250,7 @@ def reply_rows(found: object, flags: object, count: cython.Py_ssize_t,
             if size + cost > budget:
                 more = True
                 if shown:
-                    fresh[nf] = slot
-                    fresh[nf + 1] = since
-                    nf += 2
+                    nf = _know(fresh, nf, slot, since)
                 continue
             size += cost
             if literals:
@@ -273,9 +261,7 @@ def reply_rows(found: object, flags: object, count: cython.Py_ssize_t,
         slot_column.append(slot - previous)
         previous = slot
         _append(mask_column, numbers, absolute, mask, values)
-        fresh[nf] = slot
-        fresh[nf + 1] = frame
-        nf += 2
+        nf = _know(fresh, nf, slot, frame)
     writer.previous_slot = previous
     return more, nf
 
@@ -318,9 +304,9 @@ def gone_slots(knowledge: object, answer: object, table: SlotTable) -> list:
     """Slots the reader knew whose agent it is not shown any more (left, out of view, or
     replaced by another agent in the same slot), ascending: ``knowledge`` and ``answer``
     are (slot, frame) pairs ascending by slot, as L{reply_rows} reads and writes them."""
-    hot: cython.p_longlong = _longs(table.hot)
-    known: cython.p_longlong = _longs(knowledge)
-    fresh: cython.p_longlong = _longs(answer)
+    hot: cython.p_longlong = _memory(_LONGS, table.hot)
+    known: cython.p_longlong = _memory(_LONGS, knowledge)
+    fresh: cython.p_longlong = _memory(_LONGS, answer)
     slot: cython.longlong
     k: cython.Py_ssize_t
     f: cython.Py_ssize_t = 0
@@ -357,10 +343,10 @@ def near(x_positions: object, z_positions: object, top: cython.Py_ssize_t, x: cy
     ascending, written to ``slots`` (array('q'); 1 in ``flags``, array('B'), for those
     beyond ``inner``); how many. The positions are array('d'). Compiled, one pass over them
     is cheaper than numpy's few calls; see L{jgsl.core.interest}."""
-    xs: cython.p_double = _doubles(x_positions)
-    zs: cython.p_double = _doubles(z_positions)
-    found: cython.p_longlong = _longs(slots)
-    outer: cython.p_uchar = _bytes(flags)
+    xs: cython.p_double = _memory(_DOUBLES, x_positions)
+    zs: cython.p_double = _memory(_DOUBLES, z_positions)
+    found: cython.p_longlong = _memory(_LONGS, slots)
+    outer: cython.p_uchar = _memory(_BYTES, flags)
     n: cython.Py_ssize_t = 0
     slot: cython.Py_ssize_t
     dx: cython.double
@@ -391,7 +377,7 @@ def pack_columns(columns: list) -> bytes:
     for entry in columns:
         total += 16 + 10 * len(entry[2])
     buffer = array("B", bytes(total))
-    out: cython.p_uchar = _bytes(buffer)
+    out: cython.p_uchar = _memory(_BYTES, buffer)
     at: cython.Py_ssize_t = 0
     size: cython.Py_ssize_t
     i: cython.Py_ssize_t
@@ -407,7 +393,7 @@ def pack_columns(columns: list) -> bytes:
         for i in range(len(values)):
             n = values[i]
             if zigzag:
-                u = (cython.cast(cython.ulonglong, n) << 1) ^ cython.cast(cython.ulonglong, n >> 63)
+                u = _zigzag(n)
             elif n < 0 or n > _UINT32_MAX:
                 raise ValueError(f"{n} does not fit an uint32 column")
             else:
@@ -418,7 +404,7 @@ def pack_columns(columns: list) -> bytes:
         for i in range(len(values)):
             n = values[i]
             if zigzag:
-                u = (cython.cast(cython.ulonglong, n) << 1) ^ cython.cast(cython.ulonglong, n >> 63)
+                u = _zigzag(n)
             else:
                 u = n
             while u >= 0x80:
@@ -432,6 +418,15 @@ def pack_columns(columns: list) -> bytes:
 
 @cython.cfunc
 @cython.inline
+@cython.exceptval(check=False)
+def _zigzag(n: cython.longlong) -> cython.ulonglong:
+    """A sint64 as protobuf codes it: 0, -1, 1, -2... as 0, 1, 2, 3..."""
+    return (cython.cast(cython.ulonglong, n) << 1) ^ cython.cast(cython.ulonglong, n >> 63)
+
+
+@cython.cfunc
+@cython.inline
+@cython.exceptval(check=False)
 def _varint_size(u: cython.ulonglong) -> cython.Py_ssize_t:
     size: cython.Py_ssize_t = 1
     while u >= 0x80:
@@ -442,6 +437,7 @@ def _varint_size(u: cython.ulonglong) -> cython.Py_ssize_t:
 
 @cython.cfunc
 @cython.inline
+@cython.exceptval(check=False)
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def _put(out: cython.p_uchar, at: cython.Py_ssize_t, u: cython.ulonglong) -> cython.Py_ssize_t:
