@@ -40,7 +40,10 @@ def test_round_trip(rows):
         values = deltas if delta else absolute
         writer.add(slot, values, delta)
         expected.append((slot, delta, values))
-    table = pb.AgentTable.FromString(writer.finish().SerializeToString())
+    encoded = writer.finish().SerializeToString()
+    # what a grid node sends (compiled: packed without protobuf) is protobuf's own encoding
+    assert writer.encoded() == encoded
+    table = pb.AgentTable.FromString(encoded)
     assert [(r.slot, r.delta, r.values) for r in read_table(table, MAPS)] == expected
     assert table.ByteSize() <= writer.size
 

@@ -21,6 +21,7 @@ from jgsl.core.grid import GridProcessCore
 from jgsl.emudb import EmuUser
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
+from jgsl.wire.messages import readable
 from tests.network import Network
 
 ALPHA = "worlds/MyWorlds/AlphaWorld/"
@@ -326,6 +327,12 @@ def test_thin_client_echoes_frames_without_tracking_others():
     assert ("alice", EventKind.USER_COME, "thin@emu.localhost") in world.events
 
 
+def answer(grid, now: float, update: Envelope) -> Envelope:
+    """The grid's answer to an update, as the client receives it."""
+    reply = grid.receive(now, update)[0]
+    return Envelope(reply.sender, reply.recipient, readable(reply.message))
+
+
 def test_late_answer_brings_the_next_update_at_once():
     """An answer that comes after the update interval has passed brings the next update
     at once (flat-out load runs); an earlier one waits for the interval and a tick."""
@@ -335,8 +342,7 @@ def test_late_answer_brings_the_next_update_at_once():
     def answered(now: float, answer_at: float) -> list[Envelope]:
         """The client's pending update to its node, answered by the grid at ``answer_at``."""
         update = next(e for e in alice.tick(now) if isinstance(e.message, pb.NormalUpdate))
-        reply = grid.receive(now, update)[0]
-        return alice.receive(answer_at, reply)
+        return alice.receive(answer_at, answer(grid, now, update))
 
     assert answered(3.0, 3.5) == []  # within the 1 s interval: the next waits for a tick
     alice.avatar.x += 2
@@ -344,13 +350,12 @@ def test_late_answer_brings_the_next_update_at_once():
     assert [type(e.message) for e in out] == [pb.NormalUpdate]
     assert out[0].recipient == alice.proxy.jid and out[0].message.st == alice.proxy.st
     alice.settings = ClientSettings(update_interval=0.05, request_timeout=5.0)
-    reply = grid.receive(5.25, out[0])[0]
-    out = alice.receive(5.31, reply)
+    out = alice.receive(5.31, answer(grid, 5.25, out[0]))
     assert [type(e.message) for e in out] == [pb.NormalUpdate]
     # that update is in flight and the player has not moved: the next tick has nothing to do
     # (no round of the neighbour rule)
     assert not alice._step_due(5.35)
-    reply = grid.receive(5.31, out[0])[0]
+    reply = answer(grid, 5.31, out[0])
     reply.message.more = True  # the rest of a split reply: asked for at the next tick, not at once
     assert alice.receive(5.4, reply) == []
     assert [type(e.message) for e in alice.tick(5.5)] == [pb.NormalUpdate]

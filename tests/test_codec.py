@@ -45,6 +45,25 @@ def test_type_ids_are_the_original_ones():
     assert pb.MessageType.Name(3) == "CS_Login"
 
 
+def test_grid_reply_view_is_the_reply_on_the_wire():
+    """NormalUpdateReplyOut (the grid's writing view, its table pre-encoded) has every field
+    of NormalUpdateReply but the table as bytes, and is read as NormalUpdateReply."""
+    def fields(cls):
+        return {f.name: (f.number, f.type, f.is_repeated) for f in cls.DESCRIPTOR.fields}
+
+    reply, view = fields(pb.NormalUpdateReply), fields(pb.NormalUpdateReplyOut)
+    assert view.pop("agents")[:2] == (5, pb.NormalUpdateReply.DESCRIPTOR.fields_by_name[
+        "agents"].TYPE_BYTES)
+    assert reply.pop("agents")[0] == 5 and view == reply
+    full = next(m for m in samples() if isinstance(m, pb.NormalUpdateReply))
+    assert full.agents.slots  # (the sample has a table)
+    out = pb.NormalUpdateReplyOut.FromString(full.SerializeToString())
+    assert out.agents == full.agents.SerializeToString()
+    envelope = decode(parse(encode(out, "alice@emu.localhost", "grid1.localhost")))
+    assert type(envelope.message) is pb.NormalUpdateReply and envelope.message == full
+    assert describe(out) == describe(full)
+
+
 def test_stanza_shape():
     """One <message/> holding one <jgsl/> in our namespace with the type id and base64."""
     stanza = parse(encode(pb.Ping(csk="abc"), "gateway.localhost", "bob@emu.localhost"))

@@ -17,6 +17,7 @@ from jgsl.core.stringmaps import default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET, sign
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
+from jgsl.wire.messages import readable
 from tests.test_link import Captured
 
 GRID = "grid1.localhost"
@@ -59,11 +60,11 @@ def update(grid, now, sender, st=0, ct=1, data=None, **kw) -> pb.NormalUpdateRep
     if data is not None:
         msg.agent.data.CopyFrom(data)
     out = grid.receive(now, Envelope(sender, GRID, msg))
-    return out[0].message if out else None
+    return readable(out[0].message) if out else None  # as the client reads it
 
 
 def rows(reply):
-    return [(r.slot, r.delta, r.values) for r in read_table(reply.agents, MAPS)]
+    return [(r.slot, r.delta, r.values) for r in read_table(readable(reply).agents, MAPS)]
 
 
 def undelta(steps):

@@ -13,6 +13,7 @@ from jgsl.storage.records import LoadKey, NodeLogs, SaveKey
 from jgsl.wire import game_pb2
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
+from jgsl.wire.messages import readable
 from tests.test_grid import ALPHA, FULL, GRID, GW, rows, ticket
 from tests.test_lua_runtime import logged  # noqa: F401  (fixture)
 
@@ -71,7 +72,8 @@ def update(core, now, sender, st=0, ct=1, data=FULL, node=1, key="key1"):
 
 
 def reply_of(out):
-    (reply,) = [e.message for e in out if isinstance(e.message, pb.NormalUpdateReply)]
+    (reply,) = [readable(e.message) for e in out
+                if isinstance(e.message, pb.NormalUpdateReplyOut)]
     return reply
 
 

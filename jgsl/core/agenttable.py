@@ -21,6 +21,9 @@ _ORDER = sorted(OPCODES, key=OPCODES.get)
 #: The integer columns: field number and whether the values are zigzag coded (sint64).
 _PACKED = {f.name: (f.number, f.type == f.TYPE_SINT64) for f in pb.AgentTable.DESCRIPTOR.fields
            if f.type in (f.TYPE_UINT32, f.TYPE_SINT64)}
+#: Every column by field number, the order protobuf writes them in: (number, name, packed).
+_FIELD_ORDER = sorted((f.number, f.name, f.name in _PACKED)
+                      for f in pb.AgentTable.DESCRIPTOR.fields)
 _NUMBER_INDEX = {f: i for i, f in enumerate(NUMERIC)}
 #: The id and text columns of each mapped string field.
 _STRING_COLUMNS = {f: (f"{f.removesuffix('_file')}_ids", f"{f.removesuffix('_file')}_text")
@@ -98,16 +101,24 @@ class TableWriter:
 
     def __init__(self, maps: Mapping[str, StringMap]) -> None:
         self._maps = maps
-        self._name = ""
         self.slot_column: list[int] = []
         self.mask_column: list[int] = []
         self.number_columns: list[list[int]] = [[] for _ in NUMERIC]
         #: Every column, the name and string ones made when a row first needs them (most
         #: replies have numbers only).
         numbers = self.number_columns
-        self._columns: dict[str, list] = {"slots": self.slot_column, "masks": self.mask_column,
-                                          "rx": numbers[0], "y": numbers[1], "rz": numbers[2],
-                                          "facing": numbers[3], "scaling": numbers[4]}
+        self._numeric = {"slots": self.slot_column, "masks": self.mask_column,
+                         "rx": numbers[0], "y": numbers[1], "rz": numbers[2],
+                         "facing": numbers[3], "scaling": numbers[4]}
+        self.clear()
+
+    def clear(self) -> None:
+        """Empty, for the next table: a grid node reuses one writer for every reply (making
+        one cost more than a small reply's whole table)."""
+        for column in self._numeric.values():
+            column.clear()
+        self._columns: dict[str, list] = dict(self._numeric)
+        self._name = ""
         #: The previous absolute value of each numeric column, and the previous row's slot.
         self.absolute = [0] * len(NUMERIC)
         self.previous_slot = 0
@@ -192,6 +203,35 @@ class TableWriter:
             table.MergeFromString(pack_columns(packed))
         return table
 
+    def encoded(self) -> bytes:
+        """The table as protobuf encodes it, for L{pb.NormalUpdateReplyOut}: compiled, the
+        integer columns packed in C and the rare strings here, in field-number order, as
+        protobuf writes them (the same bytes), without building an AgentTable."""
+        if not COMPILED:
+            return self.finish().SerializeToString()
+        columns = self._columns
+        chunks: list[bytes] = []
+        run: list[tuple[int, bool, list]] = []  # integer columns next to each other
+        for number, name, packed in _FIELD_ORDER:
+            values = columns.get(name)
+            if not values:
+                continue
+            if packed:
+                run.append((number, _PACKED[name][1], values))
+                continue
+            if run:
+                chunks.append(pack_columns(run))
+                run = []
+            if name == "name_rest":
+                text = "".join(values)
+                if text:  # (an empty string field is not written)
+                    chunks.append(_string_field(number, text))
+            else:
+                chunks.extend(_string_field(number, value) for value in values)
+        if run:
+            chunks.append(pack_columns(run))
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
 
 class TableError(ValueError):
     """A table whose columns do not add up; the whole table must be dropped."""
@@ -254,6 +294,21 @@ def _string(field: str, code: int, texts: Iterator[str], seen: list[str],
     if text is None:
         raise TableError(f"unknown {field} string code {code}")
     return text
+
+
+def _string_field(number: int, text: str) -> bytes:
+    """One string field (or repeated-string entry) as protobuf encodes it."""
+    data = text.encode("utf-8")
+    return _varint((number << 3) | 2) + _varint(len(data)) + data
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _shared_prefix(a: str, b: str) -> int:

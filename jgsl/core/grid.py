@@ -171,6 +171,8 @@ class GridNode:
         self.max_users = max_users
         self.settings = settings
         self.maps = maps or default_maps()
+        #: One table writer for every reply (cleared before each).
+        self._writer = TableWriter(self.maps)
         #: The node's frame id ("timeid"): one per handled update, so every reply is unique.
         self.frame = 0
         self.agents: dict[str, Agent] = {}
@@ -236,7 +238,8 @@ class GridNode:
 
     # -- messages ----------------------------------------------------------------------
 
-    def normal_update(self, now: float, sender: str, msg: pb.NormalUpdate) -> pb.NormalUpdateReply:
+    def normal_update(self, now: float, sender: str,
+                      msg: pb.NormalUpdate) -> pb.NormalUpdateReplyOut:
         agent = self._agent(now, sender, AgentMode.AGENT)
         self.frame += 1
         sent = msg.agent  # pb.AgentData: the sender's state and edits
@@ -252,7 +255,7 @@ class GridNode:
         return reply
 
     def observer_update(self, now: float, sender: str,
-                        msg: pb.ObserverUpdate) -> pb.NormalUpdateReply:
+                        msg: pb.ObserverUpdate) -> pb.NormalUpdateReplyOut:
         agent = self._agent(now, sender, AgentMode.OBSERVER)
         self.frame += 1
         if msg.HasField("x") and msg.HasField("z") and valid_coordinate(msg.x) \
@@ -411,9 +414,9 @@ class GridNode:
     # -- replies -----------------------------------------------------------------------
 
     def _reply(self, viewer: Agent, st: int, recover, others: bool,
-               edits: bool) -> pb.NormalUpdateReply:
+               edits: bool) -> pb.NormalUpdateReplyOut:
         frame = self.frame
-        reply = pb.NormalUpdateReply(sk=self.key, id=self.id, st=frame, base=st)
+        reply = pb.NormalUpdateReplyOut(sk=self.key, id=self.id, st=frame, base=st)
         ack = viewer.records.get(st) if st else _NO_ACK
         if ack is None:  # older than what we remember: start this client afresh
             ack, reply.reset = _NO_ACK, True
@@ -434,7 +437,8 @@ class GridNode:
         fresh = array("q", bytes(16 * count))  # room for a pair per candidate
         ping: list[int] = []
         wanted = set(recover[: self.settings.max_recover]) if recover else _NONE_WANTED
-        writer = TableWriter(self.maps)
+        writer = self._writer
+        writer.clear()
         # gone and visible agents take a slot step each outside the table
         budget = self.settings.max_reply_bytes - 160 - len(known) - 2 * count
         slots = self._slots
@@ -451,7 +455,7 @@ class GridNode:
         del fresh[written:]
         fresh_ack.agents = fresh
         if writer.slot_column:
-            writer.finish(reply.agents)
+            reply.agents = writer.encoded()
         if known:
             gone = gone_slots(known, fresh, self._table)
             if gone:

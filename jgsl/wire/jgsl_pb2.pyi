@@ -341,6 +341,36 @@ class NormalUpdateReply(_message.Message):
     more: bool
     def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., st: _Optional[int] = ..., ct: _Optional[int] = ..., agents: _Optional[_Union[AgentTable, _Mapping]] = ..., ping: _Optional[_Iterable[int]] = ..., creations: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ..., env: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ..., base: _Optional[int] = ..., reset: _Optional[bool] = ..., gone: _Optional[_Iterable[int]] = ..., want_full: _Optional[bool] = ..., more: _Optional[bool] = ...) -> None: ...
 
+class NormalUpdateReplyOut(_message.Message):
+    __slots__ = ("sk", "id", "st", "ct", "agents", "ping", "creations", "env", "base", "reset", "gone", "want_full", "more")
+    SK_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ST_FIELD_NUMBER: _ClassVar[int]
+    CT_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    PING_FIELD_NUMBER: _ClassVar[int]
+    CREATIONS_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    BASE_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    GONE_FIELD_NUMBER: _ClassVar[int]
+    WANT_FULL_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    sk: str
+    id: int
+    st: int
+    ct: int
+    agents: bytes
+    ping: _containers.RepeatedScalarFieldContainer[int]
+    creations: _containers.RepeatedCompositeFieldContainer[WorldEdit]
+    env: _containers.RepeatedCompositeFieldContainer[WorldEdit]
+    base: int
+    reset: bool
+    gone: _containers.RepeatedScalarFieldContainer[int]
+    want_full: bool
+    more: bool
+    def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., st: _Optional[int] = ..., ct: _Optional[int] = ..., agents: _Optional[bytes] = ..., ping: _Optional[_Iterable[int]] = ..., creations: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ..., env: _Optional[_Iterable[_Union[WorldEdit, _Mapping]]] = ..., base: _Optional[int] = ..., reset: _Optional[bool] = ..., gone: _Optional[_Iterable[int]] = ..., want_full: _Optional[bool] = ..., more: _Optional[bool] = ...) -> None: ...
+
 class ObserverUpdate(_message.Message):
     __slots__ = ("sk", "id", "st", "recover", "ticket", "x", "z")
     SK_FIELD_NUMBER: _ClassVar[int]

@@ -34,6 +34,8 @@ REGISTRY: dict[int, type[Message]] = {
 }
 
 _TYPE_OF: dict[str, int] = {cls.DESCRIPTOR.full_name: type_id for type_id, cls in REGISTRY.items()}
+#: Sent, never received: the grid's writing view of SC_NormalUpdate (the same bytes).
+_TYPE_OF[pb.NormalUpdateReplyOut.DESCRIPTOR.full_name] = pb.SC_NormalUpdate
 
 
 class UnknownMessageTypeError(KeyError):
@@ -68,5 +70,14 @@ def describe(message: Message) -> str:
     """One line naming the message type and every set field, for the message dumps."""
     if not isinstance(message, Message):
         return repr(message)  # a chat message
+    message = readable(message)
     fields = text_format.MessageToString(message, as_one_line=True, as_utf8=True)
     return f"{type_name(type_of(message))} {{{fields}}}"
+
+
+def readable(message: Message) -> Message:
+    """The message as its receiver reads it: a grid's L{pb.NormalUpdateReplyOut} as the
+    NormalUpdateReply it encodes (its agent table decoded), anything else as it is."""
+    if isinstance(message, pb.NormalUpdateReplyOut):
+        return pb.NormalUpdateReply.FromString(message.SerializeToString())
+    return message

@@ -165,6 +165,21 @@
 ---@field want_full boolean
 ---@field more boolean
 
+---@class jgsl.NormalUpdateReplyOut
+---@field sk string
+---@field id integer
+---@field st integer
+---@field ct integer?
+---@field agents string
+---@field ping integer[]
+---@field creations jgsl.WorldEdit[]
+---@field env jgsl.WorldEdit[]
+---@field base integer
+---@field reset boolean
+---@field gone integer[]
+---@field want_full boolean
+---@field more boolean
+
 ---@class jgsl.ObserverUpdate
 ---@field sk string
 ---@field id integer
