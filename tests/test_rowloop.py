@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,8 @@ def test_packed_columns_are_what_protobuf_writes(columns):
     expected = pb.AgentTable()
     for name, values in columns.items():
         getattr(expected, name).extend(values)
-    spec = [(_FIELDS[name].number, _FIELDS[name].type == _FIELDS[name].TYPE_SINT64, values)
-            for name, values in columns.items()]
+    spec = [(_FIELDS[name].number, _FIELDS[name].type == _FIELDS[name].TYPE_SINT64,
+             array("q", values)) for name, values in columns.items()]
     for module in (rowloop, PURE):
         table = pb.AgentTable()
         table.MergeFromString(module.pack_columns(spec))
@@ -90,4 +91,4 @@ def test_packed_columns_are_what_protobuf_writes(columns):
 def test_packed_uint32_columns_refuse_what_does_not_fit(value):
     for module in (rowloop, PURE):
         with pytest.raises(ValueError):
-            module.pack_columns([(1, False, [3, value])])
+            module.pack_columns([(1, False, array("q", [3, value]))])

@@ -9,6 +9,7 @@ in the map, once per table and then as back references.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ _PACKED = {f.name: (f.number, f.type == f.TYPE_SINT64) for f in pb.AgentTable.DE
 _FIELD_ORDER = sorted((f.number, f.name, f.name in _PACKED)
                       for f in pb.AgentTable.DESCRIPTOR.fields)
 _NUMBER_INDEX = {f: i for i, f in enumerate(NUMERIC)}
+#: The columns every row writes, in L{TableWriter.cells}: slot steps, masks, the numbers.
+_HOT = ("slots", "masks", *NUMERIC)
 #: The id and text columns of each mapped string field.
 _STRING_COLUMNS = {f: (f"{f.removesuffix('_file')}_ids", f"{f.removesuffix('_file')}_text")
                    for f in MAPPED}
@@ -95,32 +98,35 @@ class Prepared:
 
 
 class TableWriter:
-    """Builds one table; columns are plain lists until L{finish} (one C call per column).
-
-    The columns are public for L{jgsl.core.rowloop}, which appends a reply's rows to them."""
+    """Builds one table. The columns every row writes (slot step, mask, numbers: the "hot"
+    columns) are 64-bit numbers in one array, written through C pointers by
+    L{jgsl.core.rowloop} and packed from there (a list costs a Python int per value, going
+    in and again coming out); the rare name and string columns are lists."""
 
     def __init__(self, maps: Mapping[str, StringMap]) -> None:
         self._maps = maps
-        self.slot_column: list[int] = []
-        self.mask_column: list[int] = []
-        self.number_columns: list[list[int]] = [[] for _ in NUMERIC]
-        #: Every column, the name and string ones made when a row first needs them (most
-        #: replies have numbers only).
-        numbers = self.number_columns
-        self._numeric = {"slots": self.slot_column, "masks": self.mask_column,
-                         "rx": numbers[0], "y": numbers[1], "rz": numbers[2],
-                         "facing": numbers[3], "scaling": numbers[4]}
+        #: The hot columns side by side, ``capacity`` numbers each (column c, as in _HOT,
+        #: from c * capacity), and how many each holds.
+        self.capacity = 0
+        self.cells = array("q")
+        self.lengths = array("q", bytes(8 * len(_HOT)))
+        #: The previous absolute value of each numeric column.
+        self.absolute = array("q", bytes(8 * len(NUMERIC)))
         self.clear()
 
     def clear(self) -> None:
         """Empty, for the next table: a grid node reuses one writer for every reply (making
         one cost more than a small reply's whole table)."""
-        for column in self._numeric.values():
-            column.clear()
-        self._columns: dict[str, list] = dict(self._numeric)
+        lengths, absolute = self.lengths, self.absolute
+        for c in range(len(_HOT)):
+            lengths[c] = 0
+        for i in range(len(NUMERIC)):
+            absolute[i] = 0
+        #: The name and string columns, made when a row first needs them (most replies
+        #: have numbers only).
+        self._columns: dict[str, list] = {}
         self._name = ""
-        #: The previous absolute value of each numeric column, and the previous row's slot.
-        self.absolute = [0] * len(NUMERIC)
+        #: The previous row's slot.
         self.previous_slot = 0
         #: Unmapped strings of the reserved rows: a later row's copy costs only a reference.
         self._literals: dict[str, set[str]] = {}  # field -> strings, made when first needed
@@ -128,6 +134,30 @@ class TableWriter:
         self._texts: dict[str, dict[str, int]] = {}
         #: Bytes the table may take so far (what L{add} has added; see L{bound}).
         self.size = TABLE_OVERHEAD
+
+    @property
+    def rows(self) -> int:
+        return self.lengths[0]
+
+    def make_room(self, rows: int) -> None:
+        """Room for ``rows`` more rows in every hot column, before a loop writes them
+        (``cells`` does not change while it does)."""
+        need = self.lengths[0] + rows
+        if need <= self.capacity:
+            return
+        old, before = self.cells, self.capacity
+        capacity = max(need, 2 * before, 64)
+        cells = array("q", bytes(8 * len(_HOT) * capacity))
+        for c in range(len(_HOT)):
+            n = self.lengths[c]
+            cells[c * capacity:c * capacity + n] = old[c * before:c * before + n]
+        self.cells, self.capacity = cells, capacity
+
+    def hot_column(self, name: str) -> array:
+        """A copy of one hot column's numbers."""
+        c = _HOT.index(name)
+        start = c * self.capacity
+        return self.cells[start:start + self.lengths[c]]
 
     def bound(self, row: Prepared) -> int:
         """Bytes the row may add here: its bound less strings this table already holds."""
@@ -188,19 +218,17 @@ class TableWriter:
     def finish(self, table: pb.AgentTable | None = None) -> pb.AgentTable:
         """Write the columns into ``table`` (a new one by default) and return it."""
         table = pb.AgentTable() if table is None else table
-        packed = []
+        for name in _HOT:
+            values = self.hot_column(name)
+            if values:
+                getattr(table, name).extend(values)
         for name, values in self._columns.items():
             if not values:
                 continue
             if name == "name_rest":
                 table.name_rest = "".join(values)
-            elif COMPILED and name in _PACKED:
-                number, zigzag = _PACKED[name]
-                packed.append((number, zigzag, values))
             else:
                 getattr(table, name).extend(values)
-        if packed:  # (compiled) the integer columns in one call, not value by value
-            table.MergeFromString(pack_columns(packed))
         return table
 
     def encoded(self) -> bytes:
@@ -211,13 +239,17 @@ class TableWriter:
             return self.finish().SerializeToString()
         columns = self._columns
         chunks: list[bytes] = []
-        run: list[tuple[int, bool, list]] = []  # integer columns next to each other
+        run: list[tuple[int, bool, array]] = []  # integer columns next to each other
         for number, name, packed in _FIELD_ORDER:
-            values = columns.get(name)
+            if name in _HOT:
+                values = self.hot_column(name)
+            else:
+                values = columns.get(name)
             if not values:
                 continue
             if packed:
-                run.append((number, _PACKED[name][1], values))
+                run.append((number, _PACKED[name][1],
+                            values if name in _HOT else array("q", values)))
                 continue
             if run:
                 chunks.append(pack_columns(run))

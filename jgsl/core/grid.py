@@ -454,7 +454,7 @@ class GridNode:
             reply.more = True
         del fresh[written:]
         fresh_ack.agents = fresh
-        if writer.slot_column:
+        if writer.rows:
             reply.agents = writer.encoded()
         if known:
             gone = gone_slots(known, fresh, self._table)

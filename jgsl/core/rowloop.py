@@ -162,10 +162,11 @@ def reply_rows(found: object, flags: object, count: cython.Py_ssize_t,
     all_changes: list = table.changes
     all_rows: list = table.rows
     changes: list
-    slot_column: list = writer.slot_column
-    mask_column: list = writer.mask_column
-    numbers: list = writer.number_columns
-    absolute: list = writer.absolute
+    writer.make_room(count)  # (one row per candidate at most)
+    cells: cython.p_longlong = _memory(_LONGS, writer.cells)
+    lengths: cython.p_longlong = _memory(_LONGS, writer.lengths)
+    absolute: cython.p_longlong = _memory(_LONGS, writer.absolute)
+    capacity: cython.Py_ssize_t = writer.capacity
     previous: cython.Py_ssize_t = writer.previous_slot
     more: cython.bint = False
     has_wanted: cython.bint = len(wanted) > 0
@@ -213,18 +214,18 @@ def reply_rows(found: object, flags: object, count: cython.Py_ssize_t,
                     nf = _know(fresh, nf, slot, since)  # the reader still knows what it knew
                     continue
                 size += cost
-                slot_column.append(slot - previous)
+                _cell(cells, capacity, lengths, 0, slot - previous)
                 previous = slot
                 mask = hot[base + MASK]
-                mask_column.append(mask)
+                _cell(cells, capacity, lengths, 1, mask)
                 end = base + PAIRS + 2 * hot[base + COUNT]
                 for p in range(base + PAIRS, end, 2):
                     i = hot[p]
                     n = hot[p + 1]
                     if mask & _DELTA:
-                        numbers[i].append(n)
+                        _cell(cells, capacity, lengths, 2 + i, n)
                     else:
-                        numbers[i].append(n - absolute[i])
+                        _cell(cells, capacity, lengths, 2 + i, n - absolute[i])
                         absolute[i] = n
                 nf = _know(fresh, nf, slot, frame)
                 continue
@@ -258,9 +259,9 @@ def reply_rows(found: object, flags: object, count: cython.Py_ssize_t,
             mask, values = row.mask, row.numbers
             if row.others:
                 writer.write_others(row)
-        slot_column.append(slot - previous)
+        _cell(cells, capacity, lengths, 0, slot - previous)
         previous = slot
-        _append(mask_column, numbers, absolute, mask, values)
+        _append(cells, capacity, lengths, absolute, mask, values)
         nf = _know(fresh, nf, slot, frame)
     writer.previous_slot = previous
     return more, nf
@@ -268,12 +269,17 @@ def reply_rows(found: object, flags: object, count: cython.Py_ssize_t,
 
 def append_rows(writer: object, rows: list) -> None:
     """Append prepared rows, (slot, row) with slots ascending, to ``writer``'s columns."""
-    slot_column: list = writer.slot_column
-    previous = writer.previous_slot
+    writer.make_room(len(rows))
+    cells: cython.p_longlong = _memory(_LONGS, writer.cells)
+    lengths: cython.p_longlong = _memory(_LONGS, writer.lengths)
+    absolute: cython.p_longlong = _memory(_LONGS, writer.absolute)
+    capacity: cython.Py_ssize_t = writer.capacity
+    previous: cython.Py_ssize_t = writer.previous_slot
+    slot: cython.Py_ssize_t
     for slot, row in rows:
-        slot_column.append(slot - previous)
+        _cell(cells, capacity, lengths, 0, slot - previous)
         previous = slot
-        _append(writer.mask_column, writer.number_columns, writer.absolute, row.mask, row.numbers)
+        _append(cells, capacity, lengths, absolute, row.mask, row.numbers)
         if row.others:
             writer.write_others(row)
     writer.previous_slot = previous
@@ -281,21 +287,34 @@ def append_rows(writer: object, rows: list) -> None:
 
 @cython.cfunc
 @cython.inline
+@cython.exceptval(check=False)
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def _append(mask_column: list, numbers: list, absolute: list, mask: cython.Py_ssize_t,
-            values: tuple) -> cython.void:
+def _cell(cells: cython.p_longlong, capacity: cython.Py_ssize_t, lengths: cython.p_longlong,
+          column: cython.Py_ssize_t, value: cython.longlong) -> cython.void:
+    """Append a number to a hot column of a writer (column c starts at c * capacity)."""
+    cells[column * capacity + lengths[column]] = value
+    lengths[column] += 1
+
+
+@cython.cfunc
+@cython.inline
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def _append(cells: cython.p_longlong, capacity: cython.Py_ssize_t, lengths: cython.p_longlong,
+            absolute: cython.p_longlong, mask: cython.Py_ssize_t, values: tuple) -> cython.void:
     """A row's mask and numbers: deltas as they are, absolute values as the difference from
     the previous absolute value of the same column."""
     i: cython.Py_ssize_t
-    mask_column.append(mask)
+    n: cython.longlong
+    _cell(cells, capacity, lengths, 1, mask)
     if mask & _DELTA:
-        for i, value in values:
-            numbers[i].append(value)
+        for i, n in values:
+            _cell(cells, capacity, lengths, 2 + i, n)
     else:
-        for i, value in values:
-            numbers[i].append(value - absolute[i])
-            absolute[i] = value
+        for i, n in values:
+            _cell(cells, capacity, lengths, 2 + i, n - absolute[i])
+            absolute[i] = n
 
 
 @cython.boundscheck(False)
@@ -366,7 +385,8 @@ def near(x_positions: object, z_positions: object, top: cython.Py_ssize_t, x: cy
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def pack_columns(columns: list) -> bytes:
-    """Integer columns, (field number, zigzag?, values), as protobuf packed repeated fields.
+    """Integer columns, (field number, zigzag?, values as array('q')), as protobuf packed
+    repeated fields.
 
     What ``extend`` on each column of the message costs most of (protobuf converts the
     values one by one through its generic sequence path: a fifth of a grid's instructions
@@ -384,13 +404,15 @@ def pack_columns(columns: list) -> bytes:
     n: cython.longlong
     u: cython.ulonglong
     zigzag: cython.bint
+    count: cython.Py_ssize_t
     for entry in columns:
-        values: list = entry[2]
-        if not values:
+        count = len(entry[2])
+        if not count:
             continue
+        values: cython.p_longlong = _memory(_LONGS, entry[2])
         zigzag = entry[1]
         size = 0
-        for i in range(len(values)):
+        for i in range(count):
             n = values[i]
             if zigzag:
                 u = _zigzag(n)
@@ -401,7 +423,7 @@ def pack_columns(columns: list) -> bytes:
             size += _varint_size(u)
         at = _put(out, at, (entry[0] << 3) | 2)  # tag: field number, length-delimited
         at = _put(out, at, size)
-        for i in range(len(values)):
+        for i in range(count):
             n = values[i]
             if zigzag:
                 u = _zigzag(n)
