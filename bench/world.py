@@ -2,15 +2,19 @@
 
 N thin emulated users (as bench/e2e.py's flat-out run: update interval 0.05 s, one node per
 user, 20 staggered groups) log in over 1 s and walk; every message crosses the real codec
-(serialized to a stanza and parsed back), delivered at once, on a simulated clock ticked
-every 5 ms. After a 2 s warm-up it measures CPU µs per update spent in each part (load
-runner, grid, gateway, codec) and, with --instructions, machine instructions per update
-under valgrind (callgrind) — the same code gives the same count, so a change to the client
-and grid paths together can be judged on this noisy machine, which end-to-end CPU time
-cannot. The codec part parses each stanza with a new parser, so it overstates what a link's
-stream costs; the cores' parts are what they cost in a daemon, without the sockets.
+(serialized to a stanza and parsed back) and arrives ``--latency`` seconds later (0.065 by
+default, half of e2e's flat-out round trip, so that answers come late and readers are one or
+two changes of each neighbour behind, as there; 0: at once, as until session 7), on a
+simulated clock ticked every 5 ms. After a 2 s warm-up it measures CPU µs per update spent
+in each part (load runner, grid, gateway, codec) and, with --instructions, machine
+instructions per update under valgrind (callgrind) — the same code gives the same count, so
+a change to the client and grid paths together can be judged on this noisy machine, which
+end-to-end CPU time cannot. The codec part parses each stanza with a new parser, so it
+overstates what a link's stream costs; the cores' parts are what they cost in a daemon,
+without the sockets.
 
-    python bench/world.py [--users 1000] [--seconds 3] [--instructions] [--smoke]
+    python bench/world.py [--users 1000] [--seconds 3] [--latency 0.065] [--instructions]
+                          [--smoke]
 
 Writes bench/results/world.json.
 """
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import heapq
+import itertools
 import json
 import os
 import re
@@ -38,13 +44,19 @@ from jgsl.wire.codec import decode, encode, parse
 
 RESULTS = Path(__file__).parent / "results"
 TICK = 0.005  # the load runner's tick with --stagger 20
+#: One-way delay of every message by default: half the round trip of bench/e2e.py's flat-out
+#: run (p50 130-160 ms), so that, as there, answers come after the update interval has
+#: passed and readers are one or two changes of each neighbour behind.
+LATENCY = 0.065
 WARMUP = 2.0
 
 
-def run(users: int, seconds: float, counted: bool = False) -> dict[str, object]:
+def run(users: int, seconds: float, counted: bool = False,
+        latency: float = LATENCY) -> dict[str, object]:
     """Play the world; CPU µs per update by part over the measured window.
 
-    ``counted``: switch valgrind's instruction counting on for the measured window only."""
+    ``counted``: switch valgrind's instruction counting on for the measured window only.
+    ``latency``: seconds every message takes to arrive (0: at once)."""
     world = load_config(str(CONFIG_DIR / "jgsl.config.xml"))
     gateway, grid, load = "gateway.localhost", "grid1.localhost", "load.localhost"
     recorder = Recorder()
@@ -59,17 +71,27 @@ def run(users: int, seconds: float, counted: bool = False) -> dict[str, object]:
     }
     spent: dict[str, float] = defaultdict(float)
 
+    in_flight: list[tuple[float, int, object]] = []  # (arrival, order, envelope)
+    order = itertools.count()
+
     def deliver(now: float, out: list) -> None:
         queue = list(out)
         while queue:
             sent = queue.pop()
             start = time.process_time()
             envelope = decode(parse(encode(sent.message, sent.recipient, sent.sender)))
-            decoded = time.process_time()
-            domain = envelope.recipient.split("/")[0].rpartition("@")[2]
-            queue += cores[domain].receive(now, envelope)
-            spent["codec"] += decoded - start
-            spent[domain] += time.process_time() - decoded
+            spent["codec"] += time.process_time() - start
+            if latency:
+                heapq.heappush(in_flight, (now + latency, next(order), envelope))
+            else:
+                queue += arrive(now, envelope)
+
+    def arrive(now: float, envelope) -> list:
+        start = time.process_time()
+        domain = envelope.recipient.split("/")[0].rpartition("@")[2]
+        out = cores[domain].receive(now, envelope)
+        spent[domain] += time.process_time() - start
+        return out
 
     now = 0.0
     for core in cores.values():
@@ -84,6 +106,8 @@ def run(users: int, seconds: float, counted: bool = False) -> dict[str, object]:
             gc.freeze()  # as jgsl.collector does in the daemons
             if counted:
                 _callgrind("on")
+        while in_flight and in_flight[0][0] <= now:
+            deliver(now, arrive(now, heapq.heappop(in_flight)[2]))
         for domain, core in cores.items():
             start = time.process_time()
             out = core.tick(now)
@@ -92,7 +116,8 @@ def run(users: int, seconds: float, counted: bool = False) -> dict[str, object]:
     if counted:
         _callgrind("off")
     updates = recorder.sent - sent_before
-    return {"users": users, "seconds": seconds, "logins_ok": recorder.logins_ok,
+    return {"users": users, "seconds": seconds, "latency_s": latency,
+            "logins_ok": recorder.logins_ok,
             "updates": updates,
             "reply_bytes_per_update": round(recorder.bytes_in / max(1, recorder.sized_in), 1),
             "cpu_us_per_update": {part: round(spent[key] / max(1, updates) * 1e6, 1)
@@ -105,11 +130,11 @@ def _callgrind(switch: str) -> None:
                    capture_output=True)
 
 
-def instructions_per_update(users: int, seconds: float) -> float:
+def instructions_per_update(users: int, seconds: float, latency: float = LATENCY) -> float:
     """Machine instructions per update over the measured window, counted by valgrind."""
     result = subprocess.run(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=/dev/null",
-         sys.executable, __file__, "--workload", f"{users},{seconds}"],
+         sys.executable, __file__, "--workload", f"{users},{seconds},{latency}"],
         capture_output=True, text=True, check=True)
     counted = int(re.search(r"Collected : (\d+)", result.stderr).group(1))
     updates = json.loads(result.stdout.strip().splitlines()[-1])["updates"]
@@ -123,21 +148,24 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--instructions", action="store_true",
                         help="also count instructions per update under valgrind (300 users, "
                              "1 s measured: about half a minute)")
+    parser.add_argument("--latency", type=float, default=LATENCY,
+                        help="seconds every message takes to arrive (0: at once, as before "
+                             "session 7)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--workload", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS / "world.json")
     args = parser.parse_args(argv)
     if args.workload:
-        users, seconds = args.workload.split(",")
-        print(json.dumps(run(int(users), float(seconds), counted=True)))
+        users, seconds, latency = args.workload.split(",")
+        print(json.dumps(run(int(users), float(seconds), counted=True, latency=float(latency))))
         return {}
     if args.smoke:
         args.users, args.seconds = 10, 0.2
-    result = run(args.users, args.seconds)
+    result = run(args.users, args.seconds, latency=args.latency)
     if args.instructions:
         users, seconds = (args.users, args.seconds) if args.smoke else (300, 1.0)
         result["instructions_per_update"] = {
-            "users": users, "count": round(instructions_per_update(users, seconds))}
+            "users": users, "count": round(instructions_per_update(users, seconds, args.latency))}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

@@ -80,7 +80,7 @@ def test_packed_columns_are_what_protobuf_writes(columns):
     for name, values in columns.items():
         getattr(expected, name).extend(values)
     spec = [(_FIELDS[name].number, _FIELDS[name].type == _FIELDS[name].TYPE_SINT64,
-             array("q", values)) for name, values in columns.items()]
+             array("q", [7, *values, 7]), 1, len(values)) for name, values in columns.items()]
     for module in (rowloop, PURE):
         table = pb.AgentTable()
         table.MergeFromString(module.pack_columns(spec))
@@ -91,4 +91,4 @@ def test_packed_columns_are_what_protobuf_writes(columns):
 def test_packed_uint32_columns_refuse_what_does_not_fit(value):
     for module in (rowloop, PURE):
         with pytest.raises(ValueError):
-            module.pack_columns([(1, False, array("q", [3, value]))])
+            module.pack_columns([(1, False, array("q", [3, value]), 0, 2)])

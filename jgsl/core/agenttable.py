@@ -22,12 +22,13 @@ _ORDER = sorted(OPCODES, key=OPCODES.get)
 #: The integer columns: field number and whether the values are zigzag coded (sint64).
 _PACKED = {f.name: (f.number, f.type == f.TYPE_SINT64) for f in pb.AgentTable.DESCRIPTOR.fields
            if f.type in (f.TYPE_UINT32, f.TYPE_SINT64)}
-#: Every column by field number, the order protobuf writes them in: (number, name, packed).
-_FIELD_ORDER = sorted((f.number, f.name, f.name in _PACKED)
-                      for f in pb.AgentTable.DESCRIPTOR.fields)
+#: Field number of every column.
+_FIELD_NUMBER = {f.name: f.number for f in pb.AgentTable.DESCRIPTOR.fields}
 _NUMBER_INDEX = {f: i for i, f in enumerate(NUMERIC)}
 #: The columns every row writes, in L{TableWriter.cells}: slot steps, masks, the numbers.
 _HOT = ("slots", "masks", *NUMERIC)
+#: (column, field number, zigzag?) of each hot column, in field-number order.
+_HOT_FIELDS = sorted(((c, *_PACKED[name]) for c, name in enumerate(_HOT)), key=lambda h: h[1])
 #: The id and text columns of each mapped string field.
 _STRING_COLUMNS = {f: (f"{f.removesuffix('_file')}_ids", f"{f.removesuffix('_file')}_text")
                    for f in MAPPED}
@@ -233,27 +234,32 @@ class TableWriter:
 
     def encoded(self) -> bytes:
         """The table as protobuf encodes it, for L{pb.NormalUpdateReplyOut}: compiled, the
-        integer columns packed in C and the rare strings here, in field-number order, as
-        protobuf writes them (the same bytes), without building an AgentTable."""
+        integer columns packed in C straight from the cells (and the rare strings here), in
+        field-number order as protobuf writes them (the same bytes), without an AgentTable."""
         if not COMPILED:
             return self.finish().SerializeToString()
-        columns = self._columns
+        cells, capacity, lengths = self.cells, self.capacity, self.lengths
+        hot = [(number, zigzag, cells, c * capacity, lengths[c])
+               for c, number, zigzag in _HOT_FIELDS if lengths[c]]
+        if not self._columns:  # numbers only: most replies
+            return pack_columns(hot)
+        present = {entry[0]: entry for entry in hot}
+        for name, values in self._columns.items():
+            if values:
+                number = _FIELD_NUMBER[name]
+                present[number] = (number, _PACKED[name][1], array("q", values), 0,
+                                   len(values)) if name in _PACKED else (number, name, values)
         chunks: list[bytes] = []
-        run: list[tuple[int, bool, array]] = []  # integer columns next to each other
-        for number, name, packed in _FIELD_ORDER:
-            if name in _HOT:
-                values = self.hot_column(name)
-            else:
-                values = columns.get(name)
-            if not values:
-                continue
-            if packed:
-                run.append((number, _PACKED[name][1],
-                            values if name in _HOT else array("q", values)))
+        run: list[tuple] = []  # integer columns next to each other
+        for number in sorted(present):
+            entry = present[number]
+            if len(entry) == 5:
+                run.append(entry)
                 continue
             if run:
                 chunks.append(pack_columns(run))
                 run = []
+            _, name, values = entry
             if name == "name_rest":
                 text = "".join(values)
                 if text:  # (an empty string field is not written)
@@ -262,7 +268,7 @@ class TableWriter:
                 chunks.extend(_string_field(number, value) for value in values)
         if run:
             chunks.append(pack_columns(run))
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return b"".join(chunks)
 
 
 class TableError(ValueError):
