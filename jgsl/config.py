@@ -49,6 +49,7 @@ NODE_SETTINGS: dict[str, tuple[type, float, float]] = {
     "max_users": (int, 1, 100_000),
     "records": (int, 1, 256),
     "max_recover": (int, 0, 64),
+    "refresh_seconds": (float, 0.01, 3600),
 }
 #: Original field names (FieldRefreshRate and StringMaps) -> AgentState field names.
 FIELD_NAMES = {"AssetFile": "asset_file", "rx": "rx", "y": "y", "rz": "rz", "facing": "facing",

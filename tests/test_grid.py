@@ -278,17 +278,35 @@ def test_hello_on_connect_and_every_interval(grid):
 
 
 def test_fields_refreshed_at_their_rate():
-    """Every third update from alice re-sends her unchanged asset, absolute, to everyone."""
+    """A field of rate 3 is re-sent, absolute, to everyone every 3 s while its agent sends
+    updates: alice's asset (slot 0) first 3 s after she came, then every 3 s."""
     grid = make_grid(refresh={"asset_file": 3})
-    update(grid, 0, "alice@emu.localhost", data=FULL)  # her update 1
+    update(grid, 0, "alice@emu.localhost", data=FULL)
     reply = update(grid, 0, "bob@emu.localhost", data=FULL)
     sent = []
-    for now in range(1, 7):  # her updates 2..7, nothing changing
+    for now in range(1, 8):  # nothing changing
         update(grid, now, "alice@emu.localhost", data=pb.AgentState(y=3672))
         reply = update(grid, now, "bob@emu.localhost", st=reply.st)
         sent.append(rows(reply))
     refresh = [(0, False, {"asset_file": "character/v3/dummy/dummy.x"})]
-    assert sent == [[], refresh, [], [], refresh, []]
+    assert sent == [[], [], refresh, [], [], refresh, []]
+
+
+def test_refresh_goes_by_time_not_by_updates():
+    """Updating twenty times a second does not re-send more often; and agents that came
+    together (slots 0 and 1) are re-sent in different frames."""
+    grid = make_grid(refresh={"asset_file": 3})
+    for jid in ("alice@emu.localhost", "carol@emu.localhost"):
+        update(grid, 0, jid, data=FULL)
+    reply = update(grid, 0, "bob@emu.localhost", data=FULL)
+    refreshed: list[tuple[float, int]] = []
+    for step in range(1, 141):  # 7 s at 20 updates a second
+        now = step / 20
+        for jid in ("alice@emu.localhost", "carol@emu.localhost"):
+            update(grid, now, jid, data=pb.AgentState(y=3672))
+        reply = update(grid, now, "bob@emu.localhost", st=reply.st)
+        refreshed += [(now, slot) for slot, _, values in rows(reply) if "asset_file" in values]
+    assert refreshed == [(3.0, 0), (4.0, 1), (6.0, 0), (7.0, 1)]
 
 
 def test_big_join_snapshot_is_split_never_dropped():

@@ -85,8 +85,12 @@ class GridSettings:
     max_reply_bytes: int = 16 * 1024
     #: Replies per client remembered as possible baselines (Quake 3 keeps 32).
     records: int = 16
-    #: Every how many updates from an agent a field is re-sent, absolute, to everyone (0: never).
+    #: A field of refresh rate n is re-sent, absolute, to everyone every n refresh_seconds
+    #: while its agent sends updates (0: never).
     refresh: dict[str, int] = field(default_factory=lambda: dict(REFRESH))
+    #: Seconds per step of a refresh rate. In time, not in updates: an agent updating 20
+    #: times a second would otherwise have its position re-sent four times a second.
+    refresh_seconds: float = 1.0
     history: dict[str, int] = field(default_factory=lambda: dict(HISTORY))
     #: Creations and env messages per reply (original: 5 each), and log sizes.
     max_edits_per_reply: int = 5
@@ -142,8 +146,11 @@ class Agent:
     #: Rows already built: a viewer's name -> its full row; a change frame -> the row for
     #: readers whose baseline follows it, as jgsl.core.rowloop.SlotTable describes.
     rows: dict[object, object] = field(default_factory=dict)
-    #: Data updates received (drives the periodic refresh, the original rec_count).
+    #: Data updates received (the original rec_count).
     updates: int = 0
+    #: When each refresh rate's fields are next re-sent (rate -> time; set at the first
+    #: update).
+    refresh_due: dict[int, float] = field(default_factory=dict)
     #: A non-player agent a region script spawned (never times out, never a viewer).
     npc: bool = False
 
@@ -193,7 +200,7 @@ class GridNode:
         if self._limit is not None:
             self._ranges["rx"] = self._ranges["rz"] = (max(-self._limit, -most),
                                                       min(2 * self._limit, most))
-        #: The fields refreshed every n updates, by n (settings.refresh, read once).
+        #: The fields of each refresh rate n (settings.refresh, read once).
         self._refresh: dict[int, list[str]] = {}
         for name, rate in settings.refresh.items():
             if rate:
@@ -244,7 +251,7 @@ class GridNode:
         self.frame += 1
         sent = msg.agent  # pb.AgentData: the sender's state and edits
         if sent.HasField("data"):
-            self._store(agent, sent.data)
+            self._store(now, agent, sent.data)
         if sent.creations or sent.env:
             self._edits(agent, sent)
         reply = self._reply(agent, msg.st, msg.recover, others=not msg.dummy, edits=True)
@@ -287,7 +294,7 @@ class GridNode:
         if agent is None:
             agent = self._agent(now, jid, AgentMode.AGENT, npc=True)
         self.frame += 1
-        self._store(agent, state)
+        self._store(now, agent, state)
         return agent
 
     def _agent(self, now: float, jid: str, mode: AgentMode, npc: bool = False) -> Agent:
@@ -319,7 +326,7 @@ class GridNode:
         del self.agents[agent.jid], self._slots[agent.slot]
         heapq.heappush(self._free, agent.slot)
 
-    def _store(self, agent: Agent, state: pb.AgentState) -> None:
+    def _store(self, now: float, agent: Agent, state: pb.AgentState) -> None:
         frame, changed = self.frame, False
         trackers, ranges = agent.trackers, self._ranges
         for descriptor, value in state.ListFields():
@@ -335,9 +342,14 @@ class GridNode:
                 tracker = trackers[name] = ValueTracker(self.settings.history.get(name, 2))
             changed |= tracker.push(frame, value)
         agent.updates += 1
-        turn = agent.updates + agent.slot
+        due, unit = agent.refresh_due, self.settings.refresh_seconds
         for rate, names in self._refresh.items():
-            if turn % rate == 0:
+            when = due.get(rate)
+            if when is None:  # the first update: due in one to two periods, by slot, so
+                # agents that came together are not all re-sent in the same frames
+                due[rate] = now + rate * unit * (1 + agent.slot % rate / rate)
+            elif now >= when:
+                due[rate] = now + rate * unit
                 for name in names:
                     tracker = trackers.get(name)
                     if tracker is not None:
