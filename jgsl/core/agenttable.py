@@ -243,23 +243,26 @@ class TableWriter:
                for c, number, zigzag in _HOT_FIELDS if lengths[c]]
         if not self._columns:  # numbers only: most replies
             return pack_columns(hot)
-        present = {entry[0]: entry for entry in hot}
+        integers = {entry[0]: entry for entry in hot}  # field number -> pack_columns entry
+        texts: dict[int, tuple[str, list]] = {}  # field number -> (column, strings)
         for name, values in self._columns.items():
-            if values:
-                number = _FIELD_NUMBER[name]
-                present[number] = (number, _PACKED[name][1], array("q", values), 0,
-                                   len(values)) if name in _PACKED else (number, name, values)
+            if not values:
+                continue
+            number = _FIELD_NUMBER[name]
+            if name in _PACKED:
+                integers[number] = (number, _PACKED[name][1], array("q", values), 0, len(values))
+            else:
+                texts[number] = (name, values)
         chunks: list[bytes] = []
         run: list[tuple] = []  # integer columns next to each other
-        for number in sorted(present):
-            entry = present[number]
-            if len(entry) == 5:
-                run.append(entry)
+        for number in sorted(integers.keys() | texts.keys()):
+            if number in integers:
+                run.append(integers[number])
                 continue
             if run:
                 chunks.append(pack_columns(run))
                 run = []
-            _, name, values = entry
+            name, values = texts[number]
             if name == "name_rest":
                 text = "".join(values)
                 if text:  # (an empty string field is not written)

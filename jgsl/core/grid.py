@@ -146,8 +146,6 @@ class Agent:
     #: Rows already built: a viewer's name -> its full row; a change frame -> the row for
     #: readers whose baseline follows it, as jgsl.core.rowloop.SlotTable describes.
     rows: dict[object, object] = field(default_factory=dict)
-    #: Data updates received (the original rec_count).
-    updates: int = 0
     #: When each refresh rate's fields are next re-sent (rate -> time; set at the first
     #: update).
     refresh_due: dict[int, float] = field(default_factory=dict)
@@ -341,7 +339,6 @@ class GridNode:
             if tracker is None:
                 tracker = trackers[name] = ValueTracker(self.settings.history.get(name, 2))
             changed |= tracker.push(frame, value)
-        agent.updates += 1
         due, unit = agent.refresh_due, self.settings.refresh_seconds
         for rate, names in self._refresh.items():
             when = due.get(rate)

@@ -388,10 +388,10 @@ def pack_columns(columns: list) -> bytes:
     """Integer columns, (field number, zigzag?, array('q'), first index, count), as protobuf
     packed repeated fields.
 
-    What ``extend`` on each column of the message costs most of (protobuf converts the
-    values one by one through its generic sequence path: a fifth of a grid's instructions
-    per update) takes a pass in C here; the bytes are merged into the table in one call.
-    Only worth it compiled: plain Python appends to the message's columns instead.
+    What ``extend`` on each column of a message costs most of (protobuf converts the
+    values one by one through its generic sequence path) takes a pass in C here, and the
+    bytes go out as they are (L{jgsl.core.agenttable.TableWriter.encoded}). Only worth it
+    compiled: plain Python builds the AgentTable and lets protobuf encode it instead.
     """
     total: cython.Py_ssize_t = 0
     for entry in columns:
