@@ -8,9 +8,18 @@ echo component bouncing stanzas of the same size at the same concurrency, also u
 router's own limit. The ratio JGSL rate / echo rate says what the game logic costs. A paced
 echo (one stanza per sender per 0.1 s tick, as sessions 1-3 measured it) is run too.
 
+Run one after the other, the two halves of a pair see different phases of this shared VM
+(its speed wanders by a fifth within a minute), so the limit is also measured interleaved:
+the load runner and the echo both run for the whole measurement, and in turn one is stopped
+(SIGSTOP) while the other runs for a window (--window seconds, after 1 s to settle, not
+counted); --rounds such pairs of windows. Answers are counted by their own timestamps
+(jgsl-load --answers), CPU per process from /proc at the window edges, so both sides are
+measured under the same phases; the ratio of the summed rates is the headline figure.
+
     python bench/e2e.py [--servers embedded,prosody] [--users 100,500,1000]
                         [--intervals 1,3] [--duration 20] [--ramp 10] [--smoke]
                         [--grids N] [--thin] [--stagger N] [--pairs N] [--limit-only]
+                        [--rounds N] [--window S]
 
 --grids runs N grid processes (one per core; the gateway spreads nodes over them); --thin
 makes the load runner's clients echo frames without decoding the other agents (jgsl-load
@@ -35,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from bisect import bisect_left
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
@@ -44,6 +54,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 #: Update interval of the flat-out run: a grid accepts 20 updates a second per user and node
 #: (jgsl.core.flood); an answer later than this brings the next update at once.
 FLAT_OUT = 0.05
+#: Seconds at the start of each interleaved window not counted: what the stopped side left
+#: in the queues drains, and the side that resumed refills its pipeline.
+SETTLE = 1.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -97,7 +110,7 @@ class World:
         else:
             from jgsl.prosody import DevProsody
 
-            names = ("gateway", "load", "echo", "drive",
+            names = ("gateway", "load", "echo", "drive", "echo2", "drive2",
                      *(f"grid{i}" for i in range(1, self.grids + 1)))
             self.prosody = DevProsody({f"{n}.localhost": self.env["JGSL_COMPONENT_SECRET"]
                                        for n in names})
@@ -189,6 +202,117 @@ def echo_run(world: World, xmpp: str, senders: int, size: int, duration: float,
     return {**json.loads(result.stdout.strip().splitlines()[-1]), "cpu_cores": cpu}
 
 
+def _percentile_ms(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, max(0, round(p / 100 * len(values)) - 1))] * 1000, 2)
+
+
+def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
+    """JGSL flat out and two echoes (JGSL-shaped stanzas, chat stanzas) in turn, each for a
+    window while the other two are stopped (SIGSTOP)."""
+    from jgsl.load import read_answers
+
+    sides = ("jgsl", "echo", "echo_chat")
+    schedule = args.rounds * len(sides) * (SETTLE + args.window)
+    start_up = args.ramp + 5.0  # logins are done before the first window
+    files = {side: world.workdir / f"answers-{side}-{n}" for side in sides}
+    procs: dict[str, subprocess.Popen] = {}
+
+    def start(side: str, command: list[str]) -> None:
+        procs[side] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True, env=world.env, cwd=ROOT)
+
+    try:
+        for side, shape, label in (("echo", "jgsl", ""), ("echo_chat", "chat", "2")):
+            start(side, [
+                sys.executable, str(ROOT / "bench" / "echo.py"), "--xmpp", xmpp,
+                "--senders", str(n), "--size", str(size), "--shape", shape, "--label", label,
+                "--warmup", "0.5", "--answers", str(files[side]),
+                "--duration", str(6.0 + start_up + schedule + 2.0)])
+            time.sleep(3.0)  # connected and bouncing
+            procs[side].send_signal(signal.SIGSTOP)
+        out = world.workdir / f"load-interleaved-{n}"
+        start("jgsl", [
+            sys.executable, "-m", "jgsl.load", "--xmpp", xmpp, "--users", str(n),
+            "--update-interval", str(FLAT_OUT), "--duration", str(schedule + 2.0),
+            "--ramp", str(args.ramp), "--request-timeout", "10",
+            "--radius", str(max(80, n ** 0.5 * 8)), "--out", str(out), "--no-corners",
+            *(["--thin"] if args.thin else []), "--stagger", str(args.stagger),
+            "--answers", str(files["jgsl"])])
+        time.sleep(start_up)
+        world_pids = world.pids()
+        watched = {"jgsl": {**world_pids, "client": procs["jgsl"].pid},
+                   **{side: {"server": world_pids["server"], "client": procs[side].pid}
+                      for side in sides[1:]}}
+        windows = []
+        procs["jgsl"].send_signal(signal.SIGSTOP)
+        for _ in range(args.rounds):
+            for side in sides:
+                procs[side].send_signal(signal.SIGCONT)
+                time.sleep(SETTLE)
+                begun = time.time()
+                before = {name: cpu_seconds(pid) for name, pid in watched[side].items()}
+                time.sleep(args.window)
+                ended = time.time()
+                used = {name: cpu_seconds(pid) - before[name]
+                        for name, pid in watched[side].items()}
+                procs[side].send_signal(signal.SIGSTOP)
+                windows.append({"side": side, "start": begun, "end": ended, "cpu": used})
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGCONT)
+    for side, proc in procs.items():
+        try:
+            _, err = proc.communicate(timeout=start_up + schedule + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        if proc.returncode != 0:
+            raise RuntimeError(f"interleaved {side} run failed: {err[-2000:]}")
+    report = json.loads((out / "report.json").read_text())
+    results = {side: _windowed([w for w in windows if w["side"] == side],
+                               read_answers(files[side])) for side in sides}
+
+    def ratio(echo: str) -> tuple[float | None, list[float | None]]:
+        rate = results[echo]["per_s"]
+        by_round = [round(j / e, 3) if e else None for j, e in zip(
+            results["jgsl"]["windows_per_s"], results[echo]["windows_per_s"], strict=True)]
+        return (round(results["jgsl"]["per_s"] / rate, 3) if rate else None), by_round
+
+    (over_echo, by_round), (over_chat, by_round_chat) = ratio("echo"), ratio("echo_chat")
+    return {"rounds": args.rounds, "window_s": args.window, "settle_s": SETTLE, "size": size,
+            "logins_ok": report["logins_ok"], "timeouts": report["timeouts"],
+            "logins_done_after_s": report["ramp_s"], **results,
+            "ratio": over_echo, "ratio_by_round": by_round,
+            "ratio_over_chat_echo": over_chat, "ratio_over_chat_echo_by_round": by_round_chat}
+
+
+def _windowed(windows: list[dict], answers: list[tuple[float, float]]) -> dict:
+    """Rate, RTT and CPU of one side over its windows, from its answers' timestamps."""
+    seconds = sum(w["end"] - w["start"] for w in windows)
+    ordered = sorted(answers)
+    times = [when for when, _ in ordered]
+    rtts: list[float] = []
+    cpu: dict[str, float] = {}
+    for w in windows:
+        first, last = bisect_left(times, w["start"]), bisect_left(times, w["end"])
+        w["answered"] = last - first
+        rtts += [rtt for _, rtt in ordered[first:last]]
+        for name, spent in w["cpu"].items():
+            key = "grid" if name.startswith("grid") else name
+            cpu[key] = cpu.get(key, 0.0) + spent
+    return {
+        "per_s": round(len(rtts) / seconds, 1),
+        "rtt_ms": {"p50": _percentile_ms(rtts, 50), "p99": _percentile_ms(rtts, 99)},
+        "cpu_cores": {k: round(v / seconds, 3) for k, v in cpu.items()},
+        "cpu_us_per_answer": {k: round(v / max(1, len(rtts)) * 1e6, 1) for k, v in cpu.items()},
+        "windows_per_s": [round(w["answered"] / (w["end"] - w["start"]), 1) for w in windows],
+        "windows_cpu_us_per_answer": [round(sum(w["cpu"].values()) / max(1, w["answered"]) * 1e6,
+                                            1) for w in windows]}
+
+
 def _ratio(flat: dict, echo: dict) -> float | None:
     rate = echo["round_trips_per_s"]
     return round(flat["updates_received_per_s"] / rate, 3) if rate else None
@@ -204,9 +328,10 @@ def limit_run(world: World, xmpp: str, server: str, n: int, args) -> dict:
     # For comparison with sessions 1-3, whose echo sent one stanza per sender per 0.1 s
     # tick: at 1000 senders that caps it at 10,000/s, below the router's limit.
     paced = echo_run(world, xmpp, n, size, args.duration, paced=True)
+    interleaved = interleaved_run(world, xmpp, n, size, args) if args.rounds else None
     return {"server": server, "users": n, "jgsl_flat_out": flat, "echo": echo,
             "echo_paced": paced, "ratio_jgsl_over_echo": _ratio(flat, echo),
-            "ratio_jgsl_over_paced_echo": _ratio(flat, paced)}
+            "ratio_jgsl_over_paced_echo": _ratio(flat, paced), "interleaved": interleaved}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -226,6 +351,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--pairs", type=int, default=1,
                    help="measure the router's limit N times (flat out, then echo, then paced "
                         "echo, in turn): the ratio wanders with this shared machine")
+    p.add_argument("--rounds", type=int, default=6,
+                   help="interleaved limit: pairs of windows, JGSL then echo (0: none)")
+    p.add_argument("--window", type=float, default=4.0,
+                   help="interleaved limit: seconds counted per window")
     p.add_argument("--limit-only", action="store_true",
                    help="skip the runs at 1 Hz and 3 s; only the router's limit")
     p.add_argument("--out", type=Path, default=RESULTS / "e2e.json")
@@ -234,6 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
     intervals = [float(i) for i in args.intervals.split(",")]
     if args.smoke:
         users, intervals, args.duration, args.ramp = [4], [1.0], 2.0, 1.0
+        args.rounds, args.window = min(args.rounds, 2), 1.0
     results: dict = {"runs": [], "limits": []}
     for server in args.servers.split(","):
         workdir = Path(tempfile.mkdtemp(prefix=f"jgsl-e2e-{server}-"))

@@ -1,12 +1,16 @@
 """Null-echo run: N senders bouncing stanzas of a given size off an echo component.
 
     python bench/echo.py --xmpp tcp:127.0.0.1:5347 --senders 100 --size 120 --duration 10
-                         [--paced]
+                         [--paced] [--shape chat|jgsl] [--answers FILE]
 
 Each sender sends its next stanza as soon as the last came back (the router's own limit),
-or with --paced at most one per 0.1 s tick.
+or with --paced at most one per 0.1 s tick. --shape jgsl sends JGSL-shaped stanzas (a
+namespaced <jgsl/> child holding a base64 protobuf, jgsl.core.echo), chat (the default)
+a chat body.
 
-Prints one JSON line: round trips per second and RTT percentiles. Used by bench/e2e.py.
+Prints one JSON line: round trips per second and RTT percentiles; --answers also writes
+every round trip's (time, RTT) as jgsl-load does (jgsl.load.write_answers). Used by
+bench/e2e.py.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from twisted.internet import defer, task
 from twisted.internet.endpoints import clientFromString
 
-from jgsl.core.echo import DriverCore, EchoCore
+from jgsl.core.echo import SHAPES, DriverCore, EchoCore
 from jgsl.core.flood import FloodGate
+from jgsl.load import write_answers
 from jgsl.tap import DEV_SECRET, SECRET_ENV
 from jgsl.xmpp.link import ComponentService
 
@@ -44,11 +50,12 @@ def run(reactor, args):
         # limit is measured, not the flood gate's.
         return FloodGate() if args.paced else FloodGate(rate=1e9, burst=1e9)
 
-    echo = ComponentService(reactor, f"echo.{args.domain}", secret, endpoint,
-                            EchoCore(f"echo.{args.domain}"), flood=flood())
-    driver_core = DriverCore(f"drive.{args.domain}", f"echo.{args.domain}", args.senders,
-                             args.size, paced=args.paced)
-    driver = ComponentService(reactor, f"drive.{args.domain}", secret, endpoint, driver_core,
+    echo_jid, driver_jid = f"echo{args.label}.{args.domain}", f"drive{args.label}.{args.domain}"
+    echo = ComponentService(reactor, echo_jid, secret, endpoint, EchoCore(echo_jid),
+                            flood=flood())
+    driver_core = DriverCore(driver_jid, echo_jid, args.senders, args.size, paced=args.paced,
+                             shape=args.shape)
+    driver = ComponentService(reactor, driver_jid, secret, endpoint, driver_core,
                               flood=flood())
     echo.startService()
     yield task.deferLater(reactor, 0.5, lambda: None)  # the echo is up before the driver
@@ -60,8 +67,10 @@ def run(reactor, args):
     rtts = [r for _, r in driver_core.rtts[before:]]
     yield defer.maybeDeferred(driver.stopService)
     yield defer.maybeDeferred(echo.stopService)
+    if args.answers:
+        write_answers(args.answers, driver_core.rtts)
     print(json.dumps({
-        "senders": args.senders, "size": args.size, "paced": args.paced,
+        "senders": args.senders, "size": args.size, "paced": args.paced, "shape": args.shape,
         "round_trips": len(rtts),
         "round_trips_per_s": round(len(rtts) / window, 1),
         "rtt_ms": {"p50": _ms(percentile(rtts, 50)), "p99": _ms(percentile(rtts, 99))},
@@ -76,12 +85,20 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--xmpp", required=True)
     p.add_argument("--domain", default="localhost")
+    p.add_argument("--label", default="",
+                   help="components echo<label>.<domain> and drive<label>.<domain>, so that "
+                        "two echo runs can share a server")
     p.add_argument("--senders", type=int, default=100)
-    p.add_argument("--size", type=int, default=120, help="chat body bytes")
+    p.add_argument("--size", type=int, default=120,
+                   help="characters of the chat body or of the base64 payload")
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--paced", action="store_true",
                    help="at most one stanza per sender per 0.1 s tick")
+    p.add_argument("--shape", choices=SHAPES, default="chat",
+                   help="chat bodies, or JGSL messages (a <jgsl/> child, base64 protobuf)")
     p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--answers", type=Path, default=None,
+                   help="write every round trip's (time, RTT) here (jgsl.load.read_answers)")
     task.react(run, [p.parse_args(argv)])
 
 

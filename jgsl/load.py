@@ -6,7 +6,9 @@
 Users log in over ``--ramp`` seconds (a progress bar shows it), walk about for
 ``--duration`` seconds, and log out. The report (logins ok/refused, re-logins, timeouts,
 dead grid nodes, updates per second, round-trip time p50/p95/p99, bytes per update) is
-printed and written to ``--out``/report.json, with a plot of RTT over time in rtt.png.
+printed and written to ``--out``/report.json, with a plot of RTT over time in rtt.png;
+``--answers FILE`` also writes every answered update's (time, round trip), as bench/e2e.py
+reads them to count what was answered in windows of its own.
 With an external XMPP server (Prosody, ejabberd), the server must accept the component
 ``--name`` with the component secret ($JGSL_COMPONENT_SECRET).
 """
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+from array import array
 from pathlib import Path
 
 from twisted.internet import defer, task
@@ -81,6 +84,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("load-report"))
     p.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
+    p.add_argument("--answers", type=Path, default=None,
+                   help="write (wall-clock time, round-trip seconds) of every answered update, "
+                        "from the first login on, to this file (see read_answers)")
     args = p.parse_args(argv)
     if args.users < 1 or args.duration <= 0 or args.ramp < 0:
         p.error("--users must be positive, --duration positive, --ramp not negative")
@@ -94,6 +100,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.name = args.name or f"load.{args.domain}"
     args.gateway = args.gateway or f"gateway.{args.domain}"
     return args
+
+
+def write_answers(path: Path, rtts: list[tuple[float, float]]) -> None:
+    """(time, round trip) pairs as native float64s: 16 bytes each, written in one go."""
+    flat = array("d")
+    for when, rtt in rtts:
+        flat.append(when)
+        flat.append(rtt)
+    path.write_bytes(flat.tobytes())
+
+
+def read_answers(path: Path) -> list[tuple[float, float]]:
+    """What L{write_answers} wrote."""
+    flat = array("d")
+    flat.frombytes(path.read_bytes())
+    return list(zip(flat[0::2], flat[1::2], strict=True))
 
 
 def plot(report: dict, rtts: list[tuple[float, float]], start: float, path: Path) -> bool:
@@ -217,6 +239,8 @@ def run(reactor, args: argparse.Namespace):
     for service in reversed(services):
         yield defer.maybeDeferred(service.stopService)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.answers is not None:
+        write_answers(args.answers, recorder.rtts)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     plotted = plot(report, steady_recorder.rtts, steady, args.out / "rtt.png")
     table = Table(title="JGSL load report")
