@@ -187,9 +187,12 @@ class GridProxy:
     use: str = ""
     #: ``jid`` without a resource: what a reply's sender must be (every reply asks).
     bare_jid: str = field(init=False)
+    #: ``region.origin``, which every update needs.
+    origin: tuple[float, float] = field(init=False)
 
     def __post_init__(self) -> None:
         self.bare_jid = bare(self.jid)
+        self.origin = self.region.origin
 
 
 class ClientCore:
@@ -215,6 +218,7 @@ class ClientCore:
         self.proxies: dict[str, GridProxy] = {}
         self.timeid = 1  # our frame counter ("ct")
         self.own = FieldHistory()
+        self._facing = (math.nan, 0)  # (avatar facing, its byte), the last one encoded
         #: Every agent this client sees, by JID (as the node that last updated it shows it).
         self.agents: dict[str, RemoteAgent] = {}
         self._holders: dict[str, set[str]] = {}
@@ -705,9 +709,11 @@ class ClientCore:
     def _own_state(self, proxy: GridProxy) -> dict[str, object]:
         """Our fields as the node sees them (AgentState field -> value)."""
         a = self.avatar
-        ox, oz = proxy.region.origin
+        ox, oz = proxy.origin
+        if a.facing != self._facing[0]:  # (walking straight on: the same byte every update)
+            self._facing = (a.facing, encode_facing(a.facing))
         state = {"rx": encode_position(a.x - ox), "y": encode_position(a.y),
-                 "rz": encode_position(a.z - oz), "facing": encode_facing(a.facing)}
+                 "rz": encode_position(a.z - oz), "facing": self._facing[1]}
         if a.asset_file:
             state["asset_file"] = a.asset_file
         if a.nickname:
@@ -716,14 +722,18 @@ class ClientCore:
 
     def _normal_update(self, now: float, proxy: GridProxy) -> Envelope:
         self.timeid += 1
-        self.own.push(self._own_state(proxy), self.timeid)
-        changed = self.own.since(proxy.ct)  # ct 0: every field (frames start at 1)
+        pushed = self.own.push(self._own_state(proxy), self.timeid)
+        # The node echoed our previous frame (nearly always): it lacks just what changed
+        # now. Else what changed since the frame it echoed (ct 0: every field).
+        changed = pushed if proxy.ct == self.timeid - 1 else self.own.since(proxy.ct)
         # built in one call, the changed fields from a dict: field by field costs twice
         msg = pb.NormalUpdate(sk=proxy.key, id=proxy.node_id, st=proxy.st, ct=self.timeid,
-                              dummy=self.avatar.dummy,
-                              recover=sorted(set(proxy.recover))[:5] if proxy.recover else (),
                               agent={"data": changed} if changed else None)
-        proxy.recover.clear()
+        if self.avatar.dummy:  # (a keyword argument costs a field lookup even when unset)
+            msg.dummy = True
+        if proxy.recover:
+            msg.recover.extend(sorted(set(proxy.recover))[:5])
+            proxy.recover.clear()
         if proxy.st == 0 and proxy.ticket is not None:
             msg.ticket.CopyFrom(proxy.ticket)  # the node does not know us yet
         for pending in self._edits[:10] if self._edits else ():

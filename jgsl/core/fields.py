@@ -57,14 +57,14 @@ class FieldHistory:
     def __init__(self) -> None:
         self._fields: dict[str, tuple[int, object]] = {}  # name -> (frame, value)
 
-    def push(self, values: dict[str, object], frame: int) -> bool:
-        """Record every field of ``values`` that differs from the stored one."""
-        fields, changed = self._fields, False
+    def push(self, values: dict[str, object], frame: int) -> dict[str, object]:
+        """Record every field of ``values`` that differs from the stored one; those fields."""
+        fields, changed = self._fields, {}
         for name, value in values.items():
             current = fields.get(name)
             if current is None or current[1] != value:
                 fields[name] = (frame, value)
-                changed = True
+                changed[name] = value
         return changed
 
     def since(self, frame: int) -> dict[str, object]:
