@@ -12,14 +12,18 @@ Run one after the other, the two halves of a pair see different phases of this s
 (its speed wanders by a fifth within a minute), so the limit is also measured interleaved:
 the load runner and the echo both run for the whole measurement, and in turn one is stopped
 (SIGSTOP) while the other runs for a window (--window seconds, after 1 s to settle, not
-counted); --rounds such pairs of windows. Answers are counted by their own timestamps
-(jgsl-load --answers), CPU per process from /proc at the window edges, so both sides are
-measured under the same phases; the ratio of the summed rates is the headline figure.
+counted); --rounds such rounds of windows. Two echoes take part: one bouncing JGSL-shaped
+stanzas (a namespaced <jgsl/> child holding a base64 protobuf, as JGSL's) and the chat echo
+above; each runs as two processes, component and driver, so that the servers' CPU (router
+and echo component; router, gateway and grids) can be told from the load generators'.
+Answers are counted by their own timestamps (jgsl-load --answers), CPU per process from
+/proc at the window edges, so every side is measured under the same phases. --pin runs the
+servers on CPU 1 and the load generators on CPU 0, as when clients are elsewhere.
 
     python bench/e2e.py [--servers embedded,prosody] [--users 100,500,1000]
                         [--intervals 1,3] [--duration 20] [--ramp 10] [--smoke]
                         [--grids N] [--thin] [--stagger N] [--pairs N] [--limit-only]
-                        [--rounds N] [--window S]
+                        [--rounds N] [--window S] [--pin]
 
 --grids runs N grid processes (one per core; the gateway spreads nodes over them); --thin
 makes the load runner's clients echo frames without decoding the other agents (jgsl-load
@@ -40,6 +44,7 @@ import os
 import resource
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -211,46 +216,65 @@ def _percentile_ms(values: list[float], p: float) -> float | None:
 
 def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
     """JGSL flat out and two echoes (JGSL-shaped stanzas, chat stanzas) in turn, each for a
-    window while the other two are stopped (SIGSTOP)."""
+    window while the other two are stopped (SIGSTOP).
+
+    Each echo runs as two processes, the echo component and its driver, so that the servers'
+    CPU per round trip (router and echo component) can be told from the load generator's,
+    as JGSL's (router, gateway, grids) from the load runner's. With ``args.pin`` the servers
+    run on CPU 1 and the load generators (load runner, drivers) on CPU 0, as when the
+    clients are elsewhere."""
     from jgsl.load import read_answers
 
     sides = ("jgsl", "echo", "echo_chat")
     schedule = args.rounds * len(sides) * (SETTLE + args.window)
     start_up = args.ramp + 5.0  # logins are done before the first window
     files = {side: world.workdir / f"answers-{side}-{n}" for side in sides}
-    procs: dict[str, subprocess.Popen] = {}
+    procs: dict[str, list[subprocess.Popen]] = {side: [] for side in sides}
+    all_cpus = os.sched_getaffinity(0)
 
-    def start(side: str, command: list[str]) -> None:
-        procs[side] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       text=True, env=world.env, cwd=ROOT)
+    def start(side: str, command: list[str]) -> subprocess.Popen:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=world.env, cwd=ROOT)
+        procs[side].append(proc)
+        return proc
 
+    def signal_side(side: str, signum: int) -> None:
+        for proc in procs[side]:
+            proc.send_signal(signum)
+
+    watched: dict[str, dict[str, int]] = {}
+    world_pids = world.pids()
     try:
         for side, shape, label in (("echo", "jgsl", ""), ("echo_chat", "chat", "2")):
-            start(side, [
-                sys.executable, str(ROOT / "bench" / "echo.py"), "--xmpp", xmpp,
-                "--senders", str(n), "--size", str(size), "--shape", shape, "--label", label,
-                "--warmup", "0.5", "--answers", str(files[side]),
-                "--duration", str(6.0 + start_up + schedule + 2.0)])
+            echo = [sys.executable, str(ROOT / "bench" / "echo.py"), "--xmpp", xmpp,
+                    "--senders", str(n), "--size", str(size), "--shape", shape, "--label",
+                    label, "--warmup", "0.5", "--duration", str(6.0 + start_up + schedule)]
+            component = start(side, [*echo, "--part", "echo"])
+            time.sleep(1.0)  # up before its driver
+            driver = start(side, [*echo, "--part", "driver", "--answers", str(files[side])])
+            watched[side] = {"server": world_pids["server"], "echo": component.pid,
+                             "client": driver.pid}
             time.sleep(3.0)  # connected and bouncing
-            procs[side].send_signal(signal.SIGSTOP)
+            signal_side(side, signal.SIGSTOP)
         out = world.workdir / f"load-interleaved-{n}"
-        start("jgsl", [
+        load = start("jgsl", [
             sys.executable, "-m", "jgsl.load", "--xmpp", xmpp, "--users", str(n),
             "--update-interval", str(FLAT_OUT), "--duration", str(schedule + 2.0),
             "--ramp", str(args.ramp), "--request-timeout", "10",
             "--radius", str(max(80, n ** 0.5 * 8)), "--out", str(out), "--no-corners",
             *(["--thin"] if args.thin else []), "--stagger", str(args.stagger),
             "--answers", str(files["jgsl"])])
+        watched["jgsl"] = {**world_pids, "client": load.pid}
+        if args.pin:  # servers on CPU 1, load generators on CPU 0
+            for pids in watched.values():
+                for name, pid in pids.items():
+                    os.sched_setaffinity(pid, {0} if name == "client" else {1})
         time.sleep(start_up)
-        world_pids = world.pids()
-        watched = {"jgsl": {**world_pids, "client": procs["jgsl"].pid},
-                   **{side: {"server": world_pids["server"], "client": procs[side].pid}
-                      for side in sides[1:]}}
         windows = []
-        procs["jgsl"].send_signal(signal.SIGSTOP)
+        signal_side("jgsl", signal.SIGSTOP)
         for _ in range(args.rounds):
             for side in sides:
-                procs[side].send_signal(signal.SIGCONT)
+                signal_side(side, signal.SIGCONT)
                 time.sleep(SETTLE)
                 begun = time.time()
                 before = {name: cpu_seconds(pid) for name, pid in watched[side].items()}
@@ -258,35 +282,46 @@ def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
                 ended = time.time()
                 used = {name: cpu_seconds(pid) - before[name]
                         for name, pid in watched[side].items()}
-                procs[side].send_signal(signal.SIGSTOP)
+                signal_side(side, signal.SIGSTOP)
                 windows.append({"side": side, "start": begun, "end": ended, "cpu": used})
     finally:
-        for proc in procs.values():
-            proc.send_signal(signal.SIGCONT)
-    for side, proc in procs.items():
-        try:
-            _, err = proc.communicate(timeout=start_up + schedule + 60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        if proc.returncode != 0:
-            raise RuntimeError(f"interleaved {side} run failed: {err[-2000:]}")
+        for side in sides:
+            signal_side(side, signal.SIGCONT)
+        for pid in world_pids.values():
+            os.sched_setaffinity(pid, all_cpus)
+    for side, side_procs in procs.items():
+        for proc in side_procs:
+            try:
+                _, err = proc.communicate(timeout=start_up + schedule + 60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise
+            if proc.returncode != 0:
+                raise RuntimeError(f"interleaved {side} run failed: {err[-2000:]}")
     report = json.loads((out / "report.json").read_text())
     results = {side: _windowed([w for w in windows if w["side"] == side],
                                read_answers(files[side])) for side in sides}
-
-    def ratio(echo: str) -> tuple[float | None, list[float | None]]:
-        rate = results[echo]["per_s"]
-        by_round = [round(j / e, 3) if e else None for j, e in zip(
-            results["jgsl"]["windows_per_s"], results[echo]["windows_per_s"], strict=True)]
-        return (round(results["jgsl"]["per_s"] / rate, 3) if rate else None), by_round
-
-    (over_echo, by_round), (over_chat, by_round_chat) = ratio("echo"), ratio("echo_chat")
     return {"rounds": args.rounds, "window_s": args.window, "settle_s": SETTLE, "size": size,
-            "logins_ok": report["logins_ok"], "timeouts": report["timeouts"],
+            "pinned": args.pin, "logins_ok": report["logins_ok"], "timeouts": report["timeouts"],
             "logins_done_after_s": report["ramp_s"], **results,
-            "ratio": over_echo, "ratio_by_round": by_round,
-            "ratio_over_chat_echo": over_chat, "ratio_over_chat_echo_by_round": by_round_chat}
+            "over_echo": _compared(results["jgsl"], results["echo"]),
+            "over_chat_echo": _compared(results["jgsl"], results["echo_chat"])}
+
+
+def _compared(jgsl: dict, echo: dict) -> dict:
+    """JGSL against one echo: the ratio of the rates over all windows, of each round's
+    rates and their median (a phase change of the VM within one round moves only that
+    round's), and of the servers' CPU per answer (echo's over JGSL's: the load generators
+    left out)."""
+    by_round = [round(j / e, 3) if e else None for j, e in zip(
+        jgsl["windows_per_s"], echo["windows_per_s"], strict=True)]
+    known = [r for r in by_round if r is not None]
+    rate = echo["per_s"]
+    return {"ratio": round(jgsl["per_s"] / rate, 3) if rate else None,
+            "by_round": by_round,
+            "median_of_rounds": round(statistics.median(known), 3) if known else None,
+            "servers_cpu_ratio": round(echo["servers_cpu_us"] / jgsl["servers_cpu_us"], 3)
+            if jgsl["servers_cpu_us"] else None}
 
 
 def _windowed(windows: list[dict], answers: list[tuple[float, float]]) -> dict:
@@ -308,6 +343,8 @@ def _windowed(windows: list[dict], answers: list[tuple[float, float]]) -> dict:
         "rtt_ms": {"p50": _percentile_ms(rtts, 50), "p99": _percentile_ms(rtts, 99)},
         "cpu_cores": {k: round(v / seconds, 3) for k, v in cpu.items()},
         "cpu_us_per_answer": {k: round(v / max(1, len(rtts)) * 1e6, 1) for k, v in cpu.items()},
+        "servers_cpu_us": round(sum(v for k, v in cpu.items() if k != "client")
+                                / max(1, len(rtts)) * 1e6, 1),
         "windows_per_s": [round(w["answered"] / (w["end"] - w["start"]), 1) for w in windows],
         "windows_cpu_us_per_answer": [round(sum(w["cpu"].values()) / max(1, w["answered"]) * 1e6,
                                             1) for w in windows]}
@@ -355,10 +392,14 @@ def main(argv: list[str] | None = None) -> dict:
                    help="interleaved limit: pairs of windows, JGSL then echo (0: none)")
     p.add_argument("--window", type=float, default=4.0,
                    help="interleaved limit: seconds counted per window")
+    p.add_argument("--pin", action="store_true",
+                   help="interleaved limit: servers on CPU 1, load generators on CPU 0")
     p.add_argument("--limit-only", action="store_true",
                    help="skip the runs at 1 Hz and 3 s; only the router's limit")
     p.add_argument("--out", type=Path, default=RESULTS / "e2e.json")
     args = p.parse_args(argv)
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        p.error("--pin needs two CPUs")
     users = [int(n) for n in args.users.split(",")]
     intervals = [float(i) for i in args.intervals.split(",")]
     if args.smoke:

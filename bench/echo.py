@@ -2,6 +2,7 @@
 
     python bench/echo.py --xmpp tcp:127.0.0.1:5347 --senders 100 --size 120 --duration 10
                          [--paced] [--shape chat|jgsl] [--answers FILE]
+                         [--part both|echo|driver] [--label L]
 
 Each sender sends its next stanza as soon as the last came back (the router's own limit),
 or with --paced at most one per 0.1 s tick. --shape jgsl sends JGSL-shaped stanzas (a
@@ -51,22 +52,31 @@ def run(reactor, args):
         return FloodGate() if args.paced else FloodGate(rate=1e9, burst=1e9)
 
     echo_jid, driver_jid = f"echo{args.label}.{args.domain}", f"drive{args.label}.{args.domain}"
-    echo = ComponentService(reactor, echo_jid, secret, endpoint, EchoCore(echo_jid),
-                            flood=flood())
+    services = []
+    if args.part in ("both", "echo"):
+        echo = ComponentService(reactor, echo_jid, secret, endpoint, EchoCore(echo_jid),
+                                flood=flood())
+        echo.startService()
+        services.append(echo)
+        yield task.deferLater(reactor, 0.5, lambda: None)  # the echo is up before the driver
+    if args.part == "echo":  # outlive the driver (started after this, as long)
+        yield task.deferLater(reactor, args.warmup + args.duration + 3.0, lambda: None)
+        yield defer.maybeDeferred(echo.stopService)
+        print(json.dumps({"part": "echo"}))
+        return
     driver_core = DriverCore(driver_jid, echo_jid, args.senders, args.size, paced=args.paced,
                              shape=args.shape)
     driver = ComponentService(reactor, driver_jid, secret, endpoint, driver_core,
                               flood=flood())
-    echo.startService()
-    yield task.deferLater(reactor, 0.5, lambda: None)  # the echo is up before the driver
     driver.startService()
+    services.append(driver)
     yield task.deferLater(reactor, args.warmup, lambda: None)
     start, before = reactor.seconds(), len(driver_core.rtts)
     yield task.deferLater(reactor, args.duration, lambda: None)
     window = reactor.seconds() - start
     rtts = [r for _, r in driver_core.rtts[before:]]
-    yield defer.maybeDeferred(driver.stopService)
-    yield defer.maybeDeferred(echo.stopService)
+    for service in reversed(services):
+        yield defer.maybeDeferred(service.stopService)
     if args.answers:
         write_answers(args.answers, driver_core.rtts)
     print(json.dumps({
@@ -85,6 +95,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--xmpp", required=True)
     p.add_argument("--domain", default="localhost")
+    p.add_argument("--part", choices=("both", "echo", "driver"), default="both",
+                   help="run the echo component, the driver, or both (in one process); "
+                        "apart, each one's CPU can be told from the other's")
     p.add_argument("--label", default="",
                    help="components echo<label>.<domain> and drive<label>.<domain>, so that "
                         "two echo runs can share a server")

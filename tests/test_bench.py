@@ -58,7 +58,7 @@ def test_grid_bench_smoke(tmp_path):
 
 def test_e2e_bench_smoke(tmp_path):
     """Embedded router and Prosody, 4 users, plus the null-echo limit: every field present."""
-    result = load("e2e").main(["--smoke", "--out", str(tmp_path / "e2e.json")])
+    result = load("e2e").main(["--smoke", "--rounds", "1", "--out", str(tmp_path / "e2e.json")])
     assert {r["server"] for r in result["runs"]} == {"embedded", "prosody"}
     for run in result["runs"]:
         assert run["logins_ok"] == 4 and run["updates_received_per_s"] > 0
@@ -68,16 +68,38 @@ def test_e2e_bench_smoke(tmp_path):
         assert limit["echo"]["round_trips_per_s"] > 0 and not limit["echo"]["paced"]
         assert limit["echo_paced"]["round_trips_per_s"] > 0 and limit["echo_paced"]["paced"]
         assert limit["ratio_jgsl_over_echo"] > 0 and limit["ratio_jgsl_over_paced_echo"] > 0
+        assert limit["interleaved"]["over_echo"]["ratio"] > 0  # (through Prosody too)
 
 
 def test_e2e_bench_limit_pairs_smoke(tmp_path):
     """--limit-only --pairs 2: no rate runs, two flat-out/echo pairs in the one world."""
     result = load("e2e").main(["--smoke", "--servers", "embedded", "--limit-only",
-                               "--pairs", "2", "--out", str(tmp_path / "e2e.json")])
+                               "--pairs", "2", "--rounds", "0",
+                               "--out", str(tmp_path / "e2e.json")])
     assert result["runs"] == []
     assert [limit["server"] for limit in result["limits"]] == ["embedded", "embedded"]
     assert all(limit["jgsl_flat_out"]["updates_received_per_s"] > 0
                and limit["ratio_jgsl_over_echo"] > 0 for limit in result["limits"])
+
+
+def test_e2e_bench_interleaved_smoke(tmp_path):
+    """The interleaved limit: every side answered in each of its windows, and with --pin
+    the servers' and load generators' CPU is told apart."""
+    result = load("e2e").main(["--smoke", "--servers", "embedded", "--limit-only", "--pin",
+                               "--out", str(tmp_path / "e2e.json")])
+    interleaved = result["limits"][0]["interleaved"]
+    assert interleaved["pinned"] and interleaved["logins_ok"] == 4
+    assert set(interleaved["jgsl"]["cpu_cores"]) == {"server", "gateway", "grid", "client"}
+    for side in ("echo", "echo_chat"):
+        assert set(interleaved[side]["cpu_cores"]) == {"server", "echo", "client"}
+    for side in ("jgsl", "echo", "echo_chat"):
+        assert len(interleaved[side]["windows_per_s"]) == interleaved["rounds"] == 2
+        assert all(rate > 0 for rate in interleaved[side]["windows_per_s"])
+        assert interleaved[side]["servers_cpu_us"] > 0
+    for compared in (interleaved["over_echo"], interleaved["over_chat_echo"]):
+        assert compared["ratio"] > 0 and compared["servers_cpu_ratio"] > 0
+        assert min(compared["by_round"]) <= compared["median_of_rounds"] \
+            <= max(compared["by_round"])
 
 
 def test_lua_bench_smoke(tmp_path):
