@@ -260,7 +260,10 @@ def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
         load = start("jgsl", [
             sys.executable, "-m", "jgsl.load", "--xmpp", xmpp, "--users", str(n),
             "--update-interval", str(FLAT_OUT), "--duration", str(schedule + 2.0),
-            "--ramp", str(args.ramp), "--request-timeout", "10",
+            "--ramp", str(args.ramp),
+            # longer than the load runner is stopped for (the echoes' windows): an update
+            # in flight then is answered, not timed out and sent again, when it resumes
+            "--request-timeout", str(10.0 + (len(sides) - 1) * (SETTLE + args.window)),
             "--radius", str(max(80, n ** 0.5 * 8)), "--out", str(out), "--no-corners",
             *(["--thin"] if args.thin else []), "--stagger", str(args.stagger),
             "--answers", str(files["jgsl"])])
