@@ -15,8 +15,15 @@ def test_pairs_are_independent_and_pruned():
     for _ in range(5):
         gate.allow(0, "a", "g")
     assert gate.allow(0, "a", "h") and gate.allow(0, "b", "g")
-    assert len(gate) == 3
+    assert gate.pairs == 3
     gate.prune(0.4)
-    assert len(gate) == 3
+    assert gate.pairs == 3
     gate.prune(0.6)  # every bucket is full again
-    assert len(gate) == 0
+    assert gate.pairs == 0
+
+
+def test_an_empty_gate_is_still_a_gate():
+    """Truth is not size: ``flood or FloodGate()`` must keep a caller's empty gate."""
+    gate = FloodGate(rate=1e9, burst=1e9)
+    assert gate.pairs == 0 and bool(gate)
+    assert (gate or FloodGate()) is gate

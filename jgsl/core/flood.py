@@ -39,5 +39,8 @@ class FloodGate:
         full_after = self.burst / self.rate
         self._buckets = {k: b for k, b in self._buckets.items() if now - b.last < full_after}
 
-    def __len__(self) -> int:
+    @property
+    def pairs(self) -> int:
+        """How many (sender, recipient) pairs have a bucket (not ``__len__``: an empty gate
+        must not be falsy, as an ``if flood`` would then take a new gate for no gate)."""
         return len(self._buckets)

@@ -71,7 +71,7 @@ class CoreHandler(XMPPHandler):
         self.store = store
         self.clock = clock
         self.dump = dump
-        self.flood = flood if flood is not None else FloodGate()  # (an empty gate is falsy)
+        self.flood = flood if flood is not None else FloodGate()
         self.ready = False
         self._drops = DropLog(log)
         self._next_prune = 0.0
