@@ -273,20 +273,13 @@ def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
                 for name, pid in pids.items():
                     os.sched_setaffinity(pid, {0} if name == "client" else {1})
         time.sleep(start_up)
-        windows = []
         signal_side("jgsl", signal.SIGSTOP)
-        for _ in range(args.rounds):
-            for side in sides:
-                signal_side(side, signal.SIGCONT)
-                time.sleep(SETTLE)
-                begun = time.time()
-                before = {name: cpu_seconds(pid) for name, pid in watched[side].items()}
-                time.sleep(args.window)
-                ended = time.time()
-                used = {name: cpu_seconds(pid) - before[name]
-                        for name, pid in watched[side].items()}
-                signal_side(side, signal.SIGSTOP)
-                windows.append({"side": side, "start": begun, "end": ended, "cpu": used})
+        windows = _take_turns(sides, signal_side, watched, args.rounds, args.window)
+    except BaseException:
+        for side_procs in procs.values():
+            for proc in side_procs:
+                proc.kill()
+        raise
     finally:
         for side in sides:
             signal_side(side, signal.SIGCONT)
@@ -309,6 +302,25 @@ def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
             "logins_done_after_s": report["ramp_s"], **results,
             "over_echo": _compared(results["jgsl"], results["echo"]),
             "over_chat_echo": _compared(results["jgsl"], results["echo_chat"])}
+
+
+def _take_turns(sides, signal_side, watched: dict[str, dict[str, int]], rounds: int,
+                window: float) -> list[dict]:
+    """Run each side in turn (all stopped before) for SETTLE + ``window`` seconds, ``rounds``
+    times; each window's span and the CPU seconds of the side's processes in it."""
+    windows = []
+    for _ in range(rounds):
+        for side in sides:
+            signal_side(side, signal.SIGCONT)
+            time.sleep(SETTLE)
+            begun = time.time()
+            before = {name: cpu_seconds(pid) for name, pid in watched[side].items()}
+            time.sleep(window)
+            ended = time.time()
+            used = {name: cpu_seconds(pid) - before[name] for name, pid in watched[side].items()}
+            signal_side(side, signal.SIGSTOP)
+            windows.append({"side": side, "start": begun, "end": ended, "cpu": used})
+    return windows
 
 
 def _compared(jgsl: dict, echo: dict) -> dict:
