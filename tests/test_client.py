@@ -119,6 +119,33 @@ def test_movement_reaches_the_other_client_as_a_delta():
         20100.5)
 
 
+def test_an_update_carries_what_changed_since_the_frame_the_node_echoed():
+    """Answered: only the newest change goes. An answer lost: the next update also carries
+    what the lost one did, as the node never echoed its frame."""
+    world, alice, bob = signed_in_pair()
+
+    def alice_fields(since: int) -> list[set[str]]:
+        return [{d.name for d, _ in e.message.agent.data.ListFields()}
+                for e in world.net.delivered[since:] if isinstance(e.message, pb.NormalUpdate)
+                and e.sender.startswith("alice") and e.message.agent.HasField("data")]
+
+    alice.avatar.x += 0.5
+    world.net.lost = {pb.NormalUpdateReply}
+    before = len(world.net.delivered)
+    world.run(2.25, 3.0)
+    assert alice_fields(before) == [{"rx"}]
+    world.net.lost = set()
+    alice.avatar.z += 0.5
+    before = len(world.net.delivered)
+    world.run(3.25, 8.5)  # the lost answer's request times out (5 s) and goes again
+    assert alice_fields(before)[0] == {"rx", "rz"}
+    world.run(8.75, 10.0)
+    alice.avatar.x += 0.5
+    before = len(world.net.delivered)
+    world.run(10.25, 11.5)
+    assert alice_fields(before)[0] == {"rx"}  # answered again: the newest change only
+
+
 def test_one_request_in_flight_and_interval_respected():
     world = World()
     alice = world.client("alice", 20091, 20086)
