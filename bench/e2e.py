@@ -208,10 +208,10 @@ def echo_run(world: World, xmpp: str, senders: int, size: int, duration: float,
 
 
 def _percentile_ms(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return round(values[min(len(values) - 1, max(0, round(p / 100 * len(values)) - 1))] * 1000, 2)
+    from jgsl.load import percentile
+
+    value = percentile(values, p)
+    return None if value is None else round(value * 1000, 2)
 
 
 def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:

@@ -27,16 +27,9 @@ from twisted.internet.endpoints import clientFromString
 
 from jgsl.core.echo import SHAPES, DriverCore, EchoCore
 from jgsl.core.flood import FloodGate
-from jgsl.load import write_answers
+from jgsl.load import percentile, write_answers
 from jgsl.tap import DEV_SECRET, SECRET_ENV
 from jgsl.xmpp.link import ComponentService
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p / 100 * len(values)) - 1))]
 
 
 @defer.inlineCallbacks

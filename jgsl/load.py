@@ -111,6 +111,14 @@ def write_answers(path: Path, rtts: list[tuple[float, float]]) -> None:
     path.write_bytes(flat.tobytes())
 
 
+def percentile(values: list[float], p: float) -> float | None:
+    """The nearest-rank ``p``-th percentile of ``values`` (None if there are none)."""
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(p / 100 * len(values)) - 1))]
+
+
 def read_answers(path: Path) -> list[tuple[float, float]]:
     """What L{write_answers} wrote."""
     flat = array("d")
