@@ -4,6 +4,11 @@ Connects to the XMPP server's component port as an admin component (``--name``, 
 JIDs the target lists in ``--admin`` or /JGSL/Admin) with the component secret
 (``$JGSL_COMPONENT_SECRET`` or ``--secret-file``).
 
+Admin messages are sealed (docs/security.md) with the admin secret: ``--admin-secret-file``,
+else ``$JGSL_ADMIN_SECRET``, else the ticket secret (``--ticket-secret-file`` or
+``$JGSL_TICKET_SECRET``), as the targets are configured; replies are accepted only sealed
+with it too.
+
 ``shutdown`` sends one ADMIN_SHUTDOWN to each target and disconnects (there is no reply).
 ``reload`` sends one ADMIN_RELOAD to each target and waits (at most ``--timeout`` seconds)
 for each ADMIN_RELOAD_REPLY; it prints them and exits 0 only if every target answered ok.
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from twisted.internet import defer, task
@@ -23,8 +29,10 @@ from twisted.internet.endpoints import clientFromString
 from twisted.words.protocols.jabber import component, xmlstream
 
 from jgsl.core.jids import bare
+from jgsl.core.seal import Sealer, SealKeys
+from jgsl.core.tickets import DEV_TICKET_SECRET
 from jgsl.wire import jgsl_pb2 as pb
-from jgsl.wire.codec import CodecError, decode, encode
+from jgsl.wire.codec import CodecError, Envelope, decode, encode
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -35,6 +43,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="component port of the XMPP server or router")
     parser.add_argument("--name", default="admin.localhost", help="this admin component's JID")
     parser.add_argument("--secret-file", help="component secret (else $JGSL_COMPONENT_SECRET)")
+    parser.add_argument("--admin-secret-file",
+                        help="admin secret (else $JGSL_ADMIN_SECRET, else the ticket secret)")
+    parser.add_argument("--ticket-secret-file",
+                        help="ticket secret, used when no admin secret is set "
+                        "(else $JGSL_TICKET_SECRET)")
     parser.add_argument("--reason", default="", help="shutdown: logged by the target")
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="reload: seconds to wait for every target's reply")
@@ -45,13 +58,29 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.secret = Path(args.secret_file).read_text().strip()
     else:
         args.secret = os.environ.get("JGSL_COMPONENT_SECRET", "jgsl-dev-secret")
+    admin = _read(args.admin_secret_file) or os.environ.get("JGSL_ADMIN_SECRET", "")
+    ticket = (_read(args.ticket_secret_file) or os.environ.get("JGSL_TICKET_SECRET")
+              or DEV_TICKET_SECRET.decode())
+    args.sealer = Sealer(SealKeys.from_secrets(ticket.encode(), admin.encode() or None))
     return args
+
+
+def _read(path: str | None) -> str:
+    return Path(path).read_text().strip() if path else ""
+
+
+def sealed(sealer: Sealer, message, target: str, sender: str) -> str:
+    """The stanza of an admin message, sealed for ``target``."""
+    envelope = Envelope(sender, target, message)
+    sealer.seal(envelope, time.time())
+    return encode(message, target, sender)
 
 
 class ReloadReplies:
     """Which targets answered ADMIN_RELOAD and how; ``done`` fires with the exit code."""
 
-    def __init__(self, targets: list[str]) -> None:
+    def __init__(self, targets: list[str], sealer: Sealer) -> None:
+        self.sealer = sealer
         self.pending = {bare(t): t for t in targets}
         self.failed = False
         self.done: defer.Deferred = defer.Deferred()
@@ -64,11 +93,16 @@ class ReloadReplies:
             self._answer(sender, False, f"{sender}: unreachable (the server bounced the request)")
             return
         try:
-            message = decode(stanza).message
+            envelope = decode(stanza)
         except CodecError as e:
             print(f"{sender}: unreadable reply ignored: {e}", file=sys.stderr)
             return
+        message = envelope.message
         if not isinstance(message, pb.AdminReloadReply):
+            return
+        problem = self.sealer.problem(envelope, time.time())
+        if problem is not None:
+            print(f"{sender}: reply ignored: {problem}", file=sys.stderr)
             return
         if message.ok:
             text = f"{sender}: ok, {message.reloaded} script(s) reloaded"
@@ -100,7 +134,7 @@ def run(reactor, args: argparse.Namespace):
     factory = component.componentFactory(args.name, args.secret)
     factory.noisy = False
     done: defer.Deferred = defer.Deferred()
-    replies = ReloadReplies(args.targets)
+    replies = ReloadReplies(args.targets, args.sealer)
 
     def finish(code: int) -> None:
         if not done.called:
@@ -108,7 +142,8 @@ def run(reactor, args: argparse.Namespace):
 
     def shutdown(xs) -> None:
         for target in args.targets:
-            xs.send(encode(pb.AdminShutdown(reason=args.reason), target, args.name))
+            xs.send(sealed(args.sealer, pb.AdminShutdown(reason=args.reason), target,
+                           args.name))
         print(f"ADMIN_SHUTDOWN sent to {', '.join(args.targets)}")
         xs.sendFooter()
         reactor.callLater(0.5, xs.transport.loseConnection)
@@ -128,7 +163,7 @@ def run(reactor, args: argparse.Namespace):
 
         replies.done.addCallback(over)
         for target in args.targets:
-            xs.send(encode(pb.AdminReload(), target, args.name))
+            xs.send(sealed(args.sealer, pb.AdminReload(), target, args.name))
 
     def lost(reason) -> None:
         if not done.called:

@@ -17,6 +17,7 @@ from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, EventKin
 from jgsl.core.emu import EmuCore
 from jgsl.core.gateway import GatewayCore, GatewaySettings
 from jgsl.core.grid import GridProcessCore, GridSettings
+from jgsl.core.seal import MAX_SKEW, Sealer, SealKeys
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET
 from jgsl.emudb import EmuUser, load_users
@@ -32,6 +33,7 @@ LUA_DIR = Path(__file__).resolve().parents[1] / "lua"
 DEV_SECRET = "jgsl-dev-secret"
 SECRET_ENV = "JGSL_COMPONENT_SECRET"
 TICKET_SECRET_ENV = "JGSL_TICKET_SECRET"
+ADMIN_SECRET_ENV = "JGSL_ADMIN_SECRET"
 log = Logger(namespace="jgsl")
 
 
@@ -69,6 +71,15 @@ class Options(usage.Options):
         ["ticket-secret-file", None, None,
          "File holding the login-ticket secret shared by gateways and grids "
          f"(else ${TICKET_SECRET_ENV}, else a development default)."],
+        ["admin-secret-file", None, None,
+         "File holding the secret admin messages are sealed with "
+         f"(else ${ADMIN_SECRET_ENV}, else the ticket secret; docs/security.md)."],
+        ["peers", None, None,
+         "JID patterns, comma-separated (e.g. 'grid*.example.org,gateway.example.org'): only "
+         "these may send server-to-server messages, besides proving the shared secret."],
+        ["max-clock-skew", None, MAX_SKEW,
+         "Seconds two hosts' clocks may differ: sealed messages and login tickets are judged "
+         "with this tolerance (docs/deploy.md).", _positive],
         ["gateway", None, None,
          "Gateway JID(s), comma-separated (default gateway.<domain>): grids register with each "
          "and trust their tickets; emulated users log in through the first."],
@@ -181,6 +192,9 @@ class Options(usage.Options):
         self["secret"] = self._secret("secret-file", SECRET_ENV, DEV_SECRET, "component")
         self["ticket-secret"] = self._secret("ticket-secret-file", TICKET_SECRET_ENV,
                                              DEV_TICKET_SECRET.decode(), "ticket").encode()
+        admin = self._secret("admin-secret-file", ADMIN_SECRET_ENV, "", "admin")
+        self["seal-keys"] = SealKeys.from_secrets(self["ticket-secret"], admin.encode() or None)
+        self["peers"] = tuple(p.strip() for p in (self["peers"] or "").split(",") if p.strip())
 
     def _client_options(self) -> None:
         if not self["jid"] or "@" not in self["jid"]:
@@ -221,7 +235,7 @@ class Options(usage.Options):
                 raise usage.UsageError(f"{path}: {e.strerror}") from None
         if secret:
             return secret
-        if self["role"] != "world":
+        if self["role"] != "world" and default:
             log.warn("using the development {what} secret; set ${env} for a real deployment",
                      what=what, env=env)
         return default
@@ -334,7 +348,13 @@ def _component(reactor, options, name: str, endpoint, core, dump_label: str | No
     return ComponentService(reactor, name, options["secret"], endpoint, core,
                             tick_interval=options["tick"], dump=dump, store=store,
                             admins=options["admins"], on_admin_shutdown=on_admin_shutdown,
-                            reloader=reloader)
+                            reloader=reloader, sealer=sealer(options))
+
+
+def sealer(options) -> Sealer:
+    """One component's seals: the process's keys, peers and clock tolerance."""
+    return Sealer(options["seal-keys"], max_skew=options["max-clock-skew"],
+                  peers=options["peers"])
 
 
 def _login_script(options):

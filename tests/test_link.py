@@ -8,6 +8,7 @@ from twisted.words.xish import domish
 from tx_xmpp.test.helpers import XmlStreamStub
 
 from jgsl.core.flood import FloodGate
+from jgsl.core.seal import Sealer, SealKeys
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope, decode, encode, parse
 from jgsl.xmpp.link import CoreHandler
@@ -43,22 +44,81 @@ class Captured:
         globalLogPublisher.removeObserver(self.events.append)
 
 
-def connect(core, dump=None, flood=None):
+KEYS = SealKeys.from_secrets(b"servers' secret", b"admins' secret")
+
+
+def connect(core, dump=None, flood=None, **kw):
     clock = Clock()
     clock.advance(42)
     stub = XmlStreamStub()
     stub.xmlstream.thisEntity = type("J", (), {"full": lambda self: "gw.localhost"})()
-    handler = CoreHandler(core, clock, dump, flood=flood)
+    handler = CoreHandler(core, clock, dump, flood=flood, sealer=Sealer(KEYS), **kw)
     handler.parent = type("P", (), {"send": lambda self, obj: stub.xmlstream.send(obj)})()
     handler.makeConnection(stub.xmlstream)
     handler.connectionInitialized()
     return handler, stub, clock
 
 
-def test_connect_sends_what_the_core_announces():
-    handler, stub, _ = connect(RecordingCore())
+def test_connect_sends_what_the_core_announces_sealed():
+    handler, stub, clock = connect(RecordingCore())
     (hello,) = stub.output
-    assert decode(parse(hello)).message == pb.GridHello()
+    envelope = decode(parse(hello))
+    assert envelope.message.HasField("seal")
+    assert Sealer(KEYS).problem(envelope, clock.seconds()) is None
+    envelope.message.ClearField("seal")
+    assert envelope.message == pb.GridHello()
+
+
+def sealed_stanza(message, sender, recipient="gw.localhost", keys=KEYS, now=42.0):
+    envelope = Envelope(sender, recipient, message)
+    Sealer(keys).seal(envelope, now)
+    return parse(encode(message, recipient, sender))
+
+
+def test_server_messages_without_a_right_seal_never_reach_the_core():
+    """A player's account (or anyone without the secret) sending GRID_HELLO registers
+    nothing: refused with a rate-limited line naming the sender and the type."""
+    core = RecordingCore()
+    handler, stub, _ = connect(core)
+    forged = sealed_stanza(pb.GridHello(), "mallory@localhost/x",
+                           keys=SealKeys.from_secrets(b"guess"))
+    with Captured() as events:
+        stub.send(parse(encode(pb.GridHello(), "gw.localhost", "mallory@localhost/x")))
+        stub.send(forged)
+    assert core.received == []
+    refusals = [e for e in events if "refused" in e.get("log_format", "")]
+    assert [(e["type"], e["sender"], e["reason"]) for e in refusals] == [
+        ("GRID_HELLO", "mallory@localhost", "not sealed"),
+        ("GRID_HELLO", "mallory@localhost", "bad seal (wrong secret, or altered)")]
+    stub.send(sealed_stanza(pb.GridHello(), "grid1.localhost"))
+    ((_, envelope),) = core.received
+    assert envelope.sender == "grid1.localhost"
+
+
+def test_a_replayed_server_message_is_refused():
+    core = RecordingCore()
+    handler, stub, clock = connect(core)
+    stanza = sealed_stanza(pb.NodeReady(request=1, id=2, key="k"), "grid1.localhost")
+    stub.send(stanza)
+    clock.advance(1)
+    with Captured() as events:
+        stub.send(stanza)
+    assert len(core.received) == 1
+    assert any(e.get("reason") == "replayed (nonce already seen)" for e in events)
+
+
+def test_admin_messages_need_an_admin_jid_and_the_admin_seal():
+    asked = []
+    handler, stub, _ = connect(RecordingCore(), admins=frozenset({"admin.localhost"}),
+                               on_admin_shutdown=lambda who, why: asked.append((who, why)))
+    shutdown = pb.AdminShutdown(reason="maintenance")
+    stub.send(parse(encode(shutdown, "gw.localhost", "admin.localhost")))  # the JID alone
+    stub.send(sealed_stanza(shutdown, "mallory.localhost"))  # the secret, not the JID
+    server_keys = SealKeys(KEYS.server, KEYS.server)
+    stub.send(sealed_stanza(shutdown, "admin.localhost", keys=server_keys))  # a grid's key
+    assert asked == []
+    stub.send(sealed_stanza(shutdown, "admin.localhost"))
+    assert asked == [("admin.localhost", "maintenance")]
 
 
 def test_message_decoded_with_clock_time_and_reply_sent():

@@ -180,7 +180,7 @@ def test_admin_reload_is_answered_and_refused_to_non_admins(procs, tmp_path, scr
     result = jgsl_admin(procs, port, "mallory.localhost", "grid1.localhost", "--timeout", "3")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "no reply within 3 s from grid1.localhost" in result.stderr
-    wait_for(lambda: "ADMIN_RELOAD from mallory.localhost, who is not an admin"
+    wait_for(lambda: "ADMIN_RELOAD from mallory.localhost refused: the sender is not an admin"
              in procs.log("world"), what="the intruder to be logged")
     assert "scripts reloaded" not in procs.log("world")
 

@@ -130,7 +130,7 @@ def test_admin_message_shuts_down_gracefully(procs, tmp_path):
     wait_for(lambda: signed_in(procs, "world", 2), what="the users to sign in")
     result = admin(port, "mallory.localhost", "grid1.localhost", procs.env)
     assert result.returncode == 0, result.stderr
-    wait_for(lambda: "ADMIN_SHUTDOWN from mallory.localhost, who is not an admin"
+    wait_for(lambda: "ADMIN_SHUTDOWN from mallory.localhost refused: the sender is not an admin"
              in procs.log("world"), what="the intruder to be logged")
     assert procs.procs["world"].poll() is None  # still running
     result = admin(port, "admin.localhost", "grid1.localhost", procs.env)

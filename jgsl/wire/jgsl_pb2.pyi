@@ -30,6 +30,7 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ADMIN_SHUTDOWN: _ClassVar[MessageType]
     ADMIN_RELOAD: _ClassVar[MessageType]
     ADMIN_RELOAD_REPLY: _ClassVar[MessageType]
+    GRID_CLOSING: _ClassVar[MessageType]
 MESSAGE_TYPE_UNSPECIFIED: MessageType
 CS_PING: MessageType
 SC_PING_REPLY: MessageType
@@ -51,6 +52,17 @@ GRID_CLOSE_NODE: MessageType
 ADMIN_SHUTDOWN: MessageType
 ADMIN_RELOAD: MessageType
 ADMIN_RELOAD_REPLY: MessageType
+GRID_CLOSING: MessageType
+
+class Seal(_message.Message):
+    __slots__ = ("time", "nonce", "mac")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    time: float
+    nonce: bytes
+    mac: bytes
+    def __init__(self, time: _Optional[float] = ..., nonce: _Optional[bytes] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class AgentState(_message.Message):
     __slots__ = ("asset_file", "rx", "y", "rz", "facing", "ccs", "anim", "nickname", "scaling")
@@ -142,7 +154,7 @@ class AgentTable(_message.Message):
     def __init__(self, slots: _Optional[_Iterable[int]] = ..., masks: _Optional[_Iterable[int]] = ..., name_shared: _Optional[_Iterable[int]] = ..., name_rest_len: _Optional[_Iterable[int]] = ..., name_rest: _Optional[str] = ..., asset_ids: _Optional[_Iterable[int]] = ..., asset_text: _Optional[_Iterable[str]] = ..., rx: _Optional[_Iterable[int]] = ..., y: _Optional[_Iterable[int]] = ..., rz: _Optional[_Iterable[int]] = ..., facing: _Optional[_Iterable[int]] = ..., ccs_ids: _Optional[_Iterable[int]] = ..., ccs_text: _Optional[_Iterable[str]] = ..., anim_ids: _Optional[_Iterable[int]] = ..., anim_text: _Optional[_Iterable[str]] = ..., nickname: _Optional[_Iterable[str]] = ..., scaling: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Ticket(_message.Message):
-    __slots__ = ("user", "node_id", "node_key", "expires", "gateway", "mac", "role")
+    __slots__ = ("user", "node_id", "node_key", "expires", "gateway", "mac", "role", "issued")
     USER_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +162,7 @@ class Ticket(_message.Message):
     GATEWAY_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_FIELD_NUMBER: _ClassVar[int]
     user: str
     node_id: int
     node_key: str
@@ -157,7 +170,8 @@ class Ticket(_message.Message):
     gateway: str
     mac: bytes
     role: str
-    def __init__(self, user: _Optional[str] = ..., node_id: _Optional[int] = ..., node_key: _Optional[str] = ..., expires: _Optional[float] = ..., gateway: _Optional[str] = ..., mac: _Optional[bytes] = ..., role: _Optional[str] = ...) -> None: ...
+    issued: float
+    def __init__(self, user: _Optional[str] = ..., node_id: _Optional[int] = ..., node_key: _Optional[str] = ..., expires: _Optional[float] = ..., gateway: _Optional[str] = ..., mac: _Optional[bytes] = ..., role: _Optional[str] = ..., issued: _Optional[float] = ...) -> None: ...
 
 class Ping(_message.Message):
     __slots__ = ("csk", "sk", "worldpath")
@@ -450,14 +464,16 @@ class QueryReply(_message.Message):
     def __init__(self, csk: _Optional[str] = ..., sk: _Optional[str] = ..., is_grid: _Optional[bool] = ..., forward: _Optional[str] = ..., result: _Optional[_Union[QueryResult, _Mapping]] = ...) -> None: ...
 
 class GridHello(_message.Message):
-    __slots__ = ("nodes", "capacity", "uptime")
+    __slots__ = ("nodes", "capacity", "uptime", "seal")
     NODES_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     UPTIME_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[HostedNode]
     capacity: int
     uptime: float
-    def __init__(self, nodes: _Optional[_Iterable[_Union[HostedNode, _Mapping]]] = ..., capacity: _Optional[int] = ..., uptime: _Optional[float] = ...) -> None: ...
+    seal: Seal
+    def __init__(self, nodes: _Optional[_Iterable[_Union[HostedNode, _Mapping]]] = ..., capacity: _Optional[int] = ..., uptime: _Optional[float] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
 
 class HostedNode(_message.Message):
     __slots__ = ("info", "key")
@@ -468,7 +484,7 @@ class HostedNode(_message.Message):
     def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., key: _Optional[str] = ...) -> None: ...
 
 class SpawnNode(_message.Message):
-    __slots__ = ("request", "worldpath", "gx", "gy", "gsize", "role", "max_users", "instance")
+    __slots__ = ("request", "worldpath", "gx", "gy", "gsize", "role", "max_users", "instance", "seal")
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     WORLDPATH_FIELD_NUMBER: _ClassVar[int]
     GX_FIELD_NUMBER: _ClassVar[int]
@@ -477,6 +493,7 @@ class SpawnNode(_message.Message):
     ROLE_FIELD_NUMBER: _ClassVar[int]
     MAX_USERS_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
     request: int
     worldpath: str
     gx: int
@@ -485,35 +502,42 @@ class SpawnNode(_message.Message):
     role: str
     max_users: int
     instance: int
-    def __init__(self, request: _Optional[int] = ..., worldpath: _Optional[str] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., role: _Optional[str] = ..., max_users: _Optional[int] = ..., instance: _Optional[int] = ...) -> None: ...
+    seal: Seal
+    def __init__(self, request: _Optional[int] = ..., worldpath: _Optional[str] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., role: _Optional[str] = ..., max_users: _Optional[int] = ..., instance: _Optional[int] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
 
 class CloseNode(_message.Message):
-    __slots__ = ("id", "key")
+    __slots__ = ("id", "key", "seal")
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
     id: int
     key: str
-    def __init__(self, id: _Optional[int] = ..., key: _Optional[str] = ...) -> None: ...
+    seal: Seal
+    def __init__(self, id: _Optional[int] = ..., key: _Optional[str] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
 
 class NodeReady(_message.Message):
-    __slots__ = ("request", "id", "key", "refused", "reason")
+    __slots__ = ("request", "id", "key", "refused", "reason", "seal")
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     REFUSED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
     request: int
     id: int
     key: str
     refused: bool
     reason: str
-    def __init__(self, request: _Optional[int] = ..., id: _Optional[int] = ..., key: _Optional[str] = ..., refused: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    seal: Seal
+    def __init__(self, request: _Optional[int] = ..., id: _Optional[int] = ..., key: _Optional[str] = ..., refused: _Optional[bool] = ..., reason: _Optional[str] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
 
 class AdminShutdown(_message.Message):
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "seal")
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
     reason: str
-    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+    seal: Seal
+    def __init__(self, reason: _Optional[str] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
 
 class GameMessage(_message.Message):
     __slots__ = ("sk", "id", "type", "body")
@@ -541,15 +565,27 @@ class ServerGameMessage(_message.Message):
     def __init__(self, sk: _Optional[str] = ..., id: _Optional[int] = ..., type: _Optional[str] = ..., body: _Optional[bytes] = ..., **kwargs) -> None: ...
 
 class AdminReload(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("seal",)
+    SEAL_FIELD_NUMBER: _ClassVar[int]
+    seal: Seal
+    def __init__(self, seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
 
 class AdminReloadReply(_message.Message):
-    __slots__ = ("ok", "reloaded", "errors")
+    __slots__ = ("ok", "reloaded", "errors", "seal")
     OK_FIELD_NUMBER: _ClassVar[int]
     RELOADED_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     reloaded: int
     errors: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ok: _Optional[bool] = ..., reloaded: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
+    seal: Seal
+    def __init__(self, ok: _Optional[bool] = ..., reloaded: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
+
+class GridClosing(_message.Message):
+    __slots__ = ("reason", "seal")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    seal: Seal
+    def __init__(self, reason: _Optional[str] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...

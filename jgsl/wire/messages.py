@@ -31,6 +31,7 @@ REGISTRY: dict[int, type[Message]] = {
     pb.ADMIN_SHUTDOWN: pb.AdminShutdown,
     pb.ADMIN_RELOAD: pb.AdminReload,
     pb.ADMIN_RELOAD_REPLY: pb.AdminReloadReply,
+    pb.GRID_CLOSING: pb.GridClosing,
 }
 
 _TYPE_OF: dict[str, int] = {cls.DESCRIPTOR.full_name: type_id for type_id, cls in REGISTRY.items()}

@@ -21,9 +21,11 @@ from tx_xmpp.subprotocols import StreamManager, XMPPHandler
 from jgsl.core.droplog import DropLog
 from jgsl.core.flood import FloodGate
 from jgsl.core.jids import bare
+from jgsl.core.seal import ADMIN, Sealer, SealKeys
+from jgsl.core.tickets import DEV_TICKET_SECRET
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import CodecError, Envelope, decode, encode, presence
-from jgsl.wire.messages import describe
+from jgsl.wire.messages import describe, type_name, type_of
 
 log = Logger(namespace="jgsl.link")
 
@@ -57,9 +59,12 @@ class CoreHandler(XMPPHandler):
                  flood: FloodGate | None = None, store=None, client: bool = False,
                  admins: frozenset[str] = frozenset(),
                  on_admin_shutdown: Callable[[str, str], None] | None = None,
-                 reloader=None) -> None:
+                 reloader=None, sealer: Sealer | None = None) -> None:
         super().__init__()
         self.core = core
+        #: Seals what we send of types 200 and up, and refuses such messages without a
+        #: right, fresh seal before the core sees them (docs/security.md).
+        self.sealer = sealer or Sealer(SealKeys.from_secrets(DEV_TICKET_SECRET))
         #: Bare JIDs whose ADMIN_SHUTDOWN is obeyed; others are dropped with a log line.
         self.admins = frozenset(bare(a) for a in admins)
         self.on_admin_shutdown = on_admin_shutdown
@@ -114,18 +119,41 @@ class CoreHandler(XMPPHandler):
             return
         if self.dump:
             self.dump("recv", envelope)
-        if isinstance(envelope.message, pb.AdminShutdown):
-            self._admin_shutdown(now, sender, envelope.message)
-            return
-        if isinstance(envelope.message, pb.AdminReload):
-            if sender not in self.admins:
-                self._drops.drop(now, "ADMIN_RELOAD from {sender}, who is not an admin",
-                                 sender=sender)
+        kind = self.sealer.kind(envelope.message)
+        if kind is not None:
+            if not self._sealed(now, kind, sender, envelope):
                 return
+            if kind == ADMIN and self._admin(now, sender, envelope):
+                return
+        self._run(lambda t: self.core.receive(t, envelope))
+
+    def _admin(self, now: float, sender: str, envelope: Envelope) -> bool:
+        """Obey a proven admin's ADMIN_SHUTDOWN or ADMIN_RELOAD; False for anything else."""
+        if isinstance(envelope.message, pb.AdminShutdown):
+            if self.on_admin_shutdown is None:
+                self._drops.drop(now, "ADMIN_SHUTDOWN from {sender}: this component cannot "
+                                 "shut down on request", sender=sender)
+            else:
+                self.on_admin_shutdown(sender, envelope.message.reason)
+            return True
+        if isinstance(envelope.message, pb.AdminReload):
             log.info("script reload requested by {admin}", admin=sender)
             self.reload(reply_to=envelope)
-            return
-        self._run(lambda t: self.core.receive(t, envelope))
+            return True
+        return False
+
+    def _sealed(self, now: float, kind: str, sender: str, envelope: Envelope) -> bool:
+        """Is this server or admin message proven (and from an admin, if it is one)?"""
+        problem = self.sealer.problem(envelope, now)
+        if problem is None and kind == ADMIN and sender not in self.admins \
+                and not isinstance(envelope.message, pb.AdminReloadReply):
+            problem = "the sender is not an admin"
+        if problem is not None:
+            self._drops.drop(now, "{type} from {sender} refused: {reason}",
+                             type=type_name(type_of(envelope.message)), sender=sender,
+                             reason=problem)
+            return False
+        return True
 
     def reload(self, reply_to: Envelope | None = None) -> None:
         """Reload the core's scripts (SIGUSR1 or an admin's ADMIN_RELOAD); all or none."""
@@ -144,13 +172,6 @@ class CoreHandler(XMPPHandler):
             return out
 
         self._run(step)
-
-    def _admin_shutdown(self, now: float, sender: str, msg: pb.AdminShutdown) -> None:
-        if sender not in self.admins or self.on_admin_shutdown is None:
-            self._drops.drop(now, "ADMIN_SHUTDOWN from {sender}, who is not an admin",
-                             sender=sender)
-            return
-        self.on_admin_shutdown(sender, msg.reason)
 
     def _run(self, step: Callable[[float], list[Envelope]]) -> None:
         now = self.clock.seconds()
@@ -181,6 +202,8 @@ class CoreHandler(XMPPHandler):
                                  type=type(envelope.message).__name__,
                                  recipient=envelope.recipient)
                 continue
+            if self.sealer.kind(envelope.message) is not None:
+                self.sealer.seal(envelope, now)
             try:
                 sender = None if self.client else envelope.sender
                 stanza = encode(envelope.message, envelope.recipient, sender)
@@ -229,7 +252,8 @@ class ComponentService(Service):
                  dump: Callable[[str, Envelope], None] | None = None, store=None,
                  factory=None, admins: frozenset[str] = frozenset(),
                  on_admin_shutdown: Callable[[str, str], None] | None = None,
-                 reloader=None, flood: FloodGate | None = None) -> None:
+                 reloader=None, flood: FloodGate | None = None,
+                 sealer: Sealer | None = None) -> None:
         self.reactor = reactor
         self.jid = jid
         self.core = core
@@ -239,7 +263,7 @@ class ComponentService(Service):
         self.streams = _Streams(self._factory, reactor)
         self.handler = CoreHandler(core, reactor, dump, store=store, client=factory is not None,
                                    admins=admins, on_admin_shutdown=on_admin_shutdown,
-                                   reloader=reloader, flood=flood)
+                                   reloader=reloader, flood=flood, sealer=sealer)
         self.handler.setHandlerParent(self.streams)
         self._tick_interval = tick_interval
         self._ticker = LoopingCall(self.handler.tick)

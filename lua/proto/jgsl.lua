@@ -23,6 +23,12 @@
 ---| "ADMIN_SHUTDOWN" # 204
 ---| "ADMIN_RELOAD" # 205
 ---| "ADMIN_RELOAD_REPLY" # 206
+---| "GRID_CLOSING" # 207
+
+---@class jgsl.Seal
+---@field time number
+---@field nonce string
+---@field mac string
 
 ---@class jgsl.AgentState
 ---@field asset_file string?
@@ -73,6 +79,7 @@
 ---@field gateway string
 ---@field mac string
 ---@field role string
+---@field issued number
 
 ---@class jgsl.Ping
 ---@field csk string
@@ -223,6 +230,7 @@
 ---@field nodes jgsl.HostedNode[]
 ---@field capacity integer
 ---@field uptime number
+---@field seal jgsl.Seal?
 
 ---@class jgsl.HostedNode
 ---@field info jgsl.NodeInfo?
@@ -237,10 +245,12 @@
 ---@field role string
 ---@field max_users integer
 ---@field instance integer
+---@field seal jgsl.Seal?
 
 ---@class jgsl.CloseNode
 ---@field id integer
 ---@field key string
+---@field seal jgsl.Seal?
 
 ---@class jgsl.NodeReady
 ---@field request integer
@@ -248,9 +258,11 @@
 ---@field key string
 ---@field refused boolean
 ---@field reason string
+---@field seal jgsl.Seal?
 
 ---@class jgsl.AdminShutdown
 ---@field reason string
+---@field seal jgsl.Seal?
 
 ---@class jgsl.GameMessage
 ---@field sk string
@@ -266,8 +278,14 @@
 ---@field from string
 
 ---@class jgsl.AdminReload
+---@field seal jgsl.Seal?
 
 ---@class jgsl.AdminReloadReply
 ---@field ok boolean
 ---@field reloaded integer
 ---@field errors string[]
+---@field seal jgsl.Seal?
+
+---@class jgsl.GridClosing
+---@field reason string
+---@field seal jgsl.Seal?
