@@ -204,6 +204,7 @@ def test_full_node_refuses_where_the_rule_allows_no_overflow():
     # The grid reports one agent left: there is room again.
     node = pb.HostedNode(key="k1")
     node.info.id, node.info.worldpath, node.info.gsize, node.info.agents = 1, "solo/", 100, 1
+    node.admitted.extend(["a@x", "b@x"])  # both came; one has left since
     hello(core, 4, nodes=[node])
     (d,) = login(core, 5, client="d@x", world="solo/", x=30, z=30)
     assert d.message.gid == 1 and not d.message.refused
@@ -230,6 +231,7 @@ def test_idle_nodes_are_recycled():
     closed = []
     for now in range(2, 43, 2):  # heartbeats every 2 s; a@x leaves after 10 s
         node.info.agents = 1 if now <= 10 else 0
+        node.admitted[:] = ["a@x"] if now == 2 else []  # a@x came with its ticket
         hello(core, now, nodes=[node])
         closed += [(now, e.message) for e in core.tick(now)]
     # Last used at 10 (the last report with an agent): closed once idle for over 30 s.

@@ -93,7 +93,9 @@ class _Node:
     id: int = 0
     key: str = ""
     agents: int = 0  # as the grid last reported
-    joined: int = 0  # logins handed out since that report
+    #: Users handed a ticket the grid has not yet reported admitting, and when the ticket
+    #: expires: distinct users, so repeated logins and relogins count once.
+    joined: dict[str, float] = field(default_factory=dict)
     last_used: float = 0.0
     state: str = READY
     request: int = 0  # our GRID_SPAWN_NODE request while SPAWNING
@@ -115,7 +117,7 @@ class _Node:
 
     @property
     def load(self) -> int:
-        return self.agents + self.joined + len(self.waiting)
+        return self.agents + len(self.joined) + len(self.waiting)
 
 
 @dataclass
@@ -157,6 +159,8 @@ class GatewayCore:
         self._wall_clock = wall_clock
         self._grids: dict[str, _Grid] = {}
         self._nodes: dict[NodeKey, _Node] = {}
+        #: The node each user was last handed a ticket for (a user is counted in one place).
+        self._where: dict[str, NodeKey] = {}
         self._requests = count(1)
         self._visits = 0
         self._drops = DropLog(log)
@@ -166,7 +170,7 @@ class GatewayCore:
             pb.Query: self._on_query,
             pb.GridHello: self._on_grid_hello,
             pb.NodeReady: self._on_node_ready,
-            pb.Logout: lambda now, sender, msg: [],  # clients also tell the gateway; harmless
+            pb.Logout: self._on_logout,
         }
 
     # -- input -------------------------------------------------------------------------
@@ -305,8 +309,9 @@ class GatewayCore:
         instances = sorted((n for (r, _), n in self._nodes.items() if r == region),
                            key=lambda n: n.instance)
         for node in instances:
-            if node.load < self.settings.max_users:
+            if client in node.joined or node.load < self.settings.max_users:
                 if not node.ready:
+                    node.waiting = [p for p in node.waiting if p.client != client]
                     node.waiting.append(pending)
                     return []
                 return [self._accept(now, node, pending)]
@@ -351,6 +356,14 @@ class GatewayCore:
                 best = ruled
         return best
 
+    def _on_logout(self, now: float, sender: str, msg: pb.Logout) -> list[Envelope]:
+        """A client that leaves tells the gateway too: it is on its way nowhere."""
+        key = self._where.pop(bare(sender), None)
+        node = self._nodes.get(key) if key is not None else None
+        if node is not None:
+            node.joined.pop(bare(sender), None)
+        return []
+
     def _on_query(self, now: float, sender: str, msg: pb.Query) -> list[Envelope]:
         result = pb.QueryResult(
             systime=int(self._wall_clock() * 1000),
@@ -391,8 +404,13 @@ class GatewayCore:
             if node.state in (CLAIMING, OTHER):  # another gateway spawned it
                 out += self._adopt(now, node, jid, info.id, hosted.key, info.role or node.role)
             if node.grid == jid and node.ready:
-                node.id, node.key, node.agents, node.joined = (info.id, hosted.key,
-                                                               info.agents, 0)
+                node.id, node.key, node.agents = info.id, hosted.key, info.agents
+                for user in hosted.admitted:
+                    node.joined.pop(user, None)
+                for user in [u for u, expires in node.joined.items() if expires < now]:
+                    del node.joined[user]  # never used: the ticket cannot be any more
+                    if self._where.get(user) == key:
+                        del self._where[user]
                 if info.agents:
                     node.last_used = now
         # Nodes the grid no longer has (it restarted) are forgotten; pending spawns stay.
@@ -449,17 +467,26 @@ class GatewayCore:
         for key, node in list(self._nodes.items()):
             if condition(node):
                 del self._nodes[key]
+                for user in node.joined:
+                    if self._where.get(user) == key:
+                        del self._where[user]
                 self._release(node)
                 out += [self._refuse(p.client, p.request, reason) for p in node.waiting]
         return out
 
     def _accept(self, now: float, node: _Node, pending: _PendingLogin) -> Envelope:
         self._visits += 1
-        node.joined += 1
+        key = (node.region, node.instance)
+        before = self._where.get(pending.client)
+        if before is not None and before != key and before in self._nodes:
+            self._nodes[before].joined.pop(pending.client, None)
+        self._where[pending.client] = key
+        expires = now + self.settings.ticket_lifetime
+        node.joined[pending.client] = expires
         node.last_used = now
         request = pending.request
-        ticket = sign(self._ticket_secret, pending.client, node.id, node.key,
-                      now + self.settings.ticket_lifetime, self.jid, pending.role)
+        ticket = sign(self._ticket_secret, pending.client, node.id, node.key, expires,
+                      self.jid, pending.role)
         reply = pb.LoginReply(
             worldpath=request.worldpath, x=request.x, y=request.y, z=request.z,
             gk=node.key, gjid=node.grid, gid=node.id, gx=node.region.gx, gy=node.region.gy,

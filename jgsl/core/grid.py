@@ -205,6 +205,8 @@ class GridNode:
                 self._refresh.setdefault(rate, []).append(name)
         self.rejected: list[str] = []  # why fields were rejected, drained by the process
         self._roles: dict[str, str] = {}
+        #: Users admitted with a ticket since the last GRID_HELLO (the gateway counts them).
+        self.admitted: list[str] = []
         self.creations = EditLog.new(compress=False, limit=settings.max_creations)
         self.env = EditLog.new(compress=True, limit=settings.max_env)
         #: Agents that entered or left, ("enter" | "leave", JID), for the region script.
@@ -236,6 +238,7 @@ class GridNode:
     def admit(self, jid: str, role: str) -> None:
         """Note the role the gateway's ticket grants ``jid`` before it joins."""
         self._roles[jid] = role or self.role
+        self.admitted.append(jid)
 
     @property
     def active_agents(self) -> int:
@@ -606,7 +609,8 @@ class GridProcessCore:
         self._next_hello = now + self.settings.hello_interval
         hello = pb.GridHello(uptime=now - self._started)
         for node in self.nodes.values():
-            hosted = hello.nodes.add(key=node.key)
+            hosted = hello.nodes.add(key=node.key, admitted=node.admitted)
+            node.admitted = []
             hosted.info.id, hosted.info.jid = node.id, self.jid
             hosted.info.agents, hosted.info.role = node.active_agents, node.role
             hosted.info.instance = node.instance
@@ -643,6 +647,10 @@ class GridProcessCore:
                                      sender=sender, id=node.id, reason=problem)
                     return []
                 node.admit(sender, msg.ticket.role)
+            elif msg.st == 0 and msg.HasField("ticket") and ticket_problem(
+                    self._ticket_secret, msg.ticket, sender, node.id, node.key, now,
+                    self.trusted) is None:
+                node.admitted.append(sender)  # a relogin: the gateway counts it once
             if isinstance(msg, pb.NormalUpdate):
                 reply = node.normal_update(now, sender, msg)
             else:

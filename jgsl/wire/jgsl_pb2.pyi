@@ -220,7 +220,7 @@ class SavedAgent(_message.Message):
     def __init__(self, worldpath: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., facing: _Optional[int] = ..., asset_file: _Optional[str] = ..., nickname: _Optional[str] = ..., ccs: _Optional[str] = ..., anim: _Optional[str] = ..., scaling: _Optional[int] = ...) -> None: ...
 
 class Login(_message.Message):
-    __slots__ = ("sk", "worldpath", "x", "y", "z", "is_observer", "client_uid", "client_version", "csk")
+    __slots__ = ("sk", "worldpath", "x", "y", "z", "is_observer", "client_uid", "client_version", "csk", "unreachable")
     SK_FIELD_NUMBER: _ClassVar[int]
     WORLDPATH_FIELD_NUMBER: _ClassVar[int]
     X_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +230,7 @@ class Login(_message.Message):
     CLIENT_UID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     CSK_FIELD_NUMBER: _ClassVar[int]
+    UNREACHABLE_FIELD_NUMBER: _ClassVar[int]
     sk: str
     worldpath: str
     x: float
@@ -239,7 +240,8 @@ class Login(_message.Message):
     client_uid: str
     client_version: int
     csk: str
-    def __init__(self, sk: _Optional[str] = ..., worldpath: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., is_observer: _Optional[bool] = ..., client_uid: _Optional[str] = ..., client_version: _Optional[int] = ..., csk: _Optional[str] = ...) -> None: ...
+    unreachable: str
+    def __init__(self, sk: _Optional[str] = ..., worldpath: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., is_observer: _Optional[bool] = ..., client_uid: _Optional[str] = ..., client_version: _Optional[int] = ..., csk: _Optional[str] = ..., unreachable: _Optional[str] = ...) -> None: ...
 
 class LoginReply(_message.Message):
     __slots__ = ("worldpath", "x", "y", "z", "gk", "gjid", "gid", "gx", "gy", "gsize", "is_grid", "role", "online_user_num", "start_time", "visits_since_start", "server_version", "client_version", "refused", "reason", "sk", "ticket", "csk")
@@ -476,12 +478,14 @@ class GridHello(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[HostedNode, _Mapping]]] = ..., capacity: _Optional[int] = ..., uptime: _Optional[float] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
 
 class HostedNode(_message.Message):
-    __slots__ = ("info", "key")
+    __slots__ = ("info", "key", "admitted")
     INFO_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_FIELD_NUMBER: _ClassVar[int]
     info: NodeInfo
     key: str
-    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., key: _Optional[str] = ...) -> None: ...
+    admitted: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., key: _Optional[str] = ..., admitted: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SpawnNode(_message.Message):
     __slots__ = ("request", "worldpath", "gx", "gy", "gsize", "role", "max_users", "instance", "seal")

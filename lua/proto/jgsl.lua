@@ -114,6 +114,7 @@
 ---@field client_uid string
 ---@field client_version integer
 ---@field csk string
+---@field unreachable string
 
 ---@class jgsl.LoginReply
 ---@field worldpath string
@@ -235,6 +236,7 @@
 ---@class jgsl.HostedNode
 ---@field info jgsl.NodeInfo?
 ---@field key string
+---@field admitted string[]
 
 ---@class jgsl.SpawnNode
 ---@field request integer
