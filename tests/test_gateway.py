@@ -106,17 +106,40 @@ def test_refusals_have_reasons(gateway, message, reason):
     assert out.message.refused and reason in out.message.reason and not out.message.gk
 
 
-def test_dead_grid_refuses_pending_and_reallocates(gateway):
+def test_dead_grid_hands_its_waiting_logins_to_another_and_reallocates(gateway):
     hello(gateway, 100)
     hello(gateway, 100, grid="grid2.localhost")
     (spawn,) = login(gateway, 101)
     first = spawn.recipient
     other = "grid2.localhost" if first == "grid1.localhost" else "grid1.localhost"
     hello(gateway, 109, grid=other)  # only the other grid keeps reporting
-    refused = gateway.tick(111.5)
-    assert [r.message.reason for r in refused] == ["grid process died"]
-    (respawn,) = login(gateway, 112)
-    assert respawn.recipient == other
+    (respawn,) = gateway.tick(111.5)  # the waiting login is not refused: spawned elsewhere
+    assert respawn.recipient == other and isinstance(respawn.message, pb.SpawnNode)
+    (reply,) = send(gateway, 112, other, pb.NodeReady(request=respawn.message.request, id=3,
+                                                      key="k3"))
+    assert reply.message.gjid == other and not reply.message.refused
+
+
+def test_a_closing_grid_gets_no_more_logins_and_its_regions_move_at_once(gateway):
+    hello(gateway, 100)
+    hello(gateway, 100, grid="grid2.localhost")
+    (spawn,) = login(gateway, 101)
+    first = spawn.recipient
+    other = "grid2.localhost" if first == "grid1.localhost" else "grid1.localhost"
+    send(gateway, 101, first, pb.NodeReady(request=spawn.message.request, id=1, key="k1"))
+    (spawn2,) = login(gateway, 101, x=20291.0)  # a second region, spawning on `other`...
+    assert spawn2.recipient == other
+    (spawn3,) = login(gateway, 101, client="bob@x", x=20491.0)  # ...and a third on `first`
+    assert spawn3.recipient == first
+    # `first` stops: the login waiting for its spawn goes to `other` at once.
+    (moved,) = send(gateway, 102, first, pb.GridClosing(reason="shutting down"))
+    assert moved.recipient == other and moved.message.worldpath == ALPHA
+    # Logins for the region it served are spawned on `other` too; none names `first`.
+    (respawn,) = login(gateway, 102, client="carol@x")
+    assert respawn.recipient == other and isinstance(respawn.message, pb.SpawnNode)
+    assert all(n.grid != first for n in gateway._nodes.values())
+    # A repeated GRID_CLOSING changes nothing.
+    assert send(gateway, 102, first, pb.GridClosing()) == []
 
 
 def test_unanswered_spawn_times_out(gateway):

@@ -481,3 +481,11 @@ def test_the_ticket_role_decides_edit_rights(grid):
     node = grid.nodes[1]
     assert [e.author for _, e in node.creations.entries] == ["alice@emu.localhost"]
 
+
+
+def test_a_stopping_grid_tells_the_gateways_first_and_sends_no_more_heartbeats(grid):
+    update(grid, 1, "alice@emu.localhost/r", data=FULL)
+    out = grid.stop(2)
+    assert [(e.recipient, type(e.message).__name__) for e in out] == [
+        (GW, "GridClosing"), ("alice@emu.localhost", "Closing")]
+    assert not any(isinstance(e.message, pb.GridHello) for e in grid.tick(100))

@@ -224,6 +224,7 @@ def test_grid_saves_agents_on_logout_timeout_and_stop():
     grid.effects.clear()
     out = grid.stop(31)
     assert [(e.recipient, e.message) for e in out] == [
+        (GW, pb.GridClosing(reason="shutting down")),
         ("b@emu.localhost", pb.Closing(sk="nodekey", reason="shutting down"))]
     assert [e.user for e in grid.effects] == ["b@emu.localhost"]
     # After the stop nothing changes: updates get SC_Closing again, new spawns are refused.

@@ -171,6 +171,7 @@ class GatewayCore:
             pb.GridHello: self._on_grid_hello,
             pb.NodeReady: self._on_node_ready,
             pb.Logout: self._on_logout,
+            pb.GridClosing: self._on_grid_closing,
         }
 
     # -- input -------------------------------------------------------------------------
@@ -204,7 +205,8 @@ class GatewayCore:
                          "its regions will be reallocated", grid=grid.jid,
                          silent=now - grid.last_seen)
                 del self._grids[grid.jid]
-                out += self._forget_nodes(lambda n, g=grid.jid: n.grid == g, "grid process died")
+                out += self._forget_nodes(lambda n, g=grid.jid: n.grid == g, "grid process died",
+                                          again=now)
         out += self._forget_nodes(
             lambda n: not n.ready and now - n.requested_at > self.settings.spawn_timeout,
             "grid node did not start in time")
@@ -300,7 +302,12 @@ class GatewayCore:
             if granted is None:
                 return [self._refuse(client, msg, "not authorized")]
             role = granted
-        pending = _PendingLogin(client, msg, role)
+        return self._place(now, _PendingLogin(client, msg, role))
+
+    def _place(self, now: float, pending: _PendingLogin) -> list[Envelope]:
+        """Route an admitted login to the node of its region: ready, spawning, or new."""
+        client, msg = pending.client, pending.request
+        rule = self.rules.rule_for(msg.worldpath, msg.x, msg.z)
         region = self._region_for(rule, msg)
         if region is None:
             reason = ("unknown world" if not self.rules.knows_world(msg.worldpath)
@@ -418,6 +425,15 @@ class GatewayCore:
             lambda n: n.grid == jid and n.ready and (n.region, n.instance) not in reported,
             "grid process no longer hosts the node")
 
+    def _on_grid_closing(self, now: float, sender: str, msg: pb.GridClosing) -> list[Envelope]:
+        """A grid process stops gracefully: route nothing there, reallocate its regions now."""
+        jid = bare(sender)
+        if self._grids.pop(jid, None) is None:
+            return []
+        log.info("grid process {grid} is closing ({reason}); its regions will be reallocated",
+                 grid=jid, reason=msg.reason or "no reason given")
+        return self._forget_nodes(lambda n: n.grid == jid, "grid process closing", again=now)
+
     def _on_node_ready(self, now: float, sender: str, msg: pb.NodeReady) -> list[Envelope]:
         jid = bare(sender)
         node = next((n for n in self._nodes.values() if n.state == SPAWNING
@@ -462,8 +478,11 @@ class GatewayCore:
             spawn.gsize = region.size
         return [self._to(grid.jid, spawn)]
 
-    def _forget_nodes(self, condition: Callable[[_Node], bool], reason: str) -> list[Envelope]:
-        out = []
+    def _forget_nodes(self, condition: Callable[[_Node], bool], reason: str,
+                      again: float | None = None) -> list[Envelope]:
+        """Drop the nodes; their waiting logins are refused, or routed ``again`` (at that
+        time) when the node's grid process went away and another may serve them."""
+        out, waiting = [], []
         for key, node in list(self._nodes.items()):
             if condition(node):
                 del self._nodes[key]
@@ -471,7 +490,11 @@ class GatewayCore:
                     if self._where.get(user) == key:
                         del self._where[user]
                 self._release(node)
-                out += [self._refuse(p.client, p.request, reason) for p in node.waiting]
+                waiting += node.waiting
+        if again is None:
+            return out + [self._refuse(p.client, p.request, reason) for p in waiting]
+        for pending in waiting:
+            out += self._place(again, pending)
         return out
 
     def _accept(self, now: float, node: _Node, pending: _PendingLogin) -> Envelope:

@@ -604,7 +604,7 @@ class GridProcessCore:
             if logic is not None and not self.closing:
                 out += logic.tick(now)
                 out += self._after_script(now, logic)
-        if now < self._next_hello:
+        if now < self._next_hello or self.closing:
             return out
         self._next_hello = now + self.settings.hello_interval
         hello = pb.GridHello(uptime=now - self._started)
@@ -790,7 +790,10 @@ class GridProcessCore:
         """
         if self.closing:
             return []
-        out: list[Envelope] = []
+        # The gateways first: they route no login here from now on, so the clients told
+        # below find their regions served elsewhere when they log in again.
+        out = [Envelope(self.jid, gateway, pb.GridClosing(reason="shutting down"))
+               for gateway in self.gateways]
         for node_id in list(self.logic):  # OnStop may still store keys or say goodbye
             out += self._stop_logic(now, node_id)
         self.closing = True
