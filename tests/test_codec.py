@@ -13,8 +13,12 @@ from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import (
     MAX_PAYLOAD_BYTES,
     NS_JGSL,
+    Bounce,
     Chat,
     CodecError,
+    Envelope,
+    XmppPing,
+    XmppPong,
     decode,
     encode,
     parse,
@@ -102,7 +106,6 @@ def _stanza(t="1", content="", sender="a@b", name="jgsl", ns=NS_JGSL, kind=None)
         (_stanza(t="7", content=base64.b64encode(b"\xff\xff\xff").decode()), "not a valid"),
         (_stanza(ns="urn:other"), "expected one jgsl element, found 0"),
         (_stanza(sender=""), "no sender"),
-        (_stanza(kind="error"), "error stanza"),
         (_stanza(content="A" * (MAX_PAYLOAD_BYTES * 2)), "over the limit"),
     ],
 )
@@ -151,3 +154,32 @@ def test_addresses_and_chat_text_are_escaped():
     assert (envelope.sender, envelope.recipient) == (sender, recipient)
     chat = decode(parse(encode(Chat("1 < 2 & 'x' > \"y\""), recipient, sender)))
     assert chat.message == Chat("1 < 2 & 'x' > \"y\"")
+
+
+def test_a_bounce_names_the_unreachable_entity_its_condition_and_what_we_sent():
+    """As the embedded router (and Prosody) bounce a stanza to an unconnected component."""
+    from twisted.words.protocols.jabber.error import StanzaError
+
+    sent = parse(encode(pb.NormalUpdate(sk="k", id=3), "grid1.localhost", "a@emu.localhost"))
+    bounce = StanzaError("service-unavailable", type="cancel").toResponse(sent)
+    envelope = decode(parse(bounce.toXml()))
+    assert envelope.sender == "grid1.localhost" and envelope.recipient == "a@emu.localhost"
+    assert envelope.message == Bounce("service-unavailable", pb.NormalUpdate(sk="k", id=3))
+
+
+def test_a_bounce_without_a_readable_original_is_still_a_bounce():
+    envelope = decode(_stanza(kind="error", content="!!"))
+    assert envelope.message == Bounce("undefined-condition", None)
+
+
+def test_xmpp_pings_and_answers_round_trip():
+    ping = decode(parse(encode(XmppPing("p1"), "grid1.localhost", "gateway.localhost")))
+    assert ping == Envelope("gateway.localhost", "grid1.localhost", XmppPing("p1"))
+    pong = decode(parse(encode(XmppPong("p1"), "gateway.localhost", "grid1.localhost")))
+    assert pong == Envelope("grid1.localhost", "gateway.localhost", XmppPong("p1"))
+    from twisted.words.protocols.jabber.error import StanzaError
+
+    bounced = StanzaError("service-unavailable").toResponse(
+        parse(encode(XmppPing("p2"), "grid1.localhost", "gateway.localhost")))
+    assert decode(parse(bounced.toXml())).message == Bounce("service-unavailable",
+                                                             XmppPing("p2"))

@@ -10,7 +10,7 @@ import pytest
 from jgsl.config import load_rules
 from jgsl.core.gateway import GatewayCore, GatewaySettings
 from jgsl.wire import jgsl_pb2 as pb
-from jgsl.wire.codec import Envelope
+from jgsl.wire.codec import Bounce, Envelope, XmppPing, XmppPong
 
 ALPHA = "worlds/MyWorlds/AlphaWorld/"
 GW = "gateway.localhost"
@@ -145,6 +145,7 @@ def test_a_closing_grid_gets_no_more_logins_and_its_regions_move_at_once(gateway
 def test_unanswered_spawn_times_out(gateway):
     hello(gateway, 100)
     login(gateway, 100)
+    hello(gateway, 102)
     assert gateway.tick(104) == []
     hello(gateway, 104)
     (refusal,) = gateway.tick(106)
@@ -316,3 +317,76 @@ def test_no_rule_for_this_position():
                         b"</GridNodeRules></GridServer></JGSL>")
     (out,) = login(core, 1, client="a@x", world="w/", x=50, z=50)
     assert out.message.reason == "no rule serves this position"
+
+
+def two_grids_one_node(gateway):
+    """grid1 and grid2 registered at 100; node 1 (key k1) ready on whichever got it."""
+    hello(gateway, 100)
+    hello(gateway, 100, grid="grid2.localhost")
+    (spawn,) = login(gateway, 100)
+    first = spawn.recipient
+    send(gateway, 100, first, pb.NodeReady(request=spawn.message.request, id=1, key="k1"))
+    other = "grid2.localhost" if first == "grid1.localhost" else "grid1.localhost"
+    return first, other
+
+
+def test_a_silent_grid_is_pinged_and_lives_on_if_it_answers(gateway):
+    first, other = two_grids_one_node(gateway)
+    hello(gateway, 102.5, grid=other)
+    (ping,) = gateway.tick(103.5)  # silent for 3.5 s: more than a heartbeat and a half
+    assert ping.recipient == first and isinstance(ping.message, XmppPing)
+    assert gateway.tick(104) == []  # one ping at a time
+    assert send(gateway, 104, first, XmppPong(ping.message.id)) == []
+    hello(gateway, 105, grid=other)
+    assert gateway.tick(106) == []  # alive: nothing forgotten, no new ping yet
+    (reply,) = login(gateway, 106, client="bob@x")
+    assert reply.message.gjid == first
+
+
+def test_a_bounced_ping_means_dead_at_once_and_logins_go_elsewhere(gateway):
+    first, other = two_grids_one_node(gateway)
+    hello(gateway, 102.5, grid=other)
+    (ping,) = gateway.tick(103.5)
+    out = send(gateway, 103.6, first, Bounce("service-unavailable", ping.message))
+    assert out == [] and all(n.grid != first for n in gateway._nodes.values())
+    (spawn,) = login(gateway, 104, client="bob@x")
+    assert spawn.recipient == other
+
+
+def test_an_unanswered_ping_means_dead_after_the_ping_timeout(gateway):
+    first, other = two_grids_one_node(gateway)
+    for now in (102.5, 104.5):
+        hello(gateway, now, grid=other)
+    gateway.tick(103.5)  # the ping
+    assert gateway.tick(105.4) == [] and gateway._nodes
+    gateway.tick(105.6)  # 2.1 s without an answer: 5.6 s after the last heartbeat, not 10
+    assert all(n.grid != first for n in gateway._nodes.values())
+
+
+def test_a_client_that_finds_a_node_unreachable_makes_the_gateway_check_first(gateway):
+    first, other = two_grids_one_node(gateway)
+    request = pb.Login(worldpath=ALPHA, x=20091.0, y=36.7, z=20086.0, csk="c2",
+                       unreachable="k1")
+    (ping,) = send(gateway, 101, "alice@emu.localhost/r", request)  # held, not answered
+    assert ping.recipient == first and isinstance(ping.message, XmppPing)
+    # The process is gone: the XMPP server bounces the ping; the login is spawned elsewhere.
+    (spawn,) = send(gateway, 101.1, first, Bounce("service-unavailable", ping.message))
+    assert spawn.recipient == other and isinstance(spawn.message, pb.SpawnNode)
+
+
+def test_a_held_login_goes_to_the_node_when_its_grid_answers_the_ping(gateway):
+    first, _ = two_grids_one_node(gateway)
+    request = pb.Login(worldpath=ALPHA, x=20091.0, y=36.7, z=20086.0, csk="c2",
+                       unreachable="k1")
+    (ping,) = send(gateway, 101, "alice@emu.localhost/r", request)
+    (reply,) = send(gateway, 101.1, first, XmppPong(ping.message.id))
+    assert reply.message.gk == "k1" and reply.message.csk == "c2"
+
+
+def test_no_grid_is_judged_while_the_gateways_own_link_is_down(gateway):
+    first, other = two_grids_one_node(gateway)
+    gateway.disconnected(101)
+    assert gateway.tick(115) == [] and len(gateway._grids) == 2
+    gateway.connected(115)
+    assert gateway.tick(116) == []  # a fresh heartbeat's time after reconnecting
+    assert len(gateway._grids) == 2

@@ -36,10 +36,13 @@ from jgsl.storage.allocation import (
 )
 from jgsl.storage.records import AgentRecord, LoadAgent
 from jgsl.wire import jgsl_pb2 as pb
-from jgsl.wire.codec import Envelope
+from jgsl.wire.codec import Bounce, Envelope, XmppPing, XmppPong
 
 SERVER_VERSION = 1
 CLIENT_VERSION = 1
+#: Bounce conditions that mean the addressee is not connected to the XMPP server.
+UNREACHABLE = frozenset({"service-unavailable", "recipient-unavailable", "item-not-found",
+                         "remote-server-not-found", "remote-server-timeout"})
 log = Logger(namespace="jgsl.gateway")
 
 #: role_hook(user JID, world path, role from the rules) -> role to grant, or None to deny.
@@ -52,6 +55,10 @@ class GatewaySettings:
     lookup_interval: float = 0.25
     #: A grid process that sent no GRID_HELLO for this long is dead.
     grid_dead_after: float = 10.0
+    #: A grid process silent this long (a heartbeat and a half) is pinged (XEP-0199): a
+    #: bounce from the XMPP server, or no answer within ``ping_timeout``, means dead.
+    suspect_after: float = 3.0
+    ping_timeout: float = 2.0
     #: A spawn request unanswered for this long is given up and its logins refused.
     spawn_timeout: float = 10.0
     #: Agents per node; a full node refuses, or overflows where the rule allows.
@@ -125,6 +132,9 @@ class _Grid:
     jid: str
     last_seen: float
     capacity: int = 0
+    #: The id of our unanswered XMPP ping (the process is suspected), and when it went.
+    ping: str | None = None
+    pinged_at: float = 0.0
 
 
 class GatewayCore:
@@ -162,6 +172,9 @@ class GatewayCore:
         #: The node each user was last handed a ticket for (a user is counted in one place).
         self._where: dict[str, NodeKey] = {}
         self._requests = count(1)
+        self._pings = count(1)
+        #: Our own link to the XMPP server is down: silence proves nothing about the grids.
+        self._offline = False
         self._visits = 0
         self._drops = DropLog(log)
         self._handlers: dict[type, Callable[[float, str, object], list[Envelope]]] = {
@@ -172,12 +185,22 @@ class GatewayCore:
             pb.NodeReady: self._on_node_ready,
             pb.Logout: self._on_logout,
             pb.GridClosing: self._on_grid_closing,
+            XmppPong: self._on_pong,
+            Bounce: self._on_bounce,
         }
 
     # -- input -------------------------------------------------------------------------
 
     def connected(self, now: float) -> list[Envelope]:
-        """Nothing to announce: grid processes and clients come to the gateway."""
+        """Nothing to announce (grid processes and clients come to the gateway); after an
+        outage of our own link, every grid gets a fresh heartbeat's time to report."""
+        self._offline = False
+        for grid in self._grids.values():
+            grid.last_seen, grid.ping = now, None
+        return []
+
+    def disconnected(self, now: float) -> list[Envelope]:
+        self._offline = True
         return []
 
     def begin_shutdown(self) -> None:
@@ -199,14 +222,15 @@ class GatewayCore:
 
     def tick(self, now: float) -> list[Envelope]:
         out: list[Envelope] = []
-        for grid in list(self._grids.values()):
-            if now - grid.last_seen > self.settings.grid_dead_after:
-                log.warn("grid process {grid} is dead (silent for {silent:.1f} s); "
-                         "its regions will be reallocated", grid=grid.jid,
-                         silent=now - grid.last_seen)
-                del self._grids[grid.jid]
-                out += self._forget_nodes(lambda n, g=grid.jid: n.grid == g, "grid process died",
-                                          again=now)
+        for grid in [] if self._offline else list(self._grids.values()):
+            silent = now - grid.last_seen
+            if silent > self.settings.grid_dead_after:
+                out += self._grid_died(now, grid.jid, f"silent for {silent:.1f} s")
+            elif grid.ping is not None and now - grid.pinged_at > self.settings.ping_timeout:
+                out += self._grid_died(now, grid.jid, "no answer to an XMPP ping in "
+                                       f"{self.settings.ping_timeout:g} s")
+            elif grid.ping is None and silent > self.settings.suspect_after:
+                out += self._suspect(now, grid)
         out += self._forget_nodes(
             lambda n: not n.ready and now - n.requested_at > self.settings.spawn_timeout,
             "grid node did not start in time")
@@ -315,21 +339,38 @@ class GatewayCore:
             return [self._refuse(client, msg, reason)]
         instances = sorted((n for (r, _), n in self._nodes.items() if r == region),
                            key=lambda n: n.instance)
+        out = self._suspect_node(now, msg.unreachable) if msg.unreachable else []
         for node in instances:
             if client in node.joined or node.load < self.settings.max_users:
-                if not node.ready:
+                if not node.ready or self._in_doubt(node):
                     node.waiting = [p for p in node.waiting if p.client != client]
                     node.waiting.append(pending)
-                    return []
-                return [self._accept(now, node, pending)]
+                    return out
+                return out + [self._accept(now, node, pending)]
         overflow = rule.overflow if rule is not None and rule.region(
             msg.worldpath, msg.x, msg.z) == region else 0
         if instances and len(instances) > overflow:
-            return [self._refuse(client, msg, f"full ({self.settings.max_users} users)")]
+            return out + [self._refuse(client, msg, f"full ({self.settings.max_users} users)")]
         used = {n.instance for n in instances}
         instance = next(i for i in count() if i not in used)
         node_role = rule.role if rule is not None and rule.gridsize is not None else "guest"
-        return self._spawn(now, region, instance, node_role, pending)
+        return out + self._spawn(now, region, instance, node_role, pending)
+
+    def _suspect_node(self, now: float, key: str) -> list[Envelope]:
+        """A client found the node with this key unreachable: ping its grid process."""
+        node = next((n for n in self._nodes.values() if n.key == key and n.ready), None)
+        grid = self._grids.get(node.grid) if node is not None else None
+        if grid is None or grid.ping is not None:
+            return []
+        log.info("a client found grid node {id} on {grid} unreachable; pinging the process",
+                 id=node.id, grid=node.grid)
+        return self._suspect(now, grid)
+
+    def _in_doubt(self, node: _Node) -> bool:
+        """Is the node's grid process suspected (pinged, no answer yet)? Its logins wait
+        for the answer (L{_on_pong}) or for its death (then they are routed elsewhere)."""
+        grid = self._grids.get(node.grid)
+        return grid is not None and grid.ping is not None
 
     def _login_problem(self, client: str, msg: pb.Login) -> str | None:
         s = self.settings
@@ -424,6 +465,39 @@ class GatewayCore:
         return out + self._forget_nodes(
             lambda n: n.grid == jid and n.ready and (n.region, n.instance) not in reported,
             "grid process no longer hosts the node")
+
+    def _suspect(self, now: float, grid: _Grid) -> list[Envelope]:
+        """Ask the XMPP server whether the grid process is still connected (XEP-0199)."""
+        if grid.ping is not None:
+            return []
+        grid.ping, grid.pinged_at = f"jgsl-{next(self._pings)}", now
+        return [self._to(grid.jid, XmppPing(grid.ping))]
+
+    def _on_pong(self, now: float, sender: str, msg: XmppPong) -> list[Envelope]:
+        """The suspected grid process answered: it lives; logins held for it go on."""
+        grid = self._grids.get(bare(sender))
+        if grid is None or grid.ping != msg.id:
+            return []
+        grid.ping, grid.last_seen = None, now
+        out: list[Envelope] = []
+        for node in self._nodes.values():
+            if node.grid == grid.jid and node.ready and node.waiting:
+                waiting, node.waiting = node.waiting, []
+                out += [self._accept(now, node, pending) for pending in waiting]
+        return out
+
+    def _on_bounce(self, now: float, sender: str, msg: Bounce) -> list[Envelope]:
+        """The XMPP server could not deliver to a grid process: it is not connected."""
+        jid = bare(sender)
+        if jid not in self._grids or msg.condition not in UNREACHABLE:
+            return []  # (a bounced reply to a client that left: nothing to do)
+        return self._grid_died(now, jid, f"the XMPP server answered {msg.condition}")
+
+    def _grid_died(self, now: float, jid: str, why: str) -> list[Envelope]:
+        log.warn("grid process {grid} is dead ({why}); its regions will be reallocated",
+                 grid=jid, why=why)
+        del self._grids[jid]
+        return self._forget_nodes(lambda n: n.grid == jid, "grid process died", again=now)
 
     def _on_grid_closing(self, now: float, sender: str, msg: pb.GridClosing) -> list[Envelope]:
         """A grid process stops gracefully: route nothing there, reallocate its regions now."""

@@ -17,6 +17,8 @@ from twisted.words.xish import domish
 from jgsl.wire.messages import class_of, type_of
 
 NS_JGSL = "urn:xmpp:jgsl:0"
+NS_PING = "urn:xmpp:ping"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 #: Largest serialized protobuf accepted or sent (a join snapshot is split below this).
 MAX_PAYLOAD_BYTES = 48 * 1024
 _MAX_B64_CHARS = 4 * ((MAX_PAYLOAD_BYTES + 2) // 3)
@@ -37,6 +39,33 @@ class Chat:
 
 
 @dataclass(frozen=True, slots=True)
+class XmppPing:
+    """An XEP-0199 ping (``<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>``)."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class XmppPong:
+    """The answer to an L{XmppPing}: the pinged entity is connected (``<iq type='result'/>``)."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bounce:
+    """An error the XMPP server (or the addressee) returned for something we sent.
+
+    The envelope's sender is whom we wrote to: ``service-unavailable`` from the server means
+    it is not connected. ``original`` is what we sent, when the bounce carries it back
+    (a JGSL message, or the L{XmppPing}), else None.
+    """
+
+    condition: str
+    original: object = None
+
+
+@dataclass(frozen=True, slots=True)
 class Envelope:
     """A decoded message with its addressing: what the cores consume and produce."""
 
@@ -54,7 +83,8 @@ def _text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def encode(message: Message | Chat, recipient: str, sender: str | None = None) -> str:
+def encode(message: Message | Chat | XmppPing | XmppPong, recipient: str,
+           sender: str | None = None) -> str:
     """The serialized ``<message/>`` stanza for ``message``.
 
     Written as text directly: building a domish tree only to serialize it again cost a
@@ -62,6 +92,11 @@ def encode(message: Message | Chat, recipient: str, sender: str | None = None) -
     its own, so it takes the stream's (jabber:component:accept or jabber:client).
     """
     sender_attr = f" from='{_attr(sender)}'" if sender else ""
+    if isinstance(message, XmppPing):
+        return (f"<iq type='get' id='{_attr(message.id)}' to='{_attr(recipient)}'{sender_attr}>"
+                f"<ping xmlns='{NS_PING}'/></iq>")
+    if isinstance(message, XmppPong):
+        return f"<iq type='result' id='{_attr(message.id)}' to='{_attr(recipient)}'{sender_attr}/>"
     if isinstance(message, Chat):
         return (f"<message to='{_attr(recipient)}'{sender_attr} type='chat'><body>"
                 f"{_text(message.body[:MAX_CHAT_CHARS])}</body></message>")
@@ -88,20 +123,38 @@ def parse(xml: str, namespace: str = "jabber:component:accept") -> domish.Elemen
 
 
 def decode(stanza: domish.Element) -> Envelope:
-    """Parse a ``<message/>`` stanza into an L{Envelope}; raise L{CodecError} if it is bad."""
+    """Parse a ``<message/>`` (or ping ``<iq/>``) stanza into an L{Envelope}; raise
+    L{CodecError} if it is bad."""
     if stanza.name != "message":
+        if stanza.name == "iq":
+            return _iq(stanza)
         raise CodecError(f"not a message stanza: <{stanza.name}>")
     attributes = stanza.attributes  # (read directly: every stanza asks four times)
     kind = attributes.get("type")
-    if kind == "error":
-        raise CodecError("error stanza (bounce)")
     children = [c for c in stanza.children
                 if getattr(c, "name", None) == "jgsl" and c.uri == NS_JGSL]
+    if kind == "error":
+        original = None
+        if len(children) == 1:
+            try:
+                original = _jgsl(children[0])
+            except CodecError:
+                pass  # still a bounce: of something we cannot read back
+        return _bounce(stanza, original)
     if not children and kind == "chat":
         return _chat(stanza)
     if len(children) != 1:
         raise CodecError(f"expected one jgsl element, found {len(children)}")
-    child = children[0]
+    message = _jgsl(children[0])
+    sender = attributes.get("from", "")
+    recipient = attributes.get("to", "")
+    if not sender:
+        raise CodecError("stanza has no sender")
+    return Envelope(sender=sender, recipient=recipient, message=message)
+
+
+def _jgsl(child: domish.Element) -> Message:
+    """The message a ``<jgsl/>`` element carries."""
     try:
         type_id = int(child.attributes.get("t", ""))
     except ValueError:
@@ -118,14 +171,41 @@ def decode(stanza: domish.Element) -> Envelope:
     except (binascii.Error, ValueError) as e:
         raise CodecError(f"payload is not base64: {e}") from None
     try:
-        message = cls.FromString(payload)
+        return cls.FromString(payload)
     except DecodeError as e:
         raise CodecError(f"payload is not a valid {cls.__name__}: {e}") from None
-    sender = attributes.get("from", "")
-    recipient = attributes.get("to", "")
+
+
+def _addressed(stanza: domish.Element, message: object) -> Envelope:
+    sender = stanza.getAttribute("from", "")
     if not sender:
         raise CodecError("stanza has no sender")
-    return Envelope(sender=sender, recipient=recipient, message=message)
+    return Envelope(sender=sender, recipient=stanza.getAttribute("to", ""), message=message)
+
+
+def _bounce(stanza: domish.Element, original: object) -> Envelope:
+    """An error stanza: its condition (the first child of ``<error/>`` in the stanzas
+    namespace), and what we had sent if it came back with it."""
+    condition = "undefined-condition"
+    for error in (e for e in stanza.elements() if e.name == "error"):
+        for child in error.elements(NS_STANZAS):
+            if child.name != "text":
+                condition = child.name
+                break
+        break
+    return _addressed(stanza, Bounce(condition[:64], original))
+
+
+def _iq(stanza: domish.Element) -> Envelope:
+    """XEP-0199 pings and their answers; any other iq is not for JGSL."""
+    kind, iq_id = stanza.getAttribute("type"), stanza.getAttribute("id", "")
+    if kind == "get" and any(c.name == "ping" for c in stanza.elements(NS_PING)):
+        return _addressed(stanza, XmppPing(iq_id[:128]))
+    if kind == "result":
+        return _addressed(stanza, XmppPong(iq_id[:128]))
+    if kind == "error":
+        return _bounce(stanza, XmppPing(iq_id[:128]))
+    raise CodecError(f"unsupported iq ({kind})")
 
 
 def _chat(stanza: domish.Element) -> Envelope:

@@ -24,7 +24,15 @@ from jgsl.core.jids import bare
 from jgsl.core.seal import ADMIN, Sealer, SealKeys
 from jgsl.core.tickets import DEV_TICKET_SECRET
 from jgsl.wire import jgsl_pb2 as pb
-from jgsl.wire.codec import CodecError, Envelope, decode, encode, presence
+from jgsl.wire.codec import (
+    CodecError,
+    Envelope,
+    XmppPing,
+    XmppPong,
+    decode,
+    encode,
+    presence,
+)
 from jgsl.wire.messages import describe, type_name, type_of
 
 log = Logger(namespace="jgsl.link")
@@ -36,6 +44,8 @@ class Core(Protocol):
     def connected(self, now: float) -> list[Envelope]: ...
     def tick(self, now: float) -> list[Envelope]: ...
     def receive(self, now: float, envelope: Envelope) -> list[Envelope]: ...
+    # Optional: ``disconnected(now)`` when the link went down, ``stop(now)``, ``reload``,
+    # ``effects`` with ``effect_done`` / ``effect_failed``.
 
 
 class MessageDump:
@@ -84,6 +94,7 @@ class CoreHandler(XMPPHandler):
     def connectionInitialized(self) -> None:
         self.ready = True
         self.xmlstream.addObserver("/message", self._on_message)
+        self.xmlstream.addObserver("/iq", self._on_iq)
         if self.client:
             self.send(presence())
             log.info("signed in to the XMPP server as {jid}",
@@ -95,7 +106,30 @@ class CoreHandler(XMPPHandler):
     def connectionLost(self, reason) -> None:
         if self.ready:
             log.warn("component link lost: {reason}", reason=reason.getErrorMessage())
+            disconnected = getattr(self.core, "disconnected", None)
+            if disconnected is not None:  # e.g. the gateway judges no grid meanwhile
+                self._run(disconnected)
         self.ready = False
+
+    def _on_iq(self, stanza) -> None:
+        """XEP-0199 pings are answered here (any XMPP entity does); their answers and
+        bounced pings go to the core. Other iqs are not for JGSL."""
+        now = self.clock.seconds()
+        try:
+            envelope = decode(stanza)
+        except CodecError as e:
+            if stanza.getAttribute("type") in ("get", "set"):
+                self._drops.drop(now, "iq from {sender}: {reason}",
+                                 sender=stanza.getAttribute("from", "?"), reason=str(e))
+            return
+        stanza.handled = True
+        if not self.flood.allow(now, bare(envelope.sender), bare(envelope.recipient)):
+            return
+        if isinstance(envelope.message, XmppPing):
+            self.send_all(now, [Envelope(envelope.recipient, envelope.sender,
+                                         XmppPong(envelope.message.id))])
+            return
+        self._run(lambda t: self.core.receive(t, envelope))
 
     def tick(self) -> None:
         now = self.clock.seconds()
