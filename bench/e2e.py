@@ -264,6 +264,7 @@ def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
             # longer than the load runner is stopped for (the echoes' windows): an update
             # in flight then is answered, not timed out and sent again, when it resumes
             "--request-timeout", str(10.0 + (len(sides) - 1) * (SETTLE + args.window)),
+            "--fixed-timeout",
             "--radius", str(max(80, n ** 0.5 * 8)), "--out", str(out), "--no-corners",
             *(["--thin"] if args.thin else []), "--stagger", str(args.stagger),
             "--answers", str(files["jgsl"])])

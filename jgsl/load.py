@@ -57,7 +57,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=20.0, help="seconds after the ramp")
     p.add_argument("--ramp", type=float, default=5.0, help="seconds over which users log in")
     p.add_argument("--update-interval", type=float, default=1.0)
-    p.add_argument("--request-timeout", type=float, default=5.0)
+    p.add_argument("--request-timeout", type=float, default=5.0,
+                   help="longest wait for an answer (sooner after measured round trips)")
+    p.add_argument("--fixed-timeout", action="store_true",
+                   help="always wait --request-timeout (a run whose load generator is "
+                   "stopped for seconds at a time, as bench/e2e.py's interleaved limit)")
     p.add_argument("--embedded", action="store_true",
                    help="run a router, gateway and grid process in this process")
     p.add_argument("--xmpp", default="tcp:127.0.0.1:5347",
@@ -200,6 +204,7 @@ def run(reactor, args: argparse.Namespace):
                             seed=args.seed, stagger=args.stagger)
     client_settings = ClientSettings(update_interval=args.update_interval,
                                      request_timeout=args.request_timeout,
+                                     adaptive_timeout=not args.fixed_timeout,
                                      corners=not args.no_corners,
                                      track_others=not args.thin)
     core = LoadCore(args.name, args.gateway, settings, client_settings, recorder)

@@ -117,7 +117,8 @@ class Options(usage.Options):
          "Lua instructions one hook call may run before it is stopped.", int],
         ["update-interval", None, 3.0, "Seconds between a client's normal updates.", _positive],
         ["request-timeout", None, 20.0,
-         "Seconds a client waits for an answer before retrying (original: 20).", _positive],
+         "Longest seconds a client waits for an answer before retrying (original: 20, always); "
+         "it retries sooner, after a few measured round trips (at least 1 s).", _positive],
         ["tick", None, 0.1, "Seconds between core ticks (timers, movement).", _positive],
         ["seed", None, None, "Random seed for emulated users' movement.", int],
         ["full-gc-interval", None, FULL_INTERVAL,
@@ -442,7 +443,9 @@ class _PlayerCore:
         self.client = client
 
     def connected(self, now: float):
-        return self.client.start(now) if self.client.state is State.IDLE else []
+        if self.client.state is State.IDLE:
+            return self.client.start(now)
+        return self.client.resend(now)  # signed in again after an outage
 
     def tick(self, now: float):
         return self.client.tick(now)

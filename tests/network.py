@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jgsl.wire.codec import Envelope, decode, encode, parse
+from jgsl.wire.codec import Envelope, XmppPing, XmppPong, decode, encode, parse
 
 
 class Network:
@@ -26,6 +26,10 @@ class Network:
             if type(envelope.message) in self.lost:
                 continue
             self.delivered.append(envelope)
+            if isinstance(envelope.message, XmppPing):  # answered by the link, as in the daemon
+                queue.append(Envelope(envelope.recipient, envelope.sender,
+                                      XmppPong(envelope.message.id)))
+                continue
             domain = envelope.recipient.split("/")[0].rpartition("@")[2]
             queue += self.cores[domain].receive(now, envelope)
 

@@ -20,7 +20,7 @@ from jgsl.core.gateway import GatewayCore
 from jgsl.core.grid import GridProcessCore
 from jgsl.emudb import EmuUser
 from jgsl.wire import jgsl_pb2 as pb
-from jgsl.wire.codec import Envelope
+from jgsl.wire.codec import Bounce, Envelope
 from jgsl.wire.messages import readable
 from tests.network import Network
 
@@ -146,42 +146,90 @@ def test_an_update_carries_what_changed_since_the_frame_the_node_echoed():
     assert alice_fields(before)[0] == {"rx"}  # answered again: the newest change only
 
 
-def test_one_request_in_flight_and_interval_respected():
+def test_one_request_in_flight_retried_after_the_measured_timeout():
+    """Round trips here take no time: the timeout is the floor, 1 s, not request_timeout."""
     world = World()
     alice = world.client("alice", 20091, 20086)
     world.net.lost = {pb.NormalUpdateReply}  # the grid's answers get lost
     world.start_all()
-    world.run(0.25, 4.75)
+    assert alice.rtt.timeout() == SETTINGS.min_timeout == 1.0
+    world.run(0.25, 1.0)
     sent = [e for e in world.net.delivered if isinstance(e.message, pb.NormalUpdate)]
-    assert len(sent) == 1  # still waiting for the first answer; request_timeout is 5 s
+    assert len(sent) == 1  # sent at 0; still waiting for its answer (update interval 1 s)
     assert alice.state is State.UPDATING
-    world.run(5.25, 5.25)
+    world.run(1.25, 3.0)
     sent = [e for e in world.net.delivered if isinstance(e.message, pb.NormalUpdate)]
-    assert len(sent) == 2  # timed out: one retry
+    assert len(sent) == 2  # timed out at 1 s: one retry, then twice as long to wait
 
 
-def test_dead_grid_node_leads_to_relogin():
-    """Grid silent: one retry after 5 s, dead after 10 s, then ping and login again."""
+def test_dead_grid_node_leads_to_relogin_naming_it():
+    """Grid silent: one retry after 1 s, dead 2 s later, then login again at once, telling
+    the gateway which node did not answer."""
     world = World()
     alice = world.client("alice", 20091, 20086)
     world.net.lost = {pb.NormalUpdateReply}
     world.start_all()
-    world.run(0.25, 10.5)
+    key = alice.proxy.key
+    world.run(0.25, 3.5)
     kinds = [k for name, k, _ in world.events if name == "alice"]
     assert kinds == [EventKind.SIGNED_IN, EventKind.CONNECTION_TIMEOUT, EventKind.SIGNED_OUT,
                      EventKind.SIGNED_IN]
-    world.net.lost = set()  # the re-login's first update was lost too: retried at 15.5 s
-    world.run(10.75, 16)
+    logins = [e.message for e in world.net.delivered if isinstance(e.message, pb.Login)]
+    assert [m.unreachable for m in logins] == ["", key]
+    world.net.lost = set()  # the re-login's first update was lost too: retried 1 s later
+    world.run(3.75, 5)
     assert alice.state is State.UPDATING and alice.proxy.st > 0
+
+
+def test_a_bounce_from_the_grid_means_log_in_again_at_once():
+    world, alice, bob = signed_in_pair()
+    key = alice.proxy.key
+    update = next(e for e in reversed(world.net.delivered)
+                  if isinstance(e.message, pb.NormalUpdate) and e.sender == alice.jid)
+    alice.receive(2.1, Envelope("grid1.localhost", alice.jid,
+                                Bounce("service-unavailable", update.message)))
+    assert alice.proxy is None
+    (login,) = [e.message for e in alice.tick(2.2) if isinstance(e.message, pb.Login)]
+    assert login.unreachable == key
+
+
+def test_measured_round_trips_set_the_timeout():
+    client = ClientCore("a@emu.localhost", GW, ALPHA, Avatar(),
+                        ClientSettings(request_timeout=20.0))
+    assert client.rtt.timeout() == 3.0  # nothing measured yet
+    for rtt in (0.6, 0.7, 0.5, 0.6):
+        client.rtt.sample(rtt)
+    assert 1.0 < client.rtt.timeout() < 1.5
+    assert client.rtt.timeout(retries=1) == 2 * client.rtt.timeout()
+    assert client.rtt.timeout(retries=10) == 20.0
+    fixed = ClientCore("a@emu.localhost", GW, ALPHA, Avatar(),
+                       ClientSettings(request_timeout=7.0, adaptive_timeout=False))
+    fixed.rtt.sample(0.01)
+    assert fixed.rtt.timeout() == 7.0
+
+
+def test_after_the_link_comes_back_what_was_in_flight_is_sent_at_once():
+    world, alice, bob = signed_in_pair()
+    (lost,) = [e.message for e in alice.tick(3.0) if isinstance(e.message, pb.NormalUpdate)]
+    assert alice.tick(3.25) == []  # waiting for its answer
+    (again,) = [e.message for e in alice.resend(3.3) if isinstance(e.message, pb.NormalUpdate)]
+    assert again.sk == lost.sk == alice.proxy.key and again.st == lost.st
+    pinging = ClientCore("a@emu.localhost", GW, ALPHA, Avatar(), SETTINGS)
+    (ping,) = pinging.start(0)
+    (resent,) = pinging.resend(0.5)
+    assert resent.message == ping.message
 
 
 def test_silent_gateway_times_out_and_pings_again():
     client = ClientCore("a@emu.localhost", GW, ALPHA, Avatar(), SETTINGS)
     (ping,) = client.start(0)
-    assert client.tick(5) == []
-    (again,) = client.tick(5.5)
+    assert client.tick(3) == []  # nothing measured yet: 3 s (RFC 6298's old initial value)
+    (again,) = client.tick(3.1)
     assert isinstance(again.message, pb.Ping) and again.message.csk != ping.message.csk
     assert client.state is State.PINGING
+    assert client.tick(8.1) == []  # backing off: twice as long (capped at request_timeout)
+    (third,) = client.tick(8.2)
+    assert isinstance(third.message, pb.Ping)
 
 
 def test_ping_reply_with_wrong_key_ignored():

@@ -36,9 +36,10 @@ from jgsl.core.gateway import CLIENT_VERSION, SERVER_VERSION
 from jgsl.core.jids import agent_jid, bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
+from jgsl.core.roundtrip import RoundTripTimer
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.wire import jgsl_pb2 as pb
-from jgsl.wire.codec import Envelope
+from jgsl.wire.codec import Bounce, Envelope
 from jgsl.wire.game import DecodeError, UnknownPayloadError, decode_payload, payload_class
 
 log = Logger(namespace="jgsl.client")
@@ -100,8 +101,14 @@ class ClientSettings:
     #: brings the next update at once, not at the next tick (flat-out load runs: the node's
     #: flood limit is 20 a second, so an interval of 0.05).
     update_interval: float = 3.0
-    #: A request unanswered this long has timed out (original ServerTimeOut).
+    #: The longest a request waits for an answer (original ServerTimeOut, which it always
+    #: waited). It times out sooner, after a few measured round trips (RFC 6298, at least
+    #: ``min_timeout``; jgsl/core/roundtrip.py), doubling per retry up to this.
     request_timeout: float = 20.0
+    min_timeout: float = 1.0
+    #: Wait exactly request_timeout, measuring nothing (a benchmark that stops its load
+    #: generator for seconds at a time).
+    adaptive_timeout: bool = True
     #: Timeouts in a row after which a grid node is dead (original MaxTimeOutRetry).
     grid_retries: int = 1
     #: Remote agents not heard of for this long leave (original AgentTimeOut).
@@ -232,6 +239,16 @@ class ClientCore:
         self._next_expiry = float("-inf")
         self._stepped_at: tuple[float, float] | None = None
         self._waiting_since = 0.0
+        #: How long to wait for answers (measured round trips).
+        self.rtt = RoundTripTimer(minimum=self.settings.min_timeout,
+                                  maximum=self.settings.request_timeout,
+                                  initial=min(3.0, self.settings.request_timeout))
+        if not self.settings.adaptive_timeout:
+            self.rtt.minimum = self.rtt.initial = self.settings.request_timeout
+        self._tries = 0  # unanswered pings or logins in a row (the gateway's backoff)
+        #: The key of the node we last found unreachable, told to the gateway with the next
+        #: login so it checks that node's grid process before sending us back there.
+        self._unreachable = ""
         self._retry_at: float | None = None
         self._login: tuple[float, float, float] | None = None  # (sent at, x, z)
         self._refused: list[tuple[float, float, float]] = []  # (until, x, z)
@@ -313,14 +330,17 @@ class ClientCore:
             return []
         out: list[Envelope] = []
         waited = now - self._waiting_since
-        if self.state is State.PINGING and waited > self.settings.request_timeout:
+        gateway_timeout = self.rtt.timeout(self._tries)
+        if self.state is State.PINGING and waited > gateway_timeout:
             self._emit(Event(EventKind.CONNECTION_TIMEOUT, self.gateway,
                              text="gateway did not answer"))
+            self._tries += 1
             out += self._repin(now)
-        if self._login is not None and now - self._login[0] > self.settings.request_timeout:
+        if self._login is not None and now - self._login[0] > gateway_timeout:
             self._emit(Event(EventKind.CONNECTION_TIMEOUT, self.gateway,
                              text="gateway did not answer a login"))
             self._login = None
+            self._tries += 1
             out += self._repin(now)
         if self._step_due(now):
             out += self._step(now)
@@ -344,7 +364,7 @@ class ClientCore:
         due = float("inf")
         for proxy in self.proxies.values():
             if proxy.waiting_since is not None:
-                due = min(due, proxy.waiting_since + self.settings.request_timeout)
+                due = min(due, proxy.waiting_since + self.rtt.timeout(proxy.timeouts))
             else:
                 due = min(due, proxy.last_sent + self.settings.update_interval)
         self._next_step = due
@@ -409,13 +429,11 @@ class ClientCore:
     def _service(self, now: float, proxy: GridProxy) -> list[Envelope]:
         """Send this node its update if it is due, minding the one request in flight."""
         if proxy.waiting_since is not None:
-            if now - proxy.waiting_since <= self.settings.request_timeout:
+            if now - proxy.waiting_since <= self.rtt.timeout(proxy.timeouts):
                 return []
             proxy.timeouts += 1
             if proxy.timeouts > self.settings.grid_retries:
-                self._emit(Event(EventKind.CONNECTION_TIMEOUT, proxy.jid,
-                                 text=f"grid node {proxy.node_id} is dead"))
-                self._drop(now, proxy.key)
+                self._lost(now, proxy, f"grid node {proxy.node_id} is dead")
                 return []
             proxy.waiting_since = None  # retry now
         elif now - proxy.last_sent < self.settings.update_interval:
@@ -434,7 +452,7 @@ class ClientCore:
         self._login = (now, x, z)
         return [self._to(self.gateway, pb.Login(
             sk=self.sk, csk=self.csk, worldpath=self.worldpath, x=x, y=self.avatar.y, z=z,
-            client_version=CLIENT_VERSION))]
+            client_version=CLIENT_VERSION, unreachable=self._unreachable))]
 
     def _set_centre(self, key: str | None, reason: str) -> None:
         if key == self._centre:
@@ -463,13 +481,54 @@ class ClientCore:
             return self._on_closing(now, envelope.sender, msg)
         if isinstance(msg, pb.ServerGameMessage):
             return self._on_game_message(envelope.sender, msg)
+        if isinstance(msg, Bounce):
+            return self._on_bounce(now, envelope.sender, msg)
         self._log(f"ignored {type(msg).__name__} from {envelope.sender}")
         return []
+
+    def _on_bounce(self, now: float, sender: str, msg: Bounce) -> list[Envelope]:
+        """The XMPP server could not deliver to a grid process: its nodes are gone for us
+        now, not after timeouts; the next step logs in again (naming the node)."""
+        if not msg.unreachable:
+            self._log(f"{sender} returned an error ({msg.condition})")
+            return []
+        jid = bare(sender)
+        lost = [p for p in self.proxies.values() if p.bare_jid == jid]
+        for proxy in lost:
+            self._lost(now, proxy, f"grid node {proxy.node_id} is unreachable "
+                                   f"({msg.condition})")
+        if not lost and jid == bare(self.gateway):
+            self._log(f"the gateway {self.gateway} is unreachable ({msg.condition})")
+        return []
+
+    def _lost(self, now: float, proxy: GridProxy, why: str) -> None:
+        self._emit(Event(EventKind.CONNECTION_TIMEOUT, proxy.jid, text=why))
+        self._unreachable = proxy.key
+        self._drop(now, proxy.key)
+
+    def resend(self, now: float) -> list[Envelope]:
+        """Our link to the XMPP server is back: what was in flight was lost with it, so
+        send it again now rather than after its timeout."""
+        if self.state is State.IDLE:
+            return []
+        self._login = None  # the next step asks again
+        for proxy in self.proxies.values():
+            if proxy.waiting_since is not None:
+                proxy.waiting_since, proxy.last_sent = None, float("-inf")
+        self._next_step = float("-inf")
+        if self.state is State.PINGING:
+            self._waiting_since = now
+            return [self._to(self.gateway, pb.Ping(csk=self.csk, sk=self.sk,
+                                                   worldpath=self.worldpath))]
+        return self._step(now)
 
     def _on_ping_reply(self, now: float, sender: str, msg: pb.PingReply) -> list[Envelope]:
         if self.state is not State.PINGING or msg.csk != self.csk or not msg.sk:
             self._log(f"ignored ping reply with an invalid session key from {sender}")
             return []
+        if self._tries == 0:
+            self.rtt.sample(now - self._waiting_since)
+        self._tries = 0
         self.sk = msg.sk
         if msg.HasField("saved") and not self._resumed:
             self._resume(msg.saved)
@@ -496,7 +555,7 @@ class ClientCore:
         if self._login is None or msg.csk != self.csk:
             self._log(f"ignored login reply from {sender}")
             return []
-        self._login = None
+        self._login, self._tries, self._unreachable = None, 0, ""
         centre = self.avatar
         for_centre = self.proxy is None and abs(msg.x - centre.x) < 1e-6 \
             and abs(msg.z - centre.z) < 1e-6
@@ -587,6 +646,8 @@ class ClientCore:
             self.metrics("received", now, msg, rtt)
         if msg.base != proxy.st and not msg.reset:
             return []  # answers an older request (a retry crossed it): deltas do not apply
+        if proxy.timeouts == 0 and proxy.waiting_since is not None:
+            self.rtt.sample(now - proxy.waiting_since)  # (a retried one is not: Karn)
         proxy.waiting_since, proxy.timeouts = None, 0
         if self.settings.track_others and not self._apply_agents(now, proxy, sender, msg):
             return []

@@ -164,10 +164,10 @@ class EmuCore:
             group[0].extend(self.behaviours[behaviours:])
 
     def connected(self, now: float) -> list[Envelope]:
+        """Start every user; after an outage of the link, send again what was in flight."""
         out: list[Envelope] = []
         for client in self.clients.values():
-            if client.state is State.IDLE:
-                out += client.start(now)
+            out += client.start(now) if client.state is State.IDLE else client.resend(now)
         return out
 
     def tick(self, now: float) -> list[Envelope]:

@@ -40,9 +40,6 @@ from jgsl.wire.codec import Bounce, Envelope, XmppPing, XmppPong
 
 SERVER_VERSION = 1
 CLIENT_VERSION = 1
-#: Bounce conditions that mean the addressee is not connected to the XMPP server.
-UNREACHABLE = frozenset({"service-unavailable", "recipient-unavailable", "item-not-found",
-                         "remote-server-not-found", "remote-server-timeout"})
 log = Logger(namespace="jgsl.gateway")
 
 #: role_hook(user JID, world path, role from the rules) -> role to grant, or None to deny.
@@ -175,6 +172,7 @@ class GatewayCore:
         self._pings = count(1)
         #: Our own link to the XMPP server is down: silence proves nothing about the grids.
         self._offline = False
+        self._online_since = float("-inf")  # when our link came back after an outage
         self._visits = 0
         self._drops = DropLog(log)
         self._handlers: dict[type, Callable[[float, str, object], list[Envelope]]] = {
@@ -194,10 +192,15 @@ class GatewayCore:
     def connected(self, now: float) -> list[Envelope]:
         """Nothing to announce (grid processes and clients come to the gateway); after an
         outage of our own link, every grid gets a fresh heartbeat's time to report."""
+        if self._offline:
+            self._online_since = now
         self._offline = False
         for grid in self._grids.values():
             grid.last_seen, grid.ping = now, None
-        return []
+        # Spawn requests sent while the link was failing may be lost: ask again (a grid
+        # answers a repeated request for a node it has with that node).
+        return [self._spawn_request(node) for node in self._nodes.values()
+                if node.state == SPAWNING]
 
     def disconnected(self, now: float) -> list[Envelope]:
         self._offline = True
@@ -358,6 +361,8 @@ class GatewayCore:
 
     def _suspect_node(self, now: float, key: str) -> list[Envelope]:
         """A client found the node with this key unreachable: ping its grid process."""
+        if now - self._online_since < self.settings.suspect_after:
+            return []  # we were cut off ourselves: every grid gets time to report first
         node = next((n for n in self._nodes.values() if n.key == key and n.ready), None)
         grid = self._grids.get(node.grid) if node is not None else None
         if grid is None or grid.ping is not None:
@@ -489,7 +494,7 @@ class GatewayCore:
     def _on_bounce(self, now: float, sender: str, msg: Bounce) -> list[Envelope]:
         """The XMPP server could not deliver to a grid process: it is not connected."""
         jid = bare(sender)
-        if jid not in self._grids or msg.condition not in UNREACHABLE:
+        if jid not in self._grids or not msg.unreachable:
             return []  # (a bounced reply to a client that left: nothing to do)
         return self._grid_died(now, jid, f"the XMPP server answered {msg.condition}")
 
@@ -544,13 +549,16 @@ class GatewayCore:
         grid = min(self._grids.values(), key=lambda g: (
             sum(n.load + 1 for n in self._nodes.values() if n.grid == g.jid), g.jid))
         node.grid, node.state, node.request = grid.jid, SPAWNING, next(self._requests)
+        return [self._spawn_request(node)]
+
+    def _spawn_request(self, node: _Node) -> Envelope:
         region = node.region
         spawn = pb.SpawnNode(request=node.request, worldpath=region.worldpath, gx=region.gx,
                              gy=region.gy, role=node.role, max_users=self.settings.max_users,
                              instance=node.instance)
         if region.size is not None:
             spawn.gsize = region.size
-        return [self._to(grid.jid, spawn)]
+        return self._to(node.grid, spawn)
 
     def _forget_nodes(self, condition: Callable[[_Node], bool], reason: str,
                       again: float | None = None) -> list[Envelope]:

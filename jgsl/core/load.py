@@ -152,7 +152,11 @@ class LoadCore:
     def connected(self, now: float) -> list[Envelope]:
         if self._ramp_start is None:
             self._ramp_start = now
-        return self.tick(now)
+        out: list[Envelope] = []
+        for client in self.emu.clients.values():  # after an outage: what was in flight
+            if client.state is not State.IDLE:
+                out += client.resend(now)
+        return out + self.tick(now)
 
     def tick(self, now: float) -> list[Envelope]:
         out: list[Envelope] = []

@@ -19,6 +19,9 @@ from jgsl.wire.messages import class_of, type_of
 NS_JGSL = "urn:xmpp:jgsl:0"
 NS_PING = "urn:xmpp:ping"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+#: Bounce conditions that mean the addressee is not connected to the XMPP server.
+UNREACHABLE = frozenset({"service-unavailable", "recipient-unavailable", "item-not-found",
+                         "remote-server-not-found", "remote-server-timeout"})
 #: Largest serialized protobuf accepted or sent (a join snapshot is split below this).
 MAX_PAYLOAD_BYTES = 48 * 1024
 _MAX_B64_CHARS = 4 * ((MAX_PAYLOAD_BYTES + 2) // 3)
@@ -63,6 +66,11 @@ class Bounce:
 
     condition: str
     original: object = None
+
+    @property
+    def unreachable(self) -> bool:
+        """Does the condition mean the addressee is not connected (not a refusal)?"""
+        return self.condition in UNREACHABLE
 
 
 @dataclass(frozen=True, slots=True)
