@@ -230,6 +230,9 @@ def run(reactor, args: argparse.Namespace):
         progress.update(logins, completed=recorder.logins_ok + recorder.logins_refused)
         running = progress.add_task("walking", total=round(args.duration))
         steady = reactor.seconds()
+        recorder.watch_gaps(steady, core.emu.clients)
+        console.print(f"steady: {recorder.logins_ok} of {args.users} users logged in, "
+                      f"walking for {args.duration:g} s")
         sent_before, received_before = recorder.sent, recorder.received
         rtts_before, bytes_out, bytes_in = len(recorder.rtts), recorder.bytes_out, recorder.bytes_in
         sized_out, sized_in = recorder.sized_out, recorder.sized_in
@@ -248,6 +251,13 @@ def run(reactor, args: argparse.Namespace):
         sized_in=recorder.sized_in - sized_in, rtts=recorder.rtts[rtts_before:])
     report = steady_recorder.report(args.users, steady, ended)
     report["ramp_s"] = round(steady - start, 2)
+    # how long each user went without an answered update (a fault's cost, user by user)
+    gaps = sorted(recorder.longest_gaps(ended).items(), key=lambda item: item[1])
+    report["longest_gap_s"] = {
+        "p50": round(percentile([g for _, g in gaps], 50), 2),
+        "p99": round(percentile([g for _, g in gaps], 99), 2),
+        "max": round(gaps[-1][1], 2), "worst_user": gaps[-1][0],
+        "users_over_10s": sum(g > 10 for _, g in gaps)}
     report["embedded"] = args.embedded
     for service in reversed(services):
         yield defer.maybeDeferred(service.stopService)

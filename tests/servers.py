@@ -95,3 +95,10 @@ class ProsodyServer(DevProsody):
     @property
     def cert_pem(self) -> bytes:
         return self.cert_path.read_bytes()
+
+    def kill(self) -> None:
+        """kill -9, as a crash would (start() brings it back on the same ports)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None

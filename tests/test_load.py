@@ -64,3 +64,15 @@ def test_short_embedded_load_run(tmp_path):
     assert report["bytes_per_update_in"] > 0 and report["bytes_per_update_out"] > 0
     assert (tmp_path / "rtt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "JGSL load report" in result.stdout
+
+
+def test_each_users_longest_time_without_an_answer_is_kept():
+    rec = Recorder()
+    alice, bob = rec.metric_of("alice"), rec.metric_of("bob")
+    alice("received", 1.0, pb.NormalUpdateReply(), 0.01)  # before watching: not counted
+    rec.watch_gaps(10.0, ["alice", "bob"])
+    for now in (11.0, 12.0, 19.5, 20.0):
+        alice("received", now, pb.NormalUpdateReply(), 0.01)
+    bob("received", 10.5, pb.NormalUpdateReply(), 0.01)
+    bob("sent", 11.0, pb.NormalUpdate(), None)  # sending is not being answered
+    assert rec.longest_gaps(21.0) == {"alice": 7.5, "bob": 10.5}

@@ -57,6 +57,29 @@ class Recorder:
     rtts: list[tuple[float, float]] = field(default_factory=list)
     _signed_in: set[str] = field(default_factory=set)
     window: tuple[float, float] | None = None
+    #: Per user, [its last answer, its longest time without one] since L{watch_gaps}.
+    gaps: dict[str, list[float]] = field(default_factory=dict)
+
+    def metric_of(self, user: str):
+        """The client's metrics hook: L{metric}, and the user's gaps once watched."""
+        metric, gaps = self.metric, self.gaps
+
+        def hook(direction: str, now: float, message, rtt: float | None) -> None:
+            metric(direction, now, message, rtt)
+            if direction != "sent" and gaps:
+                gap = gaps.get(user)
+                if gap is not None:
+                    gap[1] = max(gap[1], now - gap[0])
+                    gap[0] = now
+        return hook
+
+    def watch_gaps(self, now: float, users) -> None:
+        """From now on, note each user's longest time without an answered update."""
+        self.gaps.update((user, [now, 0.0]) for user in users)
+
+    def longest_gaps(self, now: float) -> dict[str, float]:
+        """Each watched user's longest time without an answer, up to ``now``."""
+        return {user: max(longest, now - last) for user, (last, longest) in self.gaps.items()}
 
     def event(self, user: str, event: Event) -> None:
         if event.kind is EventKind.SIGNED_IN:
@@ -140,8 +163,8 @@ class LoadCore:
         self.emu = EmuCore(component, generated_users(settings), gateway, client_settings,
                            seed=settings.seed, on_event=recorder.event,
                            stagger=settings.stagger)
-        for client in self.emu.clients.values():
-            client.metrics = recorder.metric
+        for jid, client in self.emu.clients.items():
+            client.metrics = recorder.metric_of(jid)
         self._queue = list(self.emu.clients.values())
         self._ramp_start: float | None = None
 
