@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+
+from jgsl.core.safetext import Logger
 
 log = Logger(namespace="jgsl.collector")
 

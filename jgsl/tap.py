@@ -7,7 +7,6 @@ from pathlib import Path
 
 from twisted.application.service import IServiceCollection
 from twisted.internet.endpoints import clientFromString
-from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.reflect import namedAny
 
@@ -17,6 +16,7 @@ from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, EventKin
 from jgsl.core.emu import EmuCore
 from jgsl.core.gateway import GatewayCore, GatewaySettings
 from jgsl.core.grid import GridProcessCore, GridSettings
+from jgsl.core.safetext import Logger
 from jgsl.core.seal import MAX_SKEW, Sealer, SealKeys
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET
@@ -398,7 +398,7 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection,
                                trusted=world.trusted,
                                maps=maps, ticket_secret=options["ticket-secret"],
                                persist=store is not None,
-                               scripts=options["script-library"])
+                               scripts=options["script-library"], rules=world.rules)
         _component(reactor, options, name, endpoint, core, server_dump,
                    store=EffectRunner(None, store),
                    on_admin_shutdown=on_admin_shutdown).setServiceParent(parent)

@@ -221,6 +221,7 @@ def test_unknown_node_or_key_dropped(grid, sk, node_id):
     [
         (pb.AgentState(asset_file="x" * 5000), "asset_file"),
         (pb.AgentState(nickname="a\x00b"), "nickname"),
+        (pb.AgentState(nickname="\u202eevil"), "nickname"),  # a format character
         (pb.AgentState(facing=300), "facing"),
         (pb.AgentState(rx=2_000_000_000), "rx"),
         (pb.AgentState(rz=-30_000), "rz"),

@@ -126,11 +126,14 @@ def test_game_messages_reach_on_message_and_bad_ones_are_dropped(tmp_path, logge
     assert said(out) == [(ALICE, GUARD, "echo hello")]
     for bad in (pb.GameMessage(sk="key1", id=1, type="Nope", body=body),
                 pb.GameMessage(sk="key1", id=1, type="Say", body=b"\xff\xff"),
-                pb.GameMessage(sk="wrong", id=1, type="Say", body=body)):
+                pb.GameMessage(sk="wrong", id=1, type="Say", body=body),
+                pb.GameMessage(sk="key1", id=1, type="Say",
+                               body=game_pb2.Say(text="\u202eolleh").SerializeToString())):
         assert core.receive(3, Envelope(ALICE, GRID, bad)) == []
     assert core.receive(3, Envelope(BOB, GRID, pb.GameMessage(sk="key1", id=1, type="Say",
                                                               body=body))) == []  # not joined
     assert "game message 'Nope'" in logged.text() and "not an agent there" in logged.text()
+    assert "text has a format character (U+202E)" in logged.text()
 
 
 def test_outbox_env_set_field_and_kick(tmp_path):

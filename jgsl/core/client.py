@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
-from twisted.logger import Logger
 
 from jgsl.core.agenttable import TableError, read_table
 from jgsl.core.fields import (
@@ -37,6 +36,7 @@ from jgsl.core.jids import agent_jid, bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
 from jgsl.core.roundtrip import RoundTripTimer
+from jgsl.core.safetext import Logger
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Bounce, Envelope

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
 
+from jgsl.core.safetext import message_text_problem
 from jgsl.wire import jgsl_pb2 as pb
 
 _seq = itemgetter(0)
@@ -52,7 +53,7 @@ def edit_problem(edit: pb.WorldEdit) -> str | None:
         return f"more than {MAX_PARAMS} params"
     if any(len(k) > MAX_TEXT or len(v) > MAX_TEXT for k, v in edit.params.items()):
         return f"a param longer than {MAX_TEXT} characters"
-    return None
+    return message_text_problem(edit)
 
 
 @dataclass

@@ -12,11 +12,10 @@ import math
 import random
 from collections.abc import Callable
 
-from twisted.logger import Logger
-
 from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, State
 from jgsl.core.droplog import DropLog
 from jgsl.core.jids import bare
+from jgsl.core.safetext import Logger
 from jgsl.core.stringmaps import StringMap
 from jgsl.emudb import EmuUser
 from jgsl.wire.codec import Chat, Envelope

@@ -16,14 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
 
-from twisted.logger import Logger
-
 from jgsl.config import Rule, RuleSet
 from jgsl.core.droplog import DropLog
 from jgsl.core.fields import valid_coordinate
 from jgsl.core.jids import bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
+from jgsl.core.safetext import Logger, message_text_problem
 from jgsl.core.tickets import DEV_TICKET_SECRET, sign
 from jgsl.storage.allocation import (
     Claim,
@@ -301,6 +300,11 @@ class GatewayCore:
     # -- clients -----------------------------------------------------------------------
 
     def _on_ping(self, now: float, sender: str, msg: pb.Ping) -> list[Envelope]:
+        problem = message_text_problem(msg)
+        if problem:
+            self._drops.drop(now, "CS_PING from {sender} refused: {reason}", sender=sender,
+                             reason=problem)
+            return []
         if self.persist and msg.worldpath and not self.shutting_down:
             self.effects.append(LoadAgent(msg.worldpath, bare(sender), sender, msg.csk))
             return []
@@ -383,6 +387,9 @@ class GatewayCore:
             return "shutting down"
         if not msg.worldpath:
             return "no world path"
+        problem = message_text_problem(msg)
+        if problem:
+            return problem  # e.g. "worldpath has a control character (U+0000)"
         if not all(valid_coordinate(v) for v in (msg.x, msg.y, msg.z)):
             return "invalid position"
         if msg.client_version > s.client_version:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import enum
 import heapq
+import math
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from twisted.logger import Logger
+from typing import TYPE_CHECKING
 
 from jgsl.core.agenttable import TABLE_OVERHEAD, Prepared, TableWriter, wrap_facing
 from jgsl.core.droplog import DropLog
@@ -35,6 +35,7 @@ from jgsl.core.jids import agent_name, bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
 from jgsl.core.rowloop import SlotTable, gone_slots, reply_rows, steps
+from jgsl.core.safetext import Logger, message_text_problem, text_problem
 from jgsl.core.scripting import RegionLogic, ScriptLibrary, reload_scripts
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET, ticket_problem
@@ -53,6 +54,9 @@ from jgsl.storage.records import (
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 from jgsl.wire.game import DecodeError, UnknownPayloadError, decode_payload
+
+if TYPE_CHECKING:
+    from jgsl.config import RuleSet
 
 log = Logger(namespace="jgsl.grid")
 
@@ -393,9 +397,7 @@ class GridNode:
         if isinstance(value, str):
             if len(value) > MAX_STRING:
                 return f"is longer than {MAX_STRING} characters"
-            if any(ord(c) < 32 for c in value):
-                return "has control characters"
-            return None
+            return text_problem(value)
         if name == "facing" and not 0 <= value <= 255:
             return f"{value} is not a byte"
         if name == "scaling" and not 1 <= value <= 100_000:
@@ -558,8 +560,10 @@ class GridProcessCore:
                  maps: dict[str, StringMap] | None = None,
                  ticket_secret: bytes = DEV_TICKET_SECRET,
                  trusted: tuple[str, ...] = (), persist: bool = False,
-                 scripts: ScriptLibrary | None = None) -> None:
+                 scripts: ScriptLibrary | None = None, rules: RuleSet | None = None) -> None:
         self.jid = jid
+        #: The world's node rules: a spawn request for a world no rule serves is refused.
+        self.rules = rules
         #: Region scripts (lua/), or None to run nodes without game logic.
         self.scripts = scripts
         self.logic: dict[int, RegionLogic] = {}
@@ -709,6 +713,11 @@ class GridProcessCore:
         except (UnknownPayloadError, DecodeError) as e:
             self._drops.drop(now, "game message {type!r} from {sender}: {reason}",
                              type=msg.type, sender=sender, reason=str(e) or "does not decode")
+            return []
+        problem = message_text_problem(payload)
+        if problem:
+            self._drops.drop(now, "game message {type!r} from {sender} refused: {reason}",
+                             type=msg.type, sender=sender, reason=problem)
             return []
         logic = self.logic.get(node.id)
         if logic is None:
@@ -876,6 +885,20 @@ class GridProcessCore:
                                                           key=node.key))
                 for gateway, request in waiting] + self._start_logic(now, node)
 
+    def _spawn_problem(self, msg: pb.SpawnNode) -> str | None:
+        """Why no node is made for a spawn request (even a trusted gateway's)."""
+        problem = message_text_problem(msg)
+        if problem:
+            return problem
+        if not msg.worldpath or len(msg.worldpath) > MAX_STRING:
+            return "no world path, or a longer one than any"
+        if self.rules is not None and not self.rules.knows_world(msg.worldpath):
+            return f"no rule serves world {msg.worldpath}"
+        if msg.HasField("gsize") and not (
+                math.isfinite(msg.gsize) and 0 < msg.gsize <= MAX_COORDINATE):
+            return f"region size {msg.gsize} is out of range"
+        return None
+
     def _spawn(self, now: float, sender: str, msg: pb.SpawnNode) -> list[Envelope]:
         if sender not in self.trusted:
             self._drops.drop(now, "GRID_SPAWN_NODE from untrusted {sender}", sender=sender)
@@ -883,6 +906,12 @@ class GridProcessCore:
         if self.closing:
             return [Envelope(self.jid, sender, pb.NodeReady(
                 request=msg.request, refused=True, reason="shutting down"))]
+        problem = self._spawn_problem(msg)
+        if problem:
+            self._drops.drop(now, "GRID_SPAWN_NODE from {sender} refused: {reason}",
+                             sender=sender, reason=problem)
+            return [Envelope(self.jid, sender, pb.NodeReady(
+                request=msg.request, refused=True, reason=problem))]
         region = Region.from_fields(msg.worldpath, msg.gx, msg.gy,
                                     msg.gsize if msg.HasField("gsize") else None)
         existing = next((n for n in self.nodes.values()

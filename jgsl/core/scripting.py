@@ -13,10 +13,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from twisted.logger import Logger
-
 from jgsl.core.fields import decode_facing, decode_position, encode_facing, encode_position
 from jgsl.core.region import Region
+from jgsl.core.safetext import Logger
 from jgsl.lua import commands as c
 from jgsl.lua.sandbox import MODULE_NAME, Limits, ScriptError, Sources
 from jgsl.lua.script import Script, decode_key

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from jgsl.core.fields import MAX_STRING
+from jgsl.core.safetext import text_problem
 
 #: NPC / agent fields a script may set, and whether each is a number or a string.
 AGENT_FIELDS = {"x": float, "y": float, "z": float, "facing": float, "scaling": float,
@@ -84,8 +85,9 @@ def text(value, what: str, limit: int = MAX_STRING) -> str:
         raise CommandError(f"{what} must be a string")
     if len(value) > limit:
         raise CommandError(f"{what} is longer than {limit} characters")
-    if any(ord(c) < 32 for c in value):
-        raise CommandError(f"{what} has control characters")
+    problem = text_problem(value)
+    if problem:
+        raise CommandError(f"{what} {problem}")
     return value
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Protocol
 
 from lupa.lua54 import lua_type
-from twisted.logger import Logger
 
+from jgsl.core.safetext import Logger
 from jgsl.lua import commands as c
 from jgsl.lua.convert import FieldError, table_to_message
 from jgsl.lua.sandbox import ConversionError, Limits, LuaVM, ScriptError, Sources, to_python

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.logger import Logger
 
+from jgsl.core.safetext import Logger
 from jgsl.storage.writebehind import Write
 
 log = Logger(namespace="jgsl.storage")

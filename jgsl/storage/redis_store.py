@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.error import TimeoutError
-from twisted.logger import Logger
 
+from jgsl.core.safetext import Logger
 from jgsl.storage.writebehind import Write
 
 log = Logger(namespace="jgsl.storage")

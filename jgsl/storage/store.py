@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
-from twisted.logger import Logger
 
+from jgsl.core.safetext import Logger
 from jgsl.storage.records import (
     AGENTS,
     KEYS,

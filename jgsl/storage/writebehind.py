@@ -17,7 +17,8 @@ import enum
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.logger import Logger
+
+from jgsl.core.safetext import Logger
 
 log = Logger(namespace="jgsl.storage")
 

@@ -14,13 +14,13 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 from twisted.words.protocols.jabber import component
 from tx_xmpp.subprotocols import StreamManager, XMPPHandler
 
 from jgsl.core.droplog import DropLog
 from jgsl.core.flood import FloodGate
 from jgsl.core.jids import bare
+from jgsl.core.safetext import Logger
 from jgsl.core.seal import ADMIN, Sealer, SealKeys
 from jgsl.core.tickets import DEV_TICKET_SECRET
 from jgsl.wire import jgsl_pb2 as pb

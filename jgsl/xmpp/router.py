@@ -11,11 +11,11 @@ from pathlib import Path
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
-from twisted.logger import Logger
 from twisted.words.protocols.jabber import component, error, xmlstream
 from twisted.words.protocols.jabber.jid import InvalidFormat, internJID
 
 from jgsl.core.droplog import DropLog
+from jgsl.core.safetext import Logger
 from jgsl.xmpp.link import no_delay
 
 log = Logger(namespace="jgsl.router")

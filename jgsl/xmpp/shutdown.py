@@ -21,7 +21,8 @@ import signal
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
+
+from jgsl.core.safetext import Logger
 
 log = Logger(namespace="jgsl.shutdown")
 
