@@ -394,7 +394,9 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection,
                    reloader=login and login.reload).setServiceParent(parent)
     if role in ("grid", "world"):
         name = (options["name"] if role == "grid" else None) or f"grid1.{domain}"
-        core = GridProcessCore(name, options["gateways"], grid_settings(world), start=now,
+        settings = grid_settings(world)
+        settings.max_clock_skew = options["max-clock-skew"]
+        core = GridProcessCore(name, options["gateways"], settings, start=now,
                                trusted=world.trusted,
                                maps=maps, ticket_secret=options["ticket-secret"],
                                persist=store is not None,

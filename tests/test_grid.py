@@ -184,7 +184,7 @@ def test_sweep_runs_on_the_slow_timer():
     [
         ("alice@emu.localhost", None, "no ticket"),
         ("alice@emu.localhost", {"mac": b"0" * 16}, "forged ticket"),
-        ("alice@emu.localhost", {"expires": 99.0}, "ticket expired"),
+        ("alice@emu.localhost", {"expires": 89.0}, "ticket expired"),  # 11 s: over the skew
         ("mallory@evil.example", {"user": "alice@emu.localhost"}, "issued to alice"),
         ("alice@emu.localhost", {"gateway": "rogue.localhost"}, "untrusted gateway"),
         ("alice@emu.localhost", {"node_id": 2}, "another node"),
@@ -490,3 +490,21 @@ def test_a_stopping_grid_tells_the_gateways_first_and_sends_no_more_heartbeats(g
     assert [(e.recipient, type(e.message).__name__) for e in out] == [
         (GW, "GridClosing"), ("alice@emu.localhost", "Closing")]
     assert not any(isinstance(e.message, pb.GridHello) for e in grid.tick(100))
+
+
+def test_tickets_are_judged_with_the_clock_skew_allowed_and_a_gateway_ahead_is_named():
+    grid = make_grid(max_clock_skew=5.0)
+    late = ticket("alice@emu.localhost", expires=100.0, issued=40.0)
+    assert update(grid, 104.0, "alice@emu.localhost", ticket=late) is not None  # within 5 s
+    later = ticket("bob@emu.localhost", expires=100.0, issued=40.0)
+    with Captured() as events:
+        assert update(grid, 106.0, "bob@emu.localhost", ticket=later) is None
+    assert any("clock" in e.get("reason", "") for e in events)
+    ahead = ticket("carol@emu.localhost", expires=200.0, issued=140.0)  # 34 s ahead of us
+    with Captured() as events:
+        assert update(grid, 106.0, "carol@emu.localhost", ticket=ahead) is not None
+        update(grid, 107.0, "dave@emu.localhost",
+               ticket=ticket("dave@emu.localhost", expires=200.0, issued=141.0))
+    warnings = [e for e in events if "clock is" in e.get("log_format", "")]
+    assert len(warnings) == 1 and warnings[0]["gateway"] == GW  # once a minute
+    assert round(warnings[0]["ahead"]) == 34

@@ -8,8 +8,10 @@ from twisted.logger import Logger
 class DropLog:
     """Log at most ``burst`` drops per ``window`` seconds, then one summary of what was hidden."""
 
-    def __init__(self, log: Logger, burst: int = 10, window: float = 10.0) -> None:
+    def __init__(self, log: Logger, burst: int = 10, window: float = 10.0,
+                 prefix: str = "dropped: ") -> None:
         self._log = log
+        self._prefix = prefix
         self._burst = burst
         self._window = window
         self._window_start = float("-inf")
@@ -19,11 +21,11 @@ class DropLog:
     def drop(self, now: float, message: str, /, **fields: object) -> None:
         if now - self._window_start >= self._window:
             if self._hidden:
-                self._log.warn("{hidden} more dropped messages were not logged",
+                self._log.warn("{hidden} more such lines were not logged",
                                hidden=self._hidden)
             self._window_start, self._shown, self._hidden = now, 0, 0
         if self._shown < self._burst:
             self._shown += 1
-            self._log.warn("dropped: " + message, **fields)
+            self._log.warn(self._prefix + message, **fields)
         else:
             self._hidden += 1

@@ -598,7 +598,7 @@ class GatewayCore:
         node.last_used = now
         request = pending.request
         ticket = sign(self._ticket_secret, pending.client, node.id, node.key, expires,
-                      self.jid, pending.role)
+                      self.jid, pending.role, issued=now)
         reply = pb.LoginReply(
             worldpath=request.worldpath, x=request.x, y=request.y, z=request.z,
             gk=node.key, gjid=node.grid, gid=node.id, gx=node.region.gx, gy=node.region.gy,

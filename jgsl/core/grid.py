@@ -38,7 +38,7 @@ from jgsl.core.rowloop import SlotTable, gone_slots, reply_rows, steps
 from jgsl.core.safetext import Logger, message_text_problem, text_problem
 from jgsl.core.scripting import RegionLogic, ScriptLibrary, reload_scripts
 from jgsl.core.stringmaps import StringMap, default_maps
-from jgsl.core.tickets import DEV_TICKET_SECRET, ticket_problem
+from jgsl.core.tickets import DEV_TICKET_SECRET, issued_ahead, ticket_problem
 from jgsl.core.tracker import EVICTED, ValueTracker
 from jgsl.lua.convert import message_to_data
 from jgsl.lua.sandbox import ScriptError
@@ -100,6 +100,8 @@ class GridSettings:
     max_edits_per_reply: int = 5
     max_creations: int = 5000
     max_env: int = 200
+    #: Seconds the gateways' clocks may differ from ours (tickets are judged so).
+    max_clock_skew: float = 10.0
 
 
 _REQUIRED = frozenset(REQUIRED)
@@ -587,6 +589,7 @@ class GridProcessCore:
         self._next_sweep = start
         self._key_factory = key_factory
         self._drops = DropLog(log)
+        self._clock_warnings = DropLog(log, burst=1, window=60.0, prefix="")
 
     def connected(self, now: float) -> list[Envelope]:
         """Register with the gateways as soon as the link is up."""
@@ -644,16 +647,14 @@ class GridProcessCore:
                     self._save(node, agent)
                 return self._node_events(now, node)
             if sender not in node.agents:
-                problem = ticket_problem(self._ticket_secret, msg.ticket, sender, node.id,
-                                         node.key, now, self.trusted)
+                problem = self._ticket_problem(now, sender, node, msg.ticket)
                 if problem:
                     self._drops.drop(now, "{sender} may not join node {id}: {reason}",
                                      sender=sender, id=node.id, reason=problem)
                     return []
                 node.admit(sender, msg.ticket.role)
-            elif msg.st == 0 and msg.HasField("ticket") and ticket_problem(
-                    self._ticket_secret, msg.ticket, sender, node.id, node.key, now,
-                    self.trusted) is None:
+            elif msg.st == 0 and msg.HasField("ticket") and self._ticket_problem(
+                    now, sender, node, msg.ticket) is None:
                 node.admitted.append(sender)  # a relogin: the gateway counts it once
             if isinstance(msg, pb.NormalUpdate):
                 reply = node.normal_update(now, sender, msg)
@@ -673,6 +674,19 @@ class GridProcessCore:
         self._drops.drop(now, "{type} is not for a grid process (from {sender})",
                          type=type(msg).__name__, sender=sender)
         return []
+
+    def _ticket_problem(self, now: float, sender: str, node: GridNode,
+                        ticket: pb.Ticket) -> str | None:
+        skew = self.settings.max_clock_skew
+        problem = ticket_problem(self._ticket_secret, ticket, sender, node.id, node.key, now,
+                                 self.trusted, skew)
+        ahead = issued_ahead(ticket, now)
+        if problem is None and ahead > skew:
+            self._clock_warnings.drop(
+                now, "gateway {gateway}'s clock is {ahead:.1f} s ahead of ours (it issued a "
+                "ticket in the future): more than --max-clock-skew {skew:g} s; run NTP on "
+                "every host (docs/deploy.md)", gateway=ticket.gateway, ahead=ahead, skew=skew)
+        return problem
 
     # -- region scripts ----------------------------------------------------------------
 
