@@ -336,7 +336,10 @@ def make_store(reactor, options) -> Store | None:
     else:
         return None
     log.info("persisting to {store}", store=backend.name)
-    return Store(backend, reactor, limit=options["write-queue-limit"])
+    # the process's name in the store's marks (jgsl.storage.store.EPOCH): unique per process
+    name = {"grid": _grid_name(options), "gateway": options["name"] or options["gateway"]}.get(
+        role, f"{role}.{options['domain']}")
+    return Store(backend, reactor, limit=options["write-queue-limit"], name=name)
 
 
 def _grid_name(options) -> str:
@@ -389,9 +392,13 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection,
         core = GatewayCore(name, world.rules, settings, start=now,
                            ticket_secret=options["ticket-secret"],
                            shared=allocation is not None, persist=store is not None)
-        _component(reactor, options, name, endpoint, core, server_dump,
-                   store=EffectRunner(allocation, store), on_admin_shutdown=on_admin_shutdown,
-                   reloader=login and login.reload).setServiceParent(parent)
+        service = _component(reactor, options, name, endpoint, core, server_dump,
+                             store=EffectRunner(allocation, store),
+                             on_admin_shutdown=on_admin_shutdown,
+                             reloader=login and login.reload)
+        service.setServiceParent(parent)
+        if store is not None:
+            store.on_lost.append(service.handler.republish)
     if role in ("grid", "world"):
         name = (options["name"] if role == "grid" else None) or f"grid1.{domain}"
         settings = grid_settings(world)
@@ -401,9 +408,12 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection,
                                maps=maps, ticket_secret=options["ticket-secret"],
                                persist=store is not None,
                                scripts=options["script-library"], rules=world.rules)
-        _component(reactor, options, name, endpoint, core, server_dump,
-                   store=EffectRunner(None, store),
-                   on_admin_shutdown=on_admin_shutdown).setServiceParent(parent)
+        service = _component(reactor, options, name, endpoint, core, server_dump,
+                             store=EffectRunner(None, store),
+                             on_admin_shutdown=on_admin_shutdown)
+        service.setServiceParent(parent)
+        if store is not None:
+            store.on_lost.append(service.handler.republish)
     if role in ("emu", "world"):
         name = (options["name"] if role == "emu" else None) or f"emu.{domain}"
         users: list[EmuUser] = options["users"]
@@ -464,6 +474,8 @@ def makeService(options: Options, reactor=None) -> GracefulService:
     if reactor is None:
         from twisted.internet import reactor
     store = make_store(reactor, options) if options["role"] != "router" else None
+    if store is not None and options["redis"] is not None:
+        reactor.callWhenRunning(store.watch)  # durability warnings; marks to notice a loss
     top = GracefulService(reactor, store, timeout=options["shutdown-timeout"], signals=signals)
     role = options["role"]
     if role in ("router", "world"):

@@ -88,3 +88,51 @@ def test_two_gateway_processes_race_for_the_same_tile(redis, tmp_path):
         procs.stop_all_cleanly()
     finally:
         procs.kill_all()
+
+
+def test_a_redis_that_restarts_empty_is_warned_of_and_refilled(tmp_path):
+    """AOF off and no snapshots: at start the processes say a restart would lose
+    everything; after a kill -9 and restart, gateway and grid notice the loss and write the
+    allocation records, live agents and script keys back."""
+    redis = RedisServer(tmp_path / "redis", appendonly=False).start()
+    env = {**os.environ, "JGSL_COMPONENT_SECRET": secrets.token_hex(8),
+           "JGSL_TICKET_SECRET": secrets.token_hex(16)}
+    procs = Processes(tmp_path, env)
+    try:
+        port_file = tmp_path / "router.port"
+        procs.start("router", "--role", "router", "--listen", "tcp:0:interface=127.0.0.1",
+                    "--port-file", str(port_file))
+        port = wait_for(lambda: port_file.exists() and port_file.read_text().strip())
+        xmpp, store = f"tcp:127.0.0.1:{port}", f"127.0.0.1:{redis.port}"
+        procs.start("gateway", "--role", "gateway", "--xmpp", xmpp, "--redis", store)
+        procs.start("grid", "--role", "grid", "--xmpp", xmpp, "--redis", store)
+        (tmp_path / "users.xml").write_text(users_xml({"1100": ["a1", "a2"]}))
+        procs.start("emu", "--role", "emu", "--xmpp", xmpp, "--emu-users",
+                    str(tmp_path / "users.xml"), "--update-interval", "0.3")
+        for name in ("gateway", "grid"):
+            wait_for(lambda n=name: "a restart of Redis loses everything" in procs.log(n),
+                     what=f"the {name}'s durability warning")
+        wait_for(lambda: "a2@emu.localhost sees a1@emu.localhost" in procs.log("emu"),
+                 timeout=45, what="the users to meet")
+        wait_for(lambda: "alloc:node:" in redis.command("KEYS", "jgsl:*"),
+                 what="the allocation record")
+        before = set(redis.command("KEYS", "jgsl:alloc:node:*").splitlines())
+        assert before
+        redis.kill()
+        redis.restart()
+        assert redis.command("KEYS", "jgsl:alloc:*").strip() == ""  # it forgot everything
+        for name in ("gateway", "grid"):
+            wait_for(lambda n=name: "came back without writes it had acknowledged"
+                     in procs.log(n), what=f"the {name} to notice")
+        wait_for(lambda: before <= set(redis.command("KEYS", "jgsl:alloc:node:*").splitlines()),
+                 what="the allocation records to be written back")
+        agents = "jgsl:agents:worlds/MyWorlds/AlphaWorld/"
+        wait_for(lambda: {"a1@emu.localhost", "a2@emu.localhost"}
+                 <= set(redis.command("HKEYS", agents).splitlines()), what="the live agents")
+        published = re.search(r"re-publishing (\d+) node records", procs.log("gateway"))
+        assert int(published.group(1)) >= len(before)
+        assert "re-publishing 2 live agents" in procs.log("grid")
+        procs.stop_all_cleanly()
+    finally:
+        procs.kill_all()
+        redis.stop()

@@ -428,3 +428,99 @@ def test_signal_handlers_wrap_twistds_and_leave_an_ignored_signal_ignored():
     finally:
         for number, previous in saved.items():
             signal.signal(number, previous)
+
+
+# -- a store that forgot ---------------------------------------------------------------
+
+
+def test_the_flushed_line_counts_every_queued_write():
+    clock, backend = Clock(), FlakyBackend()
+    queue = WriteBehind(backend.write, clock, batch=100)
+    backend.down = True
+    with Captured() as events:
+        for i in range(301):
+            queue.put("h", f"k{i}", "v")
+        clock.advance(0.05)
+        backend.down = False
+        queue.wake()
+        clock.advance(0)
+    assert any("store reachable again; 301 queued writes" in t for t in messages(events))
+
+
+def test_repeated_read_failures_are_logged_once_in_a_while():
+    clock, backend = Clock(), FlakyBackend()
+    store = Store(backend, clock)
+    backend.down = True
+    with Captured() as events:
+        for _ in range(100):
+            store.get_key("w|door.lua", "open")
+        clock.advance(31)
+        store.get_key("w|door.lua", "open")
+    lines = [t for t in messages(events) if "cannot read" in t]
+    assert len(lines) == 2
+
+
+def test_a_store_that_comes_back_without_our_writes_is_noticed_and_refilled():
+    clock, backend = Clock(), FlakyBackend()
+    store = Store(backend, clock, name="grid1.localhost")
+    lost = []
+    store.on_lost.append(lambda: lost.append(True))
+    store.put_key("w|door.lua", "open", "yes")
+    clock.advance(1)
+    assert backend.data["epoch"] == {"grid1.localhost": "1"}  # each batch writes our mark
+    backend.on_connect()  # a reconnect that kept everything: nothing to do
+    assert lost == []
+    backend.data.clear()  # Redis restarted empty (AOF off)
+    with Captured() as events:
+        backend.on_connect()
+        clock.advance(1)
+    assert lost == [True]
+    assert backend.data["keys:w|door.lua"] == {"open": "yes"}  # our script keys again
+    assert any("came back without writes it had acknowledged" in t for t in messages(events))
+    backend.data["epoch"]["grid1.localhost"] = "1"  # an old snapshot: an older mark
+    backend.on_connect()
+    assert lost == [True, True]
+
+
+def test_a_store_watched_writes_its_mark_even_when_nothing_else_is_written():
+    clock, backend = Clock(), FlakyBackend()
+    store = Store(backend, clock, name="gateway.localhost")
+    store.watch(interval=5.0)
+    clock.advance(0.1)
+    assert backend.data["epoch"]["gateway.localhost"] == "1"
+    clock.advance(4.9)  # the next mark, 5 s later
+    clock.advance(0.1)
+    assert backend.data["epoch"]["gateway.localhost"] == "2"
+    store.close()
+
+
+def test_cores_republish_what_they_hold():
+    from jgsl.storage.allocation import MemoryAllocation, NodeRecord, Restore
+
+    grid = persistent_grid()
+    update(grid, 1, "a@emu.localhost", data=FULL)
+    grid.effects.clear()
+    grid.republish(2)
+    assert [type(e).__name__ for e in grid.effects] == ["SaveAgent"]
+    assert grid.effects[0].user == "a@emu.localhost"
+
+    gateway = GatewayCore(GW, CATCH_ALL, shared=True)
+    gateway.receive(0, Envelope(GRID, GW, pb.GridHello()))
+    gateway.receive(0, Envelope("a@x", GW, pb.Login(worldpath=ALPHA, csk="c")))
+    (claim,) = gateway.effects
+    from jgsl.storage.allocation import Outcome
+
+    gateway.effects.clear()
+    (spawn,) = gateway.effect_done(0, claim, Outcome(GW, None))
+    gateway.receive(0, Envelope(GRID, GW, pb.NodeReady(request=spawn.message.request, id=1,
+                                                       key="k1")))
+    gateway.effects.clear()
+    gateway.republish(1)
+    (restore,) = gateway.effects
+    assert restore == Restore(claim.key, GW, NodeRecord(GRID, 1, "k1", "guest"))
+    # A restore never takes a region another gateway claimed meanwhile.
+    allocation = MemoryAllocation(Clock())
+    allocation.execute(Restore(claim.key, GW, restore.record))
+    other = Restore("other", "gateway2.localhost", restore.record)
+    allocation.execute(type(claim)("other", "gateway3.localhost", 10.0))
+    assert allocation.execute(other).result.record is None

@@ -32,6 +32,7 @@ from jgsl.storage.allocation import (
     Outcome,
     Publish,
     Release,
+    Restore,
 )
 from jgsl.storage.records import AgentRecord, LoadAgent
 from jgsl.wire import jgsl_pb2 as pb
@@ -281,6 +282,15 @@ class GatewayCore:
             return self._forget_nodes(
                 lambda n: n.alloc_key == effect.key and n.state in (CLAIMING, OTHER),
                 "allocation store unavailable")
+        return []
+
+    def republish(self, now: float) -> list[Envelope]:
+        """The shared store lost what it held: write our live nodes' records back."""
+        if self.shared:
+            ready = [n for n in self._nodes.values() if n.ready]
+            log.info("re-publishing {count} node records to the allocation store",
+                     count=len(ready))
+            self.effects += [Restore(n.alloc_key, self.jid, n.record()) for n in ready]
         return []
 
     def _release(self, node: _Node) -> None:

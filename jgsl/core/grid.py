@@ -833,6 +833,24 @@ class GridProcessCore:
                  clients=clients, saved=saved)
         return out
 
+    def republish(self, now: float) -> list[Envelope]:
+        """The store lost what it held: save every live agent and node log again."""
+        if not self.persist:
+            return []
+        agents = edits = 0
+        for node in self.nodes.values():
+            for agent in node.agents.values():
+                if not agent.npc:
+                    agents += self._save(node, agent)
+            if node.persist_logs:
+                for kind in LOG_KINDS:
+                    for seq, edit in getattr(node, kind).entries:
+                        self.effects.append(SaveEdit(node.name, kind, seq, edit))
+                        edits += 1
+        log.info("re-publishing {agents} live agents and {edits} node log entries to the "
+                 "store", agents=agents, edits=edits)
+        return []
+
     def _save(self, node: GridNode, agent: Agent) -> bool:
         record = node.record(agent) if self.persist else None
         if record is not None:

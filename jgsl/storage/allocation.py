@@ -64,7 +64,17 @@ class Release:
     record: NodeRecord | None
 
 
-Effect = Claim | Lookup | Publish | Release
+@dataclass(frozen=True)
+class Restore:
+    """Write a live node's record back after the store lost it (a Redis restarted empty):
+    taken only if no other gateway claimed the region meanwhile."""
+
+    key: str
+    owner: str
+    record: NodeRecord
+
+
+Effect = Claim | Lookup | Publish | Release | Restore
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,10 @@ class MemoryAllocation:
             if self._owner(key) == effect.owner:
                 self._claims[key] = (effect.owner, None)
                 self._records[key] = effect.record
+        elif isinstance(effect, Restore):
+            if self._owner(key) in (None, effect.owner) and key not in self._records:
+                self._claims[key] = (effect.owner, None)
+                self._records[key] = effect.record
         elif isinstance(effect, Release):
             if (effect.record is not None and self._records.get(key) == effect.record) or (
                     effect.record is None and self._owner(key) == effect.owner
@@ -120,6 +134,14 @@ return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
 """
 _PUBLISH = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}
+"""
+_RESTORE = """
+local claim = redis.call('GET', KEYS[1])
+if (not claim or claim == ARGV[1]) and not redis.call('GET', KEYS[2]) then
   redis.call('SET', KEYS[1], ARGV[1])
   redis.call('SET', KEYS[2], ARGV[2])
 end
@@ -156,6 +178,8 @@ class RedisAllocation:
             d = self._redis.eval(_LOOKUP, keys, [])
         elif isinstance(effect, Publish):
             d = self._redis.eval(_PUBLISH, keys, [effect.owner, effect.record.dumps()])
+        elif isinstance(effect, Restore):
+            d = self._redis.eval(_RESTORE, keys, [effect.owner, effect.record.dumps()])
         else:
             record = effect.record.dumps() if effect.record is not None else ""
             d = self._redis.eval(_RELEASE, keys, [effect.owner, record])

@@ -10,7 +10,7 @@ AOF before it answers, so a restart of Redis loses nothing the queue saw acknowl
 
 from __future__ import annotations
 
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
 from twisted.internet.error import TimeoutError
 
 from jgsl.core.safetext import Logger
@@ -81,6 +81,30 @@ class RedisBackend:
             return out
 
         return self._timed(self._redis.hgetall(PREFIX + hash_name)).addCallback(text)
+
+    def durability(self) -> Deferred:
+        """What a restart of this Redis would lose, as warnings (none with AOF on)."""
+
+        def setting(reply) -> str:
+            values = list(reply or [])
+            value = values[1] if len(values) > 1 else b""
+            return value.decode() if isinstance(value, bytes) else str(value)
+
+        def judge(settings) -> list[str]:
+            appendonly, save = settings
+            if appendonly == "yes":
+                return []
+            if not save.strip():
+                return ["appendonly is off and it takes no snapshots ('save' is empty): a "
+                        "restart of Redis loses everything"]
+            return [f"appendonly is off: a restart of Redis loses every write since its last "
+                    f"snapshot (save '{save}')"]
+
+        d = gatherResults([
+            self._timed(self._redis.execute_command("CONFIG", "GET", name)).addCallback(setting)
+            for name in ("appendonly", "save")], consumeErrors=True)
+        return d.addCallback(judge).addErrback(lambda f: f.value.subFailure
+                                               if hasattr(f.value, "subFailure") else f)
 
     def sync(self) -> Deferred:
         return succeed(None)  # acknowledged writes are in Redis (and its AOF)

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.task import LoopingCall
 
+from jgsl.core.droplog import DropLog
 from jgsl.core.safetext import Logger
 from jgsl.storage.records import (
     AGENTS,
@@ -63,13 +65,97 @@ class Backend(Protocol):
     def close(self) -> Deferred: ...
 
 
+#: The hash of marks: each process's newest acknowledged write batch, by process name.
+EPOCH = "epoch"
+
+
 class Store:
+    """Typed storage over a backend, with a write-behind queue.
+
+    Every write batch also writes this process's *mark* (a counter, ``epoch`` hash). When
+    the backend reconnects, the mark is read back: one lower than the last acknowledged
+    means the store lost writes (a Redis restarted empty, or from an old snapshot); the
+    script keys this process wrote are written again and ``on_lost`` listeners (the
+    components) re-publish what they hold. L{watch} also writes the mark every few seconds,
+    so a process that rarely writes still notices.
+    """
+
     def __init__(self, backend: Backend, clock, *, limit: int = 100_000,
-                 batch: int = 500) -> None:
+                 batch: int = 500, name: str = "jgsl") -> None:
         self.backend = backend
-        self.queue = WriteBehind(backend.write, clock, limit=limit, batch=batch,
+        self.clock = clock
+        self.name = name
+        self.queue = WriteBehind(self._write, clock, limit=limit, batch=batch,
                                  name=backend.name)
-        backend.on_connect = self.queue.wake
+        backend.on_connect = self._connected
+        #: Called when the store is found to have lost writes: re-publish what you hold.
+        self.on_lost: list[Callable[[], None]] = []
+        self._mark = 0
+        self._acknowledged = 0
+        self._checking = False
+        #: Script keys this process wrote (small, few): written again after a loss.
+        self._keys: dict[tuple[str, str], str] = {}
+        self._read_failures = DropLog(log, burst=1, window=30.0, prefix="")
+        self._heartbeat = None
+
+    def watch(self, interval: float = 5.0) -> None:
+        """Check the backend's durability settings now (a warning if a restart would lose
+        data), and write the mark every ``interval`` seconds."""
+        durability = getattr(self.backend, "durability", None)
+        if durability is not None:
+            durability().addCallbacks(self._durability, lambda f: log.warn(
+                "{store}: could not check its persistence settings ({reason})",
+                store=self.backend.name, reason=f.getErrorMessage()))
+        self._heartbeat = LoopingCall(self.queue.put, EPOCH, self.name, "0")
+        self._heartbeat.clock = self.clock
+        self._heartbeat.start(interval, now=True)
+
+    def _durability(self, problems: list[str]) -> None:
+        for problem in problems:
+            log.warn("{store}: {problem} (docs/persistence.md: turn on appendonly)",
+                     store=self.backend.name, problem=problem)
+
+    def _write(self, batch: list[Write]) -> Deferred:
+        self._mark += 1
+        mark = self._mark
+
+        def acknowledged(result):
+            self._acknowledged = max(self._acknowledged, mark)
+            return result
+
+        return self.backend.write(batch + [(EPOCH, self.name, str(mark))]).addCallback(
+            acknowledged)
+
+    def _connected(self) -> None:
+        """The backend (re)connected: flush what is queued; did it keep what it had?"""
+        self.queue.wake()
+        if not self._acknowledged or self._checking:
+            return
+        self._checking = True
+        expected = self._acknowledged
+
+        def compare(value) -> None:
+            self._checking = False
+            value = _text(value)
+            stored = int(value) if value and value.isdigit() else 0
+            if stored < expected:
+                self._lost(stored, expected)
+
+        def failed(failure) -> None:
+            self._checking = False
+
+        self.backend.read(EPOCH, self.name).addCallbacks(compare, failed)
+
+    def _lost(self, stored: int, expected: int) -> None:
+        log.warn("{store} came back without writes it had acknowledged (it holds write "
+                 "batch {stored} of ours, we had {expected}): it restarted empty or from an "
+                 "old snapshot. Re-publishing what this process holds ({keys} script keys, "
+                 "and the components' live state)", store=self.backend.name, stored=stored,
+                 expected=expected, keys=len(self._keys))
+        for (hash_name, field), value in self._keys.items():
+            self.queue.put(hash_name, field, value)
+        for listener in list(self.on_lost):
+            listener()
 
     # -- agents ------------------------------------------------------------------------
 
@@ -124,6 +210,7 @@ class Store:
 
     def put_key(self, scope: str, key: str, value: str) -> None:
         """Queue a write of a script key; ``scope`` is e.g. "<worldpath>|<script name>"."""
+        self._keys[(KEYS + scope, key)] = value
         self.queue.put(KEYS + scope, key, value)
 
     def get_key(self, scope: str, key: str) -> Deferred:
@@ -157,6 +244,8 @@ class Store:
         return self.queue.flush().addCallback(lambda _: self.backend.sync())
 
     def close(self) -> Deferred:
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
         return self.backend.close()
 
     # -- helpers -----------------------------------------------------------------------
@@ -167,9 +256,11 @@ class Store:
             return succeed(value)
 
         def fallback(failure):
-            log.warn("{store}: cannot read {hash} {field} ({reason}); answering as if "
-                     "nothing were stored", store=self.backend.name, hash=hash_name,
-                     field=field, reason=failure.getErrorMessage())
+            self._read_failures.drop(
+                self.clock.seconds(), "{store}: cannot read {hash} {field} ({reason}); "
+                "answering as if nothing were stored (such failures are logged once in "
+                "30 s)", store=self.backend.name, hash=hash_name, field=field,
+                reason=failure.getErrorMessage())
             return None
 
         d = self.backend.read(hash_name, field)

@@ -118,13 +118,14 @@ class WriteBehind:
         d.addCallbacks(lambda _: self._written(), lambda f: self._failed(f.getErrorMessage()))
 
     def _written(self) -> None:
-        self.written += len(self._inflight)
+        flushed = len(self._inflight)
+        self.written += flushed
         self._inflight.clear()
         self._retry = self._min_retry
         if self.down:
             self.down = False
-            log.info("{name}: store reachable again; {pending} queued writes being flushed",
-                     name=self.name, pending=len(self._pending))
+            log.info("{name}: store reachable again; {pending} queued writes flushed or "
+                     "being flushed", name=self.name, pending=flushed + len(self._pending))
         if self.dropped and len(self) < self.limit:
             log.warn("{name}: write queue has room again; {dropped} writes were dropped",
                      name=self.name, dropped=self.dropped)

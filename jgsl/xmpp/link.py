@@ -189,6 +189,11 @@ class CoreHandler(XMPPHandler):
             return False
         return True
 
+    def republish(self) -> None:
+        """The store lost data (a Redis restarted empty): the core writes back what it holds."""
+        if hasattr(self.core, "republish"):
+            self._run(self.core.republish)
+
     def reload(self, reply_to: Envelope | None = None) -> None:
         """Reload the core's scripts (SIGUSR1 or an admin's ADMIN_RELOAD); all or none."""
         reload = self.reloader or getattr(self.core, "reload", None)
