@@ -221,3 +221,45 @@ def test_jgsl_prosody_refuses_an_unreachable_directory(tmp_path):
     result = subprocess.run([sys.executable, "-m", "jgsl.prosody", "--dir",
                              str(private / "p")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "not searchable by the prosody user" in result.stderr
+
+
+VICTIM = """<EmuDB><EmuUsers>
+  <user username="victim" password="v" worldpath="worlds/MyWorlds/AlphaWorld/" server="1100">
+    <playeragent x="20105" y="36.6" z="20104" AssetFile="character/v3/dummy/dummy.x"/>
+  </user>
+</EmuUsers></EmuDB>
+"""
+
+
+def test_a_players_account_cannot_become_a_grid_process(prosody, tmp_path):
+    """Found in the wild: a c2s account sent GRID_HELLO, was registered as a grid process
+    and was then handed other players' logins. Now it is refused and logged; the victim's
+    login goes to the real grid."""
+    prosody.register("mallory", "mallory-pw")
+    (tmp_path / "ca.pem").write_bytes(prosody.cert_pem)
+    (tmp_path / "users.xml").write_text(VICTIM)
+    env = {**os.environ, "JGSL_COMPONENT_SECRET": prosody.secret,
+           "JGSL_TICKET_SECRET": secrets.token_hex(16)}
+    procs = Processes(tmp_path, env)
+    try:
+        components = start_world(procs, prosody)
+        wait_for(lambda: "grid process grid1.localhost registered" in procs.log("gateway"),
+                 what="the real grid to register")
+        result = subprocess.run([sys.executable, str(Path(__file__).parent / "hijack.py"),
+                                 str(prosody.c2s_port), str(tmp_path / "ca.pem")],
+                                capture_output=True, text=True, timeout=60, env=env)
+        assert result.returncode == 0 and "hijack sent" in result.stdout, result.stderr
+        wait_for(lambda: "GRID_HELLO from mallory@localhost refused: not sealed"
+                 in procs.log("gateway"), what="the unsealed hello to be refused")
+        gateway = procs.log("gateway")
+        assert "GRID_HELLO from mallory@localhost refused: bad seal" in gateway
+        assert "GRID_NODE_READY from mallory@localhost refused: not sealed" in gateway
+        assert "grid process mallory@localhost registered" not in gateway
+        procs.start("emu", "--role", "emu", "--xmpp", components, "--emu-users",
+                    str(tmp_path / "users.xml"), "--update-interval", "0.3")
+        wait_for(lambda: "victim@emu.localhost signed-in: grid1.localhost grid node"
+                 in procs.log("emu"), timeout=45, what="the victim to sign in on grid1")
+        assert "mallory" not in procs.log("emu") and "mallory" not in procs.log("grid")
+        procs.stop_all_cleanly()
+    finally:
+        procs.kill_all()
