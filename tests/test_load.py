@@ -68,11 +68,13 @@ def test_short_embedded_load_run(tmp_path):
 
 def test_each_users_longest_time_without_an_answer_is_kept():
     rec = Recorder()
-    alice, bob = rec.metric_of("alice"), rec.metric_of("bob")
-    alice("received", 1.0, pb.NormalUpdateReply(), 0.01)  # before watching: not counted
-    rec.watch_gaps(10.0, ["alice", "bob"])
+    clients = {name: type("Client", (), {"metrics": rec.metric})() for name in ("alice", "bob")}
+    clients["alice"].metrics("received", 1.0, pb.NormalUpdateReply(), 0.01)  # not watched
+    rec.watch_gaps(10.0, clients)
+    alice, bob = clients["alice"].metrics, clients["bob"].metrics
     for now in (11.0, 12.0, 19.5, 20.0):
         alice("received", now, pb.NormalUpdateReply(), 0.01)
     bob("received", 10.5, pb.NormalUpdateReply(), 0.01)
     bob("sent", 11.0, pb.NormalUpdate(), None)  # sending is not being answered
     assert rec.longest_gaps(21.0) == {"alice": 7.5, "bob": 10.5}
+    assert rec.received == 6  # every answer counted as before

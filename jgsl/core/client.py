@@ -244,7 +244,9 @@ class ClientCore:
                                   maximum=self.settings.request_timeout,
                                   initial=min(3.0, self.settings.request_timeout))
         if not self.settings.adaptive_timeout:
-            self.rtt.minimum = self.rtt.initial = self.settings.request_timeout
+            self.rtt = RoundTripTimer(minimum=self.settings.request_timeout,
+                                      maximum=self.settings.request_timeout,
+                                      initial=self.settings.request_timeout)
         self._tries = 0  # unanswered pings or logins in a row (the gateway's backoff)
         #: The key of the node we last found unreachable, told to the gateway with the next
         #: login so it checks that node's grid process before sending us back there.
@@ -364,7 +366,8 @@ class ClientCore:
         due = float("inf")
         for proxy in self.proxies.values():
             if proxy.waiting_since is not None:
-                due = min(due, proxy.waiting_since + self.rtt.timeout(proxy.timeouts))
+                wait = self.rtt.timeout(proxy.timeouts) if proxy.timeouts else self.rtt.current
+                due = min(due, proxy.waiting_since + wait)
             else:
                 due = min(due, proxy.last_sent + self.settings.update_interval)
         self._next_step = due
@@ -429,7 +432,8 @@ class ClientCore:
     def _service(self, now: float, proxy: GridProxy) -> list[Envelope]:
         """Send this node its update if it is due, minding the one request in flight."""
         if proxy.waiting_since is not None:
-            if now - proxy.waiting_since <= self.rtt.timeout(proxy.timeouts):
+            wait = self.rtt.timeout(proxy.timeouts) if proxy.timeouts else self.rtt.current
+            if now - proxy.waiting_since <= wait:
                 return []
             proxy.timeouts += 1
             if proxy.timeouts > self.settings.grid_retries:

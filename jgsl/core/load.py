@@ -61,21 +61,23 @@ class Recorder:
     gaps: dict[str, list[float]] = field(default_factory=dict)
 
     def metric_of(self, user: str):
-        """The client's metrics hook: L{metric}, and the user's gaps once watched."""
-        metric, gaps = self.metric, self.gaps
+        """A client's metrics hook that also notes the user's gaps (see L{watch_gaps})."""
+        metric, gap = self.metric, self.gaps.setdefault(user, [0.0, 0.0])
 
         def hook(direction: str, now: float, message, rtt: float | None) -> None:
             metric(direction, now, message, rtt)
-            if direction != "sent" and gaps:
-                gap = gaps.get(user)
-                if gap is not None:
-                    gap[1] = max(gap[1], now - gap[0])
-                    gap[0] = now
+            if direction != "sent":
+                if now - gap[0] > gap[1]:
+                    gap[1] = now - gap[0]
+                gap[0] = now
         return hook
 
-    def watch_gaps(self, now: float, users) -> None:
-        """From now on, note each user's longest time without an answered update."""
-        self.gaps.update((user, [now, 0.0]) for user in users)
+    def watch_gaps(self, now: float, clients) -> None:
+        """From now on, note each user's longest time without an answered update
+        (``clients``: user -> ClientCore, whose metrics hook this replaces)."""
+        for user, client in clients.items():
+            self.gaps[user] = [now, 0.0]
+            client.metrics = self.metric_of(user)
 
     def longest_gaps(self, now: float) -> dict[str, float]:
         """Each watched user's longest time without an answer, up to ``now``."""
@@ -163,8 +165,8 @@ class LoadCore:
         self.emu = EmuCore(component, generated_users(settings), gateway, client_settings,
                            seed=settings.seed, on_event=recorder.event,
                            stagger=settings.stagger)
-        for jid, client in self.emu.clients.items():
-            client.metrics = recorder.metric_of(jid)
+        for client in self.emu.clients.values():
+            client.metrics = recorder.metric
         self._queue = list(self.emu.clients.values())
         self._ramp_start: float | None = None
 

@@ -9,7 +9,7 @@ request is not measured), never more than ``maximum``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Clock granularity (RFC 6298's G): the variation term is never smaller.
 _GRANULARITY = 0.01
@@ -23,21 +23,37 @@ class RoundTripTimer:
     initial: float = 3.0
     srtt: float | None = None
     rttvar: float = 0.0
+    #: The timeout of a first try, kept up to date by L{sample} (asked every update).
+    current: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.current = self._base()
 
     def sample(self, rtt: float) -> None:
         """A round trip measured on a request that was answered without a retry."""
         if rtt < 0:
             return
-        if self.srtt is None:
-            self.srtt, self.rttvar = rtt, rtt / 2
+        srtt = self.srtt
+        if srtt is None:
+            srtt, rttvar = rtt, rtt / 2
         else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
-            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+            rttvar = 0.75 * self.rttvar + 0.25 * (srtt - rtt if srtt > rtt else rtt - srtt)
+            srtt = 0.875 * srtt + 0.125 * rtt
+        self.srtt, self.rttvar = srtt, rttvar
+        # (every answer asks: the arithmetic of _base, without the calls)
+        base = srtt + (4 * rttvar if rttvar > _GRANULARITY / 4 else _GRANULARITY)
+        self.current = (self.minimum if base < self.minimum
+                        else self.maximum if base > self.maximum else base)
 
     def timeout(self, retries: int = 0) -> float:
         """Seconds to wait for an answer after ``retries`` unanswered tries."""
+        if not retries:
+            return self.current
+        return min(self.current * 2 ** min(retries, 16), self.maximum)
+
+    def _base(self) -> float:
         if self.srtt is None:
             base = self.initial
         else:
             base = self.srtt + max(_GRANULARITY, 4 * self.rttvar)
-        return min(max(base, self.minimum) * 2 ** min(retries, 16), self.maximum)
+        return min(max(base, self.minimum), self.maximum)

@@ -100,20 +100,25 @@ def encode(message: Message | Chat | XmppPing | XmppPong, recipient: str,
     its own, so it takes the stream's (jabber:component:accept or jabber:client).
     """
     sender_attr = f" from='{_attr(sender)}'" if sender else ""
-    if isinstance(message, XmppPing):
-        return (f"<iq type='get' id='{_attr(message.id)}' to='{_attr(recipient)}'{sender_attr}>"
-                f"<ping xmlns='{NS_PING}'/></iq>")
-    if isinstance(message, XmppPong):
-        return f"<iq type='result' id='{_attr(message.id)}' to='{_attr(recipient)}'{sender_attr}/>"
-    if isinstance(message, Chat):
-        return (f"<message to='{_attr(recipient)}'{sender_attr} type='chat'><body>"
-                f"{_text(message.body[:MAX_CHAT_CHARS])}</body></message>")
+    if not isinstance(message, Message):  # (one check for nearly every stanza)
+        return _plain(message, _attr(recipient), sender_attr)
     payload = message.SerializeToString()
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise CodecError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     return (f"<message to='{_attr(recipient)}'{sender_attr} type='normal'>"
             f"<jgsl xmlns='{NS_JGSL}' t='{type_of(message)}'>"
             f"{binascii.b2a_base64(payload, newline=False).decode('ascii')}</jgsl></message>")
+
+
+def _plain(message: Chat | XmppPing | XmppPong, to: str, sender_attr: str) -> str:
+    """Chat and XEP-0199 stanzas."""
+    if isinstance(message, Chat):
+        return (f"<message to='{to}'{sender_attr} type='chat'><body>"
+                f"{_text(message.body[:MAX_CHAT_CHARS])}</body></message>")
+    if isinstance(message, XmppPing):
+        return (f"<iq type='get' id='{_attr(message.id)}' to='{to}'{sender_attr}>"
+                f"<ping xmlns='{NS_PING}'/></iq>")
+    return f"<iq type='result' id='{_attr(message.id)}' to='{to}'{sender_attr}/>"
 
 
 def parse(xml: str, namespace: str = "jabber:component:accept") -> domish.Element:
