@@ -106,12 +106,19 @@ def test_refusals_have_reasons(gateway, message, reason):
     assert out.message.refused and reason in out.message.reason and not out.message.gk
 
 
-def test_dead_grid_hands_its_waiting_logins_to_another_and_reallocates(gateway):
+def two_grids_spawning(gateway):
+    """grid1 and grid2 registered at 100; a login at 101 spawning on one of them: the
+    spawn request, that grid and the other."""
     hello(gateway, 100)
     hello(gateway, 100, grid="grid2.localhost")
     (spawn,) = login(gateway, 101)
     first = spawn.recipient
     other = "grid2.localhost" if first == "grid1.localhost" else "grid1.localhost"
+    return spawn, first, other
+
+
+def test_dead_grid_hands_its_waiting_logins_to_another_and_reallocates(gateway):
+    _, first, other = two_grids_spawning(gateway)
     hello(gateway, 109, grid=other)  # only the other grid keeps reporting
     (respawn,) = gateway.tick(111.5)  # the waiting login is not refused: spawned elsewhere
     assert respawn.recipient == other and isinstance(respawn.message, pb.SpawnNode)
@@ -121,11 +128,7 @@ def test_dead_grid_hands_its_waiting_logins_to_another_and_reallocates(gateway):
 
 
 def test_a_closing_grid_gets_no_more_logins_and_its_regions_move_at_once(gateway):
-    hello(gateway, 100)
-    hello(gateway, 100, grid="grid2.localhost")
-    (spawn,) = login(gateway, 101)
-    first = spawn.recipient
-    other = "grid2.localhost" if first == "grid1.localhost" else "grid1.localhost"
+    spawn, first, other = two_grids_spawning(gateway)
     send(gateway, 101, first, pb.NodeReady(request=spawn.message.request, id=1, key="k1"))
     (spawn2,) = login(gateway, 101, x=20291.0)  # a second region, spawning on `other`...
     assert spawn2.recipient == other
@@ -321,12 +324,8 @@ def test_no_rule_for_this_position():
 
 def two_grids_one_node(gateway):
     """grid1 and grid2 registered at 100; node 1 (key k1) ready on whichever got it."""
-    hello(gateway, 100)
-    hello(gateway, 100, grid="grid2.localhost")
-    (spawn,) = login(gateway, 100)
-    first = spawn.recipient
-    send(gateway, 100, first, pb.NodeReady(request=spawn.message.request, id=1, key="k1"))
-    other = "grid2.localhost" if first == "grid1.localhost" else "grid1.localhost"
+    spawn, first, other = two_grids_spawning(gateway)
+    send(gateway, 101, first, pb.NodeReady(request=spawn.message.request, id=1, key="k1"))
     return first, other
 
 

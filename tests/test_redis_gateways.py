@@ -43,16 +43,21 @@ def users_xml(names_by_gateway: dict[str, list[str]]) -> str:
     return "<EmuDB><EmuUsers>" + "".join(rows) + "</EmuUsers></EmuDB>"
 
 
+def start_router(procs: Processes, tmp_path) -> str:
+    """The embedded router on a free port: the endpoint components connect to."""
+    port_file = tmp_path / "router.port"
+    procs.start("router", "--role", "router", "--listen", "tcp:0:interface=127.0.0.1",
+                "--port-file", str(port_file))
+    port = wait_for(lambda: port_file.exists() and port_file.read_text().strip())
+    return f"tcp:127.0.0.1:{port}"
+
+
 def test_two_gateway_processes_race_for_the_same_tile(redis, tmp_path):
     env = {**os.environ, "JGSL_COMPONENT_SECRET": secrets.token_hex(8),
            "JGSL_TICKET_SECRET": secrets.token_hex(16)}
     procs = Processes(tmp_path, env)
     try:
-        port_file = tmp_path / "router.port"
-        procs.start("router", "--role", "router", "--listen", "tcp:0:interface=127.0.0.1",
-                    "--port-file", str(port_file))
-        port = wait_for(lambda: port_file.exists() and port_file.read_text().strip())
-        xmpp = f"tcp:127.0.0.1:{port}"
+        xmpp = start_router(procs, tmp_path)
         both = "gw1.localhost,gw2.localhost"
         for gw in ("gw1", "gw2"):
             procs.start(gw, "--role", "gateway", "--name", f"{gw}.localhost", "--xmpp", xmpp,
@@ -99,11 +104,7 @@ def test_a_redis_that_restarts_empty_is_warned_of_and_refilled(tmp_path):
            "JGSL_TICKET_SECRET": secrets.token_hex(16)}
     procs = Processes(tmp_path, env)
     try:
-        port_file = tmp_path / "router.port"
-        procs.start("router", "--role", "router", "--listen", "tcp:0:interface=127.0.0.1",
-                    "--port-file", str(port_file))
-        port = wait_for(lambda: port_file.exists() and port_file.read_text().strip())
-        xmpp, store = f"tcp:127.0.0.1:{port}", f"127.0.0.1:{redis.port}"
+        xmpp, store = start_router(procs, tmp_path), f"127.0.0.1:{redis.port}"
         procs.start("gateway", "--role", "gateway", "--xmpp", xmpp, "--redis", store)
         procs.start("grid", "--role", "grid", "--xmpp", xmpp, "--redis", store)
         (tmp_path / "users.xml").write_text(users_xml({"1100": ["a1", "a2"]}))
