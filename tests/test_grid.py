@@ -508,3 +508,16 @@ def test_tickets_are_judged_with_the_clock_skew_allowed_and_a_gateway_ahead_is_n
     warnings = [e for e in events if "clock is" in e.get("log_format", "")]
     assert len(warnings) == 1 and warnings[0]["gateway"] == GW  # once a minute
     assert round(warnings[0]["ahead"]) == 34
+
+
+def test_a_client_the_xmpp_server_says_is_gone_leaves_at_once():
+    from jgsl.wire.codec import Bounce
+
+    grid = make_grid()
+    update(grid, 1, "alice@emu.localhost", data=FULL)
+    reply = update(grid, 1, "bob@emu.localhost", data=FULL)
+    grid.receive(2, Envelope("alice@emu.localhost/r", GRID,
+                             Bounce("service-unavailable", reply)))
+    assert list(grid.nodes[1].agents) == ["bob@emu.localhost"]
+    grid.receive(2, Envelope("bob@emu.localhost", GRID, Bounce("not-acceptable")))
+    assert list(grid.nodes[1].agents) == ["bob@emu.localhost"]  # not a sign it is gone

@@ -52,7 +52,7 @@ from jgsl.storage.records import (
     SaveEdit,
 )
 from jgsl.wire import jgsl_pb2 as pb
-from jgsl.wire.codec import Envelope
+from jgsl.wire.codec import Bounce, Envelope
 from jgsl.wire.game import DecodeError, UnknownPayloadError, decode_payload
 
 if TYPE_CHECKING:
@@ -671,9 +671,27 @@ class GridProcessCore:
             return out
         if isinstance(msg, pb.GameMessage):
             return self._game_message(now, sender, msg)
+        if isinstance(msg, Bounce):
+            return self._bounced(now, sender, msg)
         self._drops.drop(now, "{type} is not for a grid process (from {sender})",
                          type=type(msg).__name__, sender=sender)
         return []
+
+    def _bounced(self, now: float, sender: str, msg: Bounce) -> list[Envelope]:
+        """The XMPP server could not deliver to a client: it is gone. Its agents leave now
+        (saved, as at a logout) rather than after agent_timeout of silence."""
+        if not msg.unreachable:
+            return []
+        out: list[Envelope] = []
+        for node in list(self.nodes.values()):
+            agent = node.agents.get(sender)
+            if agent is not None and not agent.npc:
+                node.logout(sender)
+                self._save(node, agent)
+                log.info("agent {agent} left node {node}: the XMPP server says it is gone "
+                         "({condition})", agent=sender, node=node.id, condition=msg.condition)
+                out += self._node_events(now, node)
+        return out
 
     def _ticket_problem(self, now: float, sender: str, node: GridNode,
                         ticket: pb.Ticket) -> str | None:
