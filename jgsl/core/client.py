@@ -239,14 +239,10 @@ class ClientCore:
         self._next_expiry = float("-inf")
         self._stepped_at: tuple[float, float] | None = None
         self._waiting_since = 0.0
-        #: How long to wait for answers (measured round trips).
-        self.rtt = RoundTripTimer(minimum=self.settings.min_timeout,
-                                  maximum=self.settings.request_timeout,
-                                  initial=min(3.0, self.settings.request_timeout))
-        if not self.settings.adaptive_timeout:
-            self.rtt = RoundTripTimer(minimum=self.settings.request_timeout,
-                                      maximum=self.settings.request_timeout,
-                                      initial=self.settings.request_timeout)
+        #: How long to wait for answers (measured round trips; or fixed, never less).
+        longest, fixed = self.settings.request_timeout, not self.settings.adaptive_timeout
+        self.rtt = RoundTripTimer(minimum=longest if fixed else self.settings.min_timeout,
+                                  maximum=longest, initial=longest if fixed else min(3.0, longest))
         self._tries = 0  # unanswered pings or logins in a row (the gateway's backoff)
         #: The key of the node we last found unreachable, told to the gateway with the next
         #: login so it checks that node's grid process before sending us back there.
