@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from jgsl.core.fields import encode_facing, encode_position
-from jgsl.core.grid import GridNode, GridSettings
+from jgsl.core.node import GridNode, GridSettings
 from jgsl.core.region import Region
 from jgsl.core.stringmaps import ANIMS
 from jgsl.wire import jgsl_pb2 as pb

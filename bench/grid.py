@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from jgsl.core.grid import GridNode, GridSettings
+from jgsl.core.node import GridNode, GridSettings
 from jgsl.core.region import Region
 from jgsl.wire import jgsl_pb2 as pb
 

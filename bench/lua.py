@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from jgsl.core.fields import encode_position
-from jgsl.core.grid import GridProcessCore
+from jgsl.core.gridprocess import GridProcessCore
 from jgsl.core.scripting import ScriptLibrary
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope

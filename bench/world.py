@@ -37,7 +37,7 @@ from pathlib import Path
 from jgsl.config import load_config
 from jgsl.core.client import ClientSettings
 from jgsl.core.gateway import GatewayCore
-from jgsl.core.grid import GridProcessCore
+from jgsl.core.gridprocess import GridProcessCore
 from jgsl.core.load import LoadCore, LoadSettings, Recorder
 from jgsl.tap import CONFIG_DIR, gateway_settings, grid_settings, string_maps
 from jgsl.wire.codec import decode, encode, parse

@@ -37,7 +37,7 @@ from jgsl.collector import FULL_INTERVAL, ScheduledCollector
 from jgsl.config import load_config
 from jgsl.core.client import ClientSettings
 from jgsl.core.gateway import GatewayCore
-from jgsl.core.grid import GridProcessCore
+from jgsl.core.gridprocess import GridProcessCore
 from jgsl.core.load import LoadCore, LoadSettings, Recorder
 from jgsl.tap import (
     CONFIG_DIR,

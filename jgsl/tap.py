@@ -15,7 +15,8 @@ from jgsl.config import ConfigError, WorldConfig, load_config
 from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, EventKind, State
 from jgsl.core.emu import EmuCore
 from jgsl.core.gateway import GatewayCore, GatewaySettings
-from jgsl.core.grid import GridProcessCore, GridSettings
+from jgsl.core.gridprocess import GridProcessCore
+from jgsl.core.node import GridSettings
 from jgsl.core.safetext import Logger
 from jgsl.core.seal import MAX_SKEW, Sealer, SealKeys
 from jgsl.core.stringmaps import StringMap, default_maps

@@ -21,7 +21,7 @@ ASSETS = ["character/v3/dummy/dummy.x", "character/v4/Can/can01/can01.x", "model
 
 def replies(seed: int) -> list[str]:
     """Every reply of one scripted run, serialized, in hex."""
-    from jgsl.core.grid import GridNode, GridSettings
+    from jgsl.core.node import GridNode, GridSettings
     from jgsl.core.region import Region
     from jgsl.wire import jgsl_pb2 as pb
 

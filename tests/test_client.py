@@ -17,7 +17,7 @@ from jgsl.core.client import (
 )
 from jgsl.core.emu import EmuCore
 from jgsl.core.gateway import GatewayCore
-from jgsl.core.grid import GridProcessCore
+from jgsl.core.gridprocess import GridProcessCore
 from jgsl.emudb import EmuUser
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Bounce, Envelope

@@ -12,7 +12,8 @@ from jgsl.config import load_rules
 from jgsl.core.client import Avatar, ClientCore, ClientSettings, EventKind
 from jgsl.core.edits import EditLog, compress_envs
 from jgsl.core.gateway import GatewayCore
-from jgsl.core.grid import GridProcessCore, GridSettings
+from jgsl.core.gridprocess import GridProcessCore
+from jgsl.core.node import GridSettings
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 from tests.network import Network

@@ -8,10 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jgsl.core.agent import Ack
 from jgsl.core.agenttable import read_table
 from jgsl.core.client import Avatar, ClientCore, GridProxy, State
 from jgsl.core.fields import POSITION_QUANTUM
-from jgsl.core.grid import Ack, GridNode, GridProcessCore, GridSettings
+from jgsl.core.gridprocess import GridProcessCore
+from jgsl.core.node import GridNode, GridSettings
 from jgsl.core.region import Region
 from jgsl.core.stringmaps import default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET, sign

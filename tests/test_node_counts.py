@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from jgsl.config import load_rules
 from jgsl.core.gateway import GatewayCore, GatewaySettings
-from jgsl.core.grid import GridProcessCore, GridSettings
+from jgsl.core.gridprocess import GridProcessCore
+from jgsl.core.node import GridSettings
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 from tests.network import Network

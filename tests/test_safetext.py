@@ -10,7 +10,7 @@ from twisted.logger import formatEvent
 
 from jgsl.config import CATCH_ALL, RuleSet, load_rules
 from jgsl.core.gateway import GatewayCore
-from jgsl.core.grid import GridProcessCore
+from jgsl.core.gridprocess import GridProcessCore
 from jgsl.core.safetext import Logger, escape, message_text_problem, text_problem
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope

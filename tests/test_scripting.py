@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jgsl.core.grid import GridProcessCore, GridSettings
+from jgsl.core.gridprocess import GridProcessCore
+from jgsl.core.node import GridSettings
 from jgsl.core.scripting import LoginScript, ScriptLibrary
 from jgsl.lua.sandbox import Limits
 from jgsl.storage.records import LoadKey, NodeLogs, SaveKey

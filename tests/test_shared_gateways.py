@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 
 from jgsl.config import load_rules
 from jgsl.core.gateway import GatewayCore, GatewaySettings
-from jgsl.core.grid import GridProcessCore
+from jgsl.core.gridprocess import GridProcessCore
 from jgsl.storage.allocation import (
     Claim,
     MemoryAllocation,

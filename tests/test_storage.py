@@ -254,7 +254,8 @@ def test_node_logs_are_saved_as_they_grow_and_restored_before_the_node_is_ready(
 
     # A new grid process spawns the region: it loads the logs before saying ready.
     again = Store(EmbeddedBackend(path, Clock()), Clock())
-    from jgsl.core.grid import GridProcessCore, GridSettings
+    from jgsl.core.gridprocess import GridProcessCore
+    from jgsl.core.node import GridSettings
 
     grid2 = GridProcessCore(GRID, [GW], GridSettings(), key_factory=lambda: "k2", persist=True)
     spawn = pb.SpawnNode(request=5, worldpath=ALPHA, gx=100, gy=100, gsize=200, role="friend")
@@ -270,7 +271,8 @@ def test_node_logs_are_saved_as_they_grow_and_restored_before_the_node_is_ready(
 
 
 def test_node_whose_logs_cannot_load_starts_without_saving_them():
-    from jgsl.core.grid import GridProcessCore, GridSettings
+    from jgsl.core.gridprocess import GridProcessCore
+    from jgsl.core.node import GridSettings
 
     grid = GridProcessCore(GRID, [GW], GridSettings(), key_factory=lambda: "k", persist=True)
     grid.receive(0, Envelope(GW, GRID, pb.SpawnNode(request=5, worldpath=ALPHA)))
