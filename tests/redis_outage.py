@@ -13,7 +13,7 @@ import txredisapi  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 from twisted.logger import formatEvent, globalLogPublisher  # noqa: E402
 
-from jgsl.storage.records import AgentRecord  # noqa: E402
+from jgsl.core.effects import AgentRecord  # noqa: E402
 from jgsl.storage.redis_store import RedisBackend  # noqa: E402
 from jgsl.storage.store import Store  # noqa: E402
 from tests.servers import RedisServer  # noqa: E402

@@ -9,7 +9,8 @@ import sys
 import txredisapi
 from twisted.internet import defer, task
 
-from jgsl.storage.allocation import Claim, NodeRecord, Outcome, Publish, RedisAllocation, Release
+from jgsl.core.effects import Claim, NodeRecord, Outcome, Publish, Release
+from jgsl.storage.allocation import RedisAllocation
 
 
 @defer.inlineCallbacks

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jgsl.lua import commands as c
+from jgsl.core import effects as fx
 from jgsl.lua.convert import FieldError, message_to_data, table_to_message
 from jgsl.lua.sandbox import Limits, LuaVM, ScriptError
 from jgsl.lua.script import Script
@@ -322,7 +322,7 @@ def test_outbox_commands_are_checked_and_queued(tmp_path):
     kinds = [type(cmd).__name__ for cmd in s.commands]
     assert kinds == ["NpcSpawn", "NpcMove", "SendMessage", "SendMessage", "BroadcastEnv",
                      "SetField", "Kick", "StoreKey", "NpcRemove"]
-    assert s.commands[0] == c.NpcSpawn("guard", {"x": 1, "y": 2, "z": 3, "nickname": "G"})
+    assert s.commands[0] == fx.NpcSpawn("guard", {"x": 1, "y": 2, "z": 3, "nickname": "G"})
     assert s.commands[2].speaker == "guard"
     assert game_pb2.Emote.FromString(s.commands[3].body).name == "wave"
     assert s.commands[4].params == {"rain": "yes", "level": "3"}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jgsl.storage.records import AgentRecord
+from jgsl.core.effects import AgentRecord
 from tests.processes import Processes, wait_for
 from tests.servers import RedisServer
 

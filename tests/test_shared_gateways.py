@@ -7,16 +7,10 @@ from pathlib import Path
 from twisted.internet.task import Clock
 
 from jgsl.config import load_rules
+from jgsl.core.effects import Claim, NodeRecord, Outcome, Publish, Release
 from jgsl.core.gateway import GatewayCore, GatewaySettings
 from jgsl.core.gridprocess import GridProcessCore
-from jgsl.storage.allocation import (
-    Claim,
-    MemoryAllocation,
-    NodeRecord,
-    Outcome,
-    Publish,
-    Release,
-)
+from jgsl.storage.allocation import MemoryAllocation
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 from tests.network import Network

@@ -10,10 +10,10 @@ from twisted.internet.task import Clock
 
 from jgsl.config import CATCH_ALL
 from jgsl.core.client import Avatar, ClientCore, EventKind, GridProxy
+from jgsl.core.effects import AgentRecord, LoadAgent, LoadNode, SaveAgent, SaveEdit
 from jgsl.core.gateway import GatewayCore
 from jgsl.core.region import Region
 from jgsl.storage.embedded import EmbeddedBackend
-from jgsl.storage.records import AgentRecord, LoadAgent, LoadNode, SaveAgent, SaveEdit
 from jgsl.storage.store import Store
 from jgsl.storage.writebehind import QueueState, WriteBehind
 from jgsl.wire import jgsl_pb2 as pb
@@ -386,7 +386,8 @@ def test_allocation_step_redis_does_not_answer_fails_after_the_timeout():
     from twisted.internet.defer import Deferred
     from twisted.internet.defer import TimeoutError as Timeout
 
-    from jgsl.storage.allocation import Claim, RedisAllocation
+    from jgsl.core.effects import Claim
+    from jgsl.storage.allocation import RedisAllocation
 
     class Silent:
         def eval(self, *args):
@@ -497,7 +498,8 @@ def test_a_store_watched_writes_its_mark_even_when_nothing_else_is_written():
 
 
 def test_cores_republish_what_they_hold():
-    from jgsl.storage.allocation import MemoryAllocation, NodeRecord, Restore
+    from jgsl.core.effects import NodeRecord, Restore
+    from jgsl.storage.allocation import MemoryAllocation
 
     grid = persistent_grid()
     update(grid, 1, "a@emu.localhost", data=FULL)
@@ -510,7 +512,7 @@ def test_cores_republish_what_they_hold():
     gateway.receive(0, Envelope(GRID, GW, pb.GridHello()))
     gateway.receive(0, Envelope("a@x", GW, pb.Login(worldpath=ALPHA, csk="c")))
     (claim,) = gateway.effects
-    from jgsl.storage.allocation import Outcome
+    from jgsl.core.effects import Outcome
 
     gateway.effects.clear()
     (spawn,) = gateway.effect_done(0, claim, Outcome(GW, None))

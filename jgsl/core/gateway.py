@@ -18,15 +18,11 @@ from itertools import count
 
 from jgsl.config import Rule, RuleSet
 from jgsl.core.droplog import DropLog
-from jgsl.core.fields import valid_coordinate
-from jgsl.core.jids import bare
-from jgsl.core.keys import new_key
-from jgsl.core.region import Region
-from jgsl.core.safetext import Logger, message_text_problem
-from jgsl.core.tickets import DEV_TICKET_SECRET, sign
-from jgsl.storage.allocation import (
+from jgsl.core.effects import (
+    AgentRecord,
     Claim,
     Effect,
+    LoadAgent,
     Lookup,
     NodeRecord,
     Outcome,
@@ -34,7 +30,12 @@ from jgsl.storage.allocation import (
     Release,
     Restore,
 )
-from jgsl.storage.records import AgentRecord, LoadAgent
+from jgsl.core.fields import valid_coordinate
+from jgsl.core.jids import bare
+from jgsl.core.keys import new_key
+from jgsl.core.region import Region
+from jgsl.core.safetext import Logger, message_text_problem
+from jgsl.core.tickets import DEV_TICKET_SECRET, sign
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Bounce, Envelope, XmppPing, XmppPong
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from jgsl.core.agent import Agent, AgentMode
 from jgsl.core.droplog import DropLog
+from jgsl.core.effects import LOG_KINDS, LoadKey, LoadNode, NodeLogs, SaveAgent, SaveEdit
 from jgsl.core.fields import (
     MAX_COORDINATE,
     MAX_STRING,
@@ -28,14 +29,6 @@ from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET, issued_ahead, ticket_problem
 from jgsl.lua.convert import message_to_data
 from jgsl.lua.sandbox import ScriptError
-from jgsl.storage.records import (
-    LOG_KINDS,
-    LoadKey,
-    LoadNode,
-    NodeLogs,
-    SaveAgent,
-    SaveEdit,
-)
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Bounce, Envelope
 from jgsl.wire.game import DecodeError, UnknownPayloadError, decode_payload

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from jgsl.core.agent import NO_ACK, Ack, Agent, AgentMode
 from jgsl.core.agenttable import TABLE_OVERHEAD, Prepared, TableWriter, wrap_facing
 from jgsl.core.edits import EditLog, edit_problem
+from jgsl.core.effects import AgentRecord
 from jgsl.core.fields import (
     MAX_COORDINATE,
     MAX_STRING,
@@ -32,7 +33,6 @@ from jgsl.core.rowloop import SlotTable, gone_slots, reply_rows, steps
 from jgsl.core.safetext import Logger, text_problem
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.core.tracker import EVICTED, ValueTracker
-from jgsl.storage.records import AgentRecord
 from jgsl.wire import jgsl_pb2 as pb
 
 log = Logger(namespace="jgsl.grid")

@@ -13,13 +13,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from jgsl.core import effects as fx
+from jgsl.core.effects import SaveKey
 from jgsl.core.fields import decode_facing, decode_position, encode_facing, encode_position
 from jgsl.core.region import Region
 from jgsl.core.safetext import Logger
-from jgsl.lua import commands as c
 from jgsl.lua.sandbox import MODULE_NAME, Limits, ScriptError, Sources
 from jgsl.lua.script import Script, decode_key
-from jgsl.storage.records import SaveKey
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 
@@ -172,7 +172,7 @@ class RegionLogic:
         for command in commands:
             try:
                 out += self._apply(now, command)
-            except c.CommandError as e:
+            except fx.CommandError as e:
                 failed.append((command, str(e)))
         if failed:
             command, reason = failed[0]
@@ -197,53 +197,53 @@ class RegionLogic:
 
     def _apply(self, now: float, command) -> list[Envelope]:
         node = self.node
-        if isinstance(command, c.NpcSpawn):
+        if isinstance(command, fx.NpcSpawn):
             jid = self.npcs.get(command.name)
             if jid is None and len(self.npcs) >= MAX_NPCS:
-                raise c.CommandError(f"the node already has {MAX_NPCS} NPCs")
+                raise fx.CommandError(f"the node already has {MAX_NPCS} NPCs")
             jid = jid or f"{command.name}.{node.id}@{self.grid_jid}"
             fields = {"asset": NPC_ASSET, **command.fields}
             self.npcs[command.name] = jid
             node.npc_update(now, jid, self._state(fields))
-        elif isinstance(command, c.NpcMove | c.NpcRemove):
+        elif isinstance(command, fx.NpcMove | fx.NpcRemove):
             jid = self.npcs.get(command.name)
             if jid is None or jid not in node.agents:
-                raise c.CommandError(f"no NPC {command.name!r} on this node")
-            if isinstance(command, c.NpcRemove):
+                raise fx.CommandError(f"no NPC {command.name!r} on this node")
+            if isinstance(command, fx.NpcRemove):
                 del self.npcs[command.name]
                 node.logout(jid)
             else:
                 node.npc_update(now, jid, self._state(command.fields))
-        elif isinstance(command, c.SetField):
+        elif isinstance(command, fx.SetField):
             agent = node.agents.get(command.jid) or node.agents.get(
                 self.npcs.get(command.jid, ""))
             if agent is None:
-                raise c.CommandError(f"no agent {command.jid} on this node")
+                raise fx.CommandError(f"no agent {command.jid} on this node")
             node.npc_update(now, agent.jid, self._state({command.name: command.value}))
-        elif isinstance(command, c.SendMessage):
+        elif isinstance(command, fx.SendMessage):
             agent = node.agents.get(command.to)
             if agent is None or agent.npc:
-                raise c.CommandError(f"{command.to} is not a client on this node")
+                raise fx.CommandError(f"{command.to} is not a client on this node")
             speaker = self.npcs.get(command.speaker, command.speaker)
             return [Envelope(self.grid_jid, command.to, pb.ServerGameMessage(
                 sk=node.key, id=node.id, type=command.type, body=command.body,
                 **{"from": speaker}))]
-        elif isinstance(command, c.BroadcastEnv):
+        elif isinstance(command, fx.BroadcastEnv):
             problem = node.env.append(pb.WorldEdit(kind=command.kind, params=command.params),
                                       f"{SCRIPT_AUTHOR}:{self.module}")
             if problem:
-                raise c.CommandError(problem)
-        elif isinstance(command, c.Kick):
+                raise fx.CommandError(problem)
+        elif isinstance(command, fx.Kick):
             agent = node.agents.get(command.jid)
             if agent is None or agent.npc:
-                raise c.CommandError(f"{command.jid} is not a client on this node")
+                raise fx.CommandError(f"{command.jid} is not a client on this node")
             log.info("script {module} kicked {jid}: {reason}", module=self.module,
                      jid=command.jid, reason=command.reason)
             node.logout(command.jid)
             self._save_agent(agent)
             return [Envelope(self.grid_jid, command.jid,
                              pb.Closing(sk=node.key, reason=command.reason or "kicked"))]
-        elif isinstance(command, c.StoreKey):
+        elif isinstance(command, fx.StoreKey):
             self.keys[command.key] = decode_key(command.value)
             self.effects.append(SaveKey(self.scope, command.key, command.value))
         return []

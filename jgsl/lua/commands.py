@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 
+from jgsl.core.effects import (
+    BroadcastEnv,
+    CommandError,
+    StoreKey,
+)
 from jgsl.core.fields import MAX_STRING
 from jgsl.core.safetext import text_problem
 
@@ -19,65 +23,6 @@ AGENT_FIELDS = {"x": float, "y": float, "z": float, "facing": float, "scaling": 
                 "asset": str, "nickname": str, "anim": str, "ccs": str}
 MAX_KEY_BYTES = 64 * 1024
 MAX_NAME = 64
-
-
-class CommandError(ValueError):
-    """A host call with bad arguments; becomes a Lua error at the script's call site."""
-
-
-@dataclass(frozen=True)
-class NpcSpawn:
-    name: str
-    fields: dict = field(hash=False)
-
-
-@dataclass(frozen=True)
-class NpcMove:
-    name: str
-    fields: dict = field(hash=False)
-
-
-@dataclass(frozen=True)
-class NpcRemove:
-    name: str
-
-
-@dataclass(frozen=True)
-class SendMessage:
-    to: str
-    type: str
-    body: bytes
-    #: Who speaks (an NPC's name), or "" for the region.
-    speaker: str = ""
-
-
-@dataclass(frozen=True)
-class BroadcastEnv:
-    kind: str
-    params: dict = field(hash=False)
-
-
-@dataclass(frozen=True)
-class SetField:
-    jid: str
-    name: str
-    value: object
-
-
-@dataclass(frozen=True)
-class Kick:
-    jid: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class StoreKey:
-    key: str
-    #: The value as JSON text.
-    value: str
-
-
-Command = NpcSpawn | NpcMove | NpcRemove | SendMessage | BroadcastEnv | SetField | Kick | StoreKey
 
 
 def text(value, what: str, limit: int = MAX_STRING) -> str:

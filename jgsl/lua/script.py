@@ -18,6 +18,7 @@ from typing import Protocol
 
 from lupa.lua54 import lua_type
 
+from jgsl.core import effects as fx
 from jgsl.core.safetext import Logger
 from jgsl.lua import commands as c
 from jgsl.lua.convert import FieldError, table_to_message
@@ -68,7 +69,7 @@ class Script:
         self.module = module
         self.world = world or NoWorld()
         #: Commands for the owner to apply after each call (the outbox).
-        self.commands: list[c.Command] = []
+        self.commands: list[fx.Command] = []
         #: Keys the owner should fetch; each answer goes to ``key_loaded``.
         self.key_requests: list[str] = []
         self.errors = 0
@@ -212,7 +213,7 @@ def _host_api(self: Script) -> dict:
         def call(*args):
             try:
                 return True, fn(*args)
-            except (c.CommandError, FieldError, ConversionError) as e:
+            except (fx.CommandError, FieldError, ConversionError) as e:
                 return None, str(e)
             except Exception as e:  # a host bug: the script sees an error, we log it
                 log.failure("script {module}: host function failed", module=self.module)
@@ -225,7 +226,7 @@ def _host_api(self: Script) -> dict:
     def spend() -> None:
         self.budget -= 1
         if self.budget < 0:
-            raise c.CommandError(f"more than {MAX_COMMANDS} commands, log lines and signals "
+            raise fx.CommandError(f"more than {MAX_COMMANDS} commands, log lines and signals "
                                  "in one call")
 
     def command(cmd) -> bool:
@@ -238,14 +239,14 @@ def _host_api(self: Script) -> dict:
         try:
             cls = payload_class(c.text(type_name, "the message type"))
         except UnknownPayloadError:
-            raise c.CommandError(f"no game message type {type_name!r}") from None
+            raise fx.CommandError(f"no game message type {type_name!r}") from None
         message = table_to_message(body, cls)
-        return command(c.SendMessage(to, type_name, message.SerializeToString()))
+        return command(fx.SendMessage(to, type_name, message.SerializeToString()))
 
     def say(npc, to, text):
         npc, to = c.npc_name(npc), c.text(to, "the recipient JID")
         message = payload_class("Say")(text=c.text(text, "the text", 1024))
-        return command(c.SendMessage(to, "Say", message.SerializeToString(), npc))
+        return command(fx.SendMessage(to, "Say", message.SerializeToString(), npc))
 
     def log_line(*parts):
         spend()
@@ -276,19 +277,19 @@ def _host_api(self: Script) -> dict:
         "say": say,
         "broadcastEnv": lambda kind, params=None: command(c.env_params(kind, data(params))),
         "setField": lambda jid, name, value: command(
-            c.SetField(c.text(jid, "the JID"), *next(iter(
+            fx.SetField(c.text(jid, "the JID"), *next(iter(
                 c.agent_fields({name: value}).items())))),
         "kick": lambda jid, reason="": command(
-            c.Kick(c.text(jid, "the JID"), c.text(reason or "", "the reason"))),
+            fx.Kick(c.text(jid, "the JID"), c.text(reason or "", "the reason"))),
         "storeKey": lambda key, value: command(c.key_value(key, data(value))),
         "loadKey": load_key,
         "agents": agents,
         "agent": agent,
         "npcSpawn": lambda name, fields: command(
-            c.NpcSpawn(c.npc_name(name), c.agent_fields(data(fields), ("x", "y", "z")))),
+            fx.NpcSpawn(c.npc_name(name), c.agent_fields(data(fields), ("x", "y", "z")))),
         "npcMove": lambda name, fields: command(
-            c.NpcMove(c.npc_name(name), c.agent_fields(data(fields)))),
-        "npcRemove": lambda name: command(c.NpcRemove(c.npc_name(name))),
+            fx.NpcMove(c.npc_name(name), c.agent_fields(data(fields)))),
+        "npcRemove": lambda name: command(fx.NpcRemove(c.npc_name(name))),
     }.items()}
 
 

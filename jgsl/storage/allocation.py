@@ -9,80 +9,20 @@ or is recycled. With Redis every step is one atomic script, so racing gateways a
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-
 from twisted.internet.defer import Deferred, succeed
 
+from jgsl.core.effects import (
+    Claim,
+    Effect,
+    Lookup,
+    NodeRecord,
+    Outcome,
+    Publish,
+    Release,
+    Restore,
+)
+
 PREFIX = "jgsl:alloc:"
-
-
-@dataclass(frozen=True)
-class NodeRecord:
-    grid: str
-    id: int
-    key: str
-    role: str
-
-    def dumps(self) -> str:
-        return json.dumps([self.grid, self.id, self.key, self.role])
-
-    @classmethod
-    def loads(cls, text: str | None) -> NodeRecord | None:
-        if not text:
-            return None
-        try:
-            grid, node_id, key, role = json.loads(text)
-            return cls(str(grid), int(node_id), str(key), str(role))
-        except (ValueError, TypeError):
-            return None
-
-
-@dataclass(frozen=True)
-class Claim:
-    key: str
-    owner: str
-    ttl: float
-
-
-@dataclass(frozen=True)
-class Lookup:
-    key: str
-
-
-@dataclass(frozen=True)
-class Publish:
-    key: str
-    owner: str
-    record: NodeRecord
-
-
-@dataclass(frozen=True)
-class Release:
-    key: str
-    owner: str
-    record: NodeRecord | None
-
-
-@dataclass(frozen=True)
-class Restore:
-    """Write a live node's record back after the store lost it (a Redis restarted empty):
-    taken only if no other gateway claimed the region meanwhile."""
-
-    key: str
-    owner: str
-    record: NodeRecord
-
-
-Effect = Claim | Lookup | Publish | Release | Restore
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The claim's owner (None if unclaimed) and the published record, if any."""
-
-    owner: str | None
-    record: NodeRecord | None
 
 
 class MemoryAllocation:

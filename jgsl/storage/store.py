@@ -18,12 +18,8 @@ from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.task import LoopingCall
 
 from jgsl.core.droplog import DropLog
-from jgsl.core.safetext import Logger
-from jgsl.storage.records import (
-    AGENTS,
-    KEYS,
+from jgsl.core.effects import (
     LOG_KINDS,
-    NODE,
     AgentRecord,
     BadValueError,
     LoadAgent,
@@ -34,9 +30,9 @@ from jgsl.storage.records import (
     SaveEdit,
     SaveKey,
     StoreEffect,
-    dump_edit,
-    load_edit,
 )
+from jgsl.core.safetext import Logger
+from jgsl.storage.records import AGENTS, KEYS, NODE, dump_edit, load_edit
 from jgsl.storage.writebehind import Write, WriteBehind
 
 log = Logger(namespace="jgsl.storage")
