@@ -202,8 +202,8 @@ def test_a_flood_gate_of_its_own_is_used():
 def test_stopping_a_gateway_service_refuses_new_logins():
     from twisted.internet.testing import MemoryReactorClock
 
-    from jgsl.config import CATCH_ALL
     from jgsl.core.gateway import GatewayCore
+    from jgsl.core.rules import CATCH_ALL
     from jgsl.xmpp.link import ComponentService
 
     core = GatewayCore("gw.localhost", CATCH_ALL)
@@ -218,8 +218,8 @@ def test_stop_ends_the_stream_and_aborts_a_server_that_never_closes():
     """ejabberd over TLS never closed its side: stopping must still finish."""
     from twisted.internet.testing import MemoryReactorClock, StringTransport
 
-    from jgsl.config import CATCH_ALL
     from jgsl.core.gateway import GatewayCore
+    from jgsl.core.rules import CATCH_ALL
     from jgsl.xmpp.link import ComponentService
 
     reactor = MemoryReactorClock()

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from twisted.logger import formatEvent
 
-from jgsl.config import CATCH_ALL, RuleSet, load_rules
+from jgsl.config import load_rules
 from jgsl.core.gateway import GatewayCore
 from jgsl.core.gridprocess import GridProcessCore
+from jgsl.core.rules import CATCH_ALL, RuleSet
 from jgsl.core.safetext import Logger, escape, message_text_problem, text_problem
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope

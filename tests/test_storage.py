@@ -8,11 +8,11 @@ import json
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
-from jgsl.config import CATCH_ALL
 from jgsl.core.client import Avatar, ClientCore, EventKind, GridProxy
 from jgsl.core.effects import AgentRecord, LoadAgent, LoadNode, SaveAgent, SaveEdit
 from jgsl.core.gateway import GatewayCore
 from jgsl.core.region import Region
+from jgsl.core.rules import CATCH_ALL
 from jgsl.storage.embedded import EmbeddedBackend
 from jgsl.storage.store import Store
 from jgsl.storage.writebehind import QueueState, WriteBehind

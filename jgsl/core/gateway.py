@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
 
-from jgsl.config import Rule, RuleSet
 from jgsl.core.droplog import DropLog
 from jgsl.core.effects import (
     AgentRecord,
@@ -34,6 +33,7 @@ from jgsl.core.fields import valid_coordinate
 from jgsl.core.jids import bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
+from jgsl.core.rules import Rule, RuleSet
 from jgsl.core.safetext import Logger, message_text_problem
 from jgsl.core.tickets import DEV_TICKET_SECRET, sign
 from jgsl.wire import jgsl_pb2 as pb

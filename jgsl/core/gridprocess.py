@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from jgsl.core.agent import Agent, AgentMode
 from jgsl.core.droplog import DropLog
@@ -23,6 +22,7 @@ from jgsl.core.jids import bare
 from jgsl.core.keys import new_key
 from jgsl.core.node import GridNode, GridSettings
 from jgsl.core.region import Region
+from jgsl.core.rules import RuleSet
 from jgsl.core.safetext import Logger, message_text_problem
 from jgsl.core.scripting import RegionLogic, ScriptLibrary, reload_scripts
 from jgsl.core.stringmaps import StringMap, default_maps
@@ -32,9 +32,6 @@ from jgsl.lua.sandbox import ScriptError
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Bounce, Envelope
 from jgsl.wire.game import DecodeError, UnknownPayloadError, decode_payload
-
-if TYPE_CHECKING:
-    from jgsl.config import RuleSet
 
 log = Logger(namespace="jgsl.grid")
 
