@@ -32,7 +32,7 @@ from pathlib import Path
 
 from jgsl.core.fields import encode_position
 from jgsl.core.gridprocess import GridProcessCore
-from jgsl.core.scripting import ScriptLibrary
+from jgsl.lua.regions import ScriptLibrary
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 

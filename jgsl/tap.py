@@ -175,7 +175,7 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--scripts {self['scripts']}: not a directory")
             if not 0 < self["lua-memory"] <= 4096 or not 0 < self["lua-instructions"]:
                 raise usage.UsageError("--lua-memory and --lua-instructions must be positive")
-            from jgsl.core.scripting import ScriptLibrary
+            from jgsl.lua.regions import ScriptLibrary
             from jgsl.lua.sandbox import Limits
 
             self["script-library"] = ScriptLibrary(
@@ -367,7 +367,7 @@ def _login_script(options):
     library = options["script-library"]
     if library is None or options["role-hook"] or not (library.root / "gateway.lua").is_file():
         return None
-    from jgsl.core.scripting import LoginScript
+    from jgsl.lua.regions import LoginScript
     from jgsl.lua.sandbox import ScriptError
 
     try:

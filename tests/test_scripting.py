@@ -9,7 +9,7 @@ import pytest
 from jgsl.core.effects import LoadKey, NodeLogs, SaveKey
 from jgsl.core.gridprocess import GridProcessCore
 from jgsl.core.node import GridSettings
-from jgsl.core.scripting import LoginScript, ScriptLibrary
+from jgsl.lua.regions import LoginScript, ScriptLibrary
 from jgsl.lua.sandbox import Limits
 from jgsl.wire import game_pb2
 from jgsl.wire import jgsl_pb2 as pb

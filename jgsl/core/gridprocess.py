@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 from jgsl.core.agent import Agent, AgentMode
 from jgsl.core.droplog import DropLog
@@ -24,16 +25,41 @@ from jgsl.core.node import GridNode, GridSettings
 from jgsl.core.region import Region
 from jgsl.core.rules import RuleSet
 from jgsl.core.safetext import Logger, message_text_problem
-from jgsl.core.scripting import RegionLogic, ScriptLibrary, reload_scripts
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET, issued_ahead, ticket_problem
-from jgsl.lua.convert import message_to_data
-from jgsl.lua.sandbox import ScriptError
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Bounce, Envelope
 from jgsl.wire.game import DecodeError, UnknownPayloadError, decode_payload
 
 log = Logger(namespace="jgsl.grid")
+
+class RegionLogic(Protocol):
+    """One node's running script, as the grid process drives it (jgsl.lua.regions)."""
+
+    node: GridNode
+    module: str
+    scope: str
+    script: object
+    effects: list
+    key_requests: list[str]
+
+    def info(self) -> dict: ...
+    def call(self, now: float, hook: str, *args) -> list[Envelope]: ...
+    def tick(self, now: float) -> list[Envelope]: ...
+    def agent_event(self, now: float, kind: str, jid: str) -> list[Envelope]: ...
+    def message(self, now: float, sender: str, type_name: str, payload) -> list[Envelope]: ...
+    def key_loaded(self, now: float, key: str, text: str | None) -> list[Envelope]: ...
+    def apply(self, now: float) -> list[Envelope]: ...
+
+
+class RegionScripts(Protocol):
+    """The region scripts a grid process is handed (jgsl.lua.regions.ScriptLibrary)."""
+
+    def start(self, node: GridNode, grid_jid: str,
+              save: Callable[[Agent], bool]) -> RegionLogic | None: ...
+    def reload(self, logics: list[RegionLogic],
+               now: float) -> tuple[list[tuple[RegionLogic, object]], list[str]]: ...
+
 
 #: Messages for one of the process's nodes (sk, id).
 _NODE_MESSAGES = frozenset({pb.NormalUpdate, pb.ObserverUpdate, pb.Logout})
@@ -52,7 +78,7 @@ class GridProcessCore:
                  maps: dict[str, StringMap] | None = None,
                  ticket_secret: bytes = DEV_TICKET_SECRET,
                  trusted: tuple[str, ...] = (), persist: bool = False,
-                 scripts: ScriptLibrary | None = None, rules: RuleSet | None = None) -> None:
+                 scripts: RegionScripts | None = None, rules: RuleSet | None = None) -> None:
         self.jid = jid
         #: The world's node rules: a spawn request for a world no rule serves is refused.
         self.rules = rules
@@ -246,22 +272,15 @@ class GridProcessCore:
             self._drops.drop(now, "game message from {sender}: node {id} runs no script",
                              sender=sender, id=node.id)
             return []
-        out = logic.message(now, sender, msg.type, message_to_data(payload))
+        out = logic.message(now, sender, msg.type, payload)
         return out + self._after_script(now, logic)
 
     def _start_logic(self, now: float, node: GridNode) -> list[Envelope]:
-        module = self.scripts.module_for(node.region) if self.scripts else None
-        if module is None:
+        logic = None if self.scripts is None else self.scripts.start(
+            node, self.jid, lambda agent: self._save(node, agent))
+        if logic is None:
             return []
-        logic = RegionLogic(node, module, self.jid, lambda agent: self._save(node, agent))
-        try:
-            logic.script = self.scripts.build(module, logic)
-        except ScriptError as e:
-            log.error("grid node {id}: script {module} does not load, the node runs without "
-                      "it until a reload fixes it: {error}", id=node.id, module=module,
-                      error=str(e))
         self.logic[node.id] = logic
-        log.info("grid node {id} runs script {module}", id=node.id, module=module)
         return logic.call(now, "OnInit", logic.info()) + self._after_script(now, logic)
 
     def _stop_logic(self, now: float, node_id: int) -> list[Envelope]:
@@ -279,7 +298,7 @@ class GridProcessCore:
         if self.scripts is None:
             return ["this grid process runs no scripts"], 0, []
         logics = list(self.logic.values())
-        swaps, errors = reload_scripts(self.scripts, logics, now)
+        swaps, errors = self.scripts.reload(logics, now)
         if errors:
             for error in errors:
                 log.error("reload refused, the old scripts keep running: {error}", error=error)

@@ -2,7 +2,7 @@
 
 Scripts never touch the network or storage. Each host function they call checks its
 arguments at once (so a mistake is a Lua error at the line that made it) and appends one of
-these commands; the grid node applies them after the hook returns (jgsl.core.scripting).
+these commands; the grid node applies them after the hook returns (jgsl.lua.regions).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Region scripts on grid nodes: which script runs where, and what its commands do.
 
+The grid process (jgsl.core.gridprocess) is handed a L{ScriptLibrary} and asks it to
+L{ScriptLibrary.start} a node's logic and to reload; it never imports the Lua runtime.
+
 A node runs the first of these modules under ``lua/`` that exists: ``regions.<World>_<gx>_<gy>``
 (one tile; a minus sign is written ``m``), ``regions.<World>``, ``regions.default``. The
 script's hooks see the node's events; its outbox commands become node changes (NPC agents,
@@ -18,6 +21,7 @@ from jgsl.core.effects import SaveKey
 from jgsl.core.fields import decode_facing, decode_position, encode_facing, encode_position
 from jgsl.core.region import Region
 from jgsl.core.safetext import Logger
+from jgsl.lua.convert import message_to_data
 from jgsl.lua.sandbox import MODULE_NAME, Limits, ScriptError, Sources
 from jgsl.lua.script import Script, decode_key
 from jgsl.wire import jgsl_pb2 as pb
@@ -56,6 +60,27 @@ class ScriptLibrary:
     def sources(self) -> Sources:
         """The module files as they are now (each read once however many VMs load it)."""
         return Sources(self.root)
+
+    def start(self, node, grid_jid: str, save: Callable) -> RegionLogic | None:
+        """The logic of the script that runs on ``node``, or None when no script is for
+        its region. A script that does not load leaves the node running without it (logged)
+        until a reload fixes it."""
+        module = self.module_for(node.region)
+        if module is None:
+            return None
+        logic = RegionLogic(node, module, grid_jid, save)
+        try:
+            logic.script = self.build(module, logic)
+        except ScriptError as e:
+            log.error("grid node {id}: script {module} does not load, the node runs without "
+                      "it until a reload fixes it: {error}", id=node.id, module=module,
+                      error=str(e))
+        log.info("grid node {id} runs script {module}", id=node.id, module=module)
+        return logic
+
+    def reload(self, logics: list, now: float) -> tuple[list[tuple[object, Script]], list[str]]:
+        """L{reload_scripts} over this library: all or nothing."""
+        return reload_scripts(self, logics, now)
 
 
 class RegionLogic:
@@ -144,10 +169,11 @@ class RegionLogic:
         self.script.event(now, jid, {"kind": kind, "agent": agent})
         return self.apply(now)
 
-    def message(self, now: float, sender: str, type_name: str, body: dict) -> list[Envelope]:
+    def message(self, now: float, sender: str, type_name: str, payload) -> list[Envelope]:
+        """A client's game message (its decoded protobuf payload) for OnMessage."""
         if self.script is None:
             return []
-        msg = {"type": type_name, "body": body}
+        msg = {"type": type_name, "body": message_to_data(payload)}
         self.script.call(now, "OnMessage", sender, msg)
         self.script.event(now, sender, {"kind": "message", "message": msg})
         return self.apply(now)
