@@ -34,6 +34,7 @@ from twisted.logger import (
 )
 
 from jgsl.collector import FULL_INTERVAL, ScheduledCollector
+from jgsl.compiled import stale_compiled
 from jgsl.config import load_config
 from jgsl.core.client import ClientSettings
 from jgsl.core.gateway import GatewayCore
@@ -282,6 +283,9 @@ def run(reactor, args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    if stale := stale_compiled():
+        print(f"warning: compiled {', '.join(stale)} older than the source, so old code runs; "
+              "rebuild with ./dev test", file=sys.stderr)
     task.react(run, [args])
 
 

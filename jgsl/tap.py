@@ -11,6 +11,7 @@ from twisted.python import usage
 from twisted.python.reflect import namedAny
 
 from jgsl.collector import FULL_INTERVAL, ScheduledCollector
+from jgsl.compiled import warn_if_stale
 from jgsl.config import ConfigError, WorldConfig, load_config
 from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, EventKind, State
 from jgsl.core.emu import EmuCore
@@ -471,6 +472,7 @@ class _PlayerCore:
 
 
 def makeService(options: Options, reactor=None) -> GracefulService:
+    warn_if_stale()
     signals = reactor is None  # the real daemon: a second SIGTERM forces the stop
     if reactor is None:
         from twisted.internet import reactor

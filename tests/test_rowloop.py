@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jgsl.core import rowloop, stale_compiled
+from jgsl.compiled import stale_compiled
+from jgsl.core import rowloop
 from jgsl.wire import jgsl_pb2 as pb
 from tests.rowloop_scenario import replies
 

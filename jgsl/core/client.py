@@ -31,7 +31,6 @@ from jgsl.core.fields import (
     encode_facing,
     encode_position,
 )
-from jgsl.core.gateway import CLIENT_VERSION, SERVER_VERSION
 from jgsl.core.jids import agent_jid, bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
@@ -41,6 +40,7 @@ from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Bounce, Envelope
 from jgsl.wire.game import DecodeError, UnknownPayloadError, decode_payload, payload_class
+from jgsl.wire.messages import CLIENT_VERSION, SERVER_VERSION
 
 log = Logger(namespace="jgsl.client")
 

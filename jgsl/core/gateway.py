@@ -38,9 +38,8 @@ from jgsl.core.safetext import Logger, message_text_problem
 from jgsl.core.tickets import DEV_TICKET_SECRET, sign
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Bounce, Envelope, XmppPing, XmppPong
+from jgsl.wire.messages import CLIENT_VERSION, SERVER_VERSION
 
-SERVER_VERSION = 1
-CLIENT_VERSION = 1
 log = Logger(namespace="jgsl.gateway")
 
 #: role_hook(user JID, world path, role from the rules) -> role to grant, or None to deny.

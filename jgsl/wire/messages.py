@@ -8,6 +8,9 @@ from google.protobuf.message import Message
 from jgsl.wire import jgsl_pb2 as pb
 
 MessageType = pb.MessageType
+#: Protocol versions this code speaks (CS_Login / SC_Login_Reply ``*_version``).
+SERVER_VERSION = 1
+CLIENT_VERSION = 1
 
 #: Type id -> message class. The ids are the original JGSL ones (see protocol/jgsl.proto).
 REGISTRY: dict[int, type[Message]] = {
