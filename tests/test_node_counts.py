@@ -55,7 +55,7 @@ operations = st.lists(st.one_of(
 ), max_size=60)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(operations)
 def test_no_sequence_of_logins_relogins_logouts_and_timeouts_makes_a_node_full(ops):
     net, gateway, grid, users = world()

@@ -10,6 +10,7 @@ rule allows), and asks grids to close nodes that stayed empty (GRID_CLOSE_NODE).
 
 from __future__ import annotations
 
+import enum
 import re
 import time
 from collections.abc import Callable
@@ -83,9 +84,27 @@ class _PendingLogin:
 NodeKey = tuple[Region, int]  # region and overflow instance
 
 
-#: Node states: claiming the region in the shared store; spawning it on a grid (we won the
-#: claim); another gateway spawns it (waiting for its record or the grid's heartbeat); ready.
-CLAIMING, SPAWNING, OTHER, READY = "claiming", "spawning", "other", "ready"
+class NodeState(enum.Enum):
+    """Where a region's node is, as this gateway knows it (docs/gateway.md draws it)."""
+
+    #: Asking the shared store whether this gateway may spawn the region.
+    CLAIMING = "claiming"
+    #: GRID_SPAWN_NODE sent (the claim was won, or there is no shared store).
+    SPAWNING = "spawning"
+    #: Another gateway spawns it: waiting for its record or the grid's heartbeat.
+    OTHER = "other"
+    #: Logins are answered.
+    READY = "ready"
+
+
+CLAIMING, SPAWNING, OTHER, READY = NodeState
+#: Every transition a node may make; leaving for good (forgotten) is not a state.
+TRANSITIONS: dict[NodeState, frozenset[NodeState]] = {
+    CLAIMING: frozenset({CLAIMING, SPAWNING, OTHER, READY}),
+    OTHER: frozenset({OTHER, CLAIMING, READY}),
+    SPAWNING: frozenset({READY}),
+    READY: frozenset(),
+}
 
 
 @dataclass
@@ -100,8 +119,11 @@ class _Node:
     #: Users handed a ticket the grid has not yet reported admitting, and when the ticket
     #: expires: distinct users, so repeated logins and relogins count once.
     joined: dict[str, float] = field(default_factory=dict)
+    #: Users the grid reported admitting (so counted in ``agents``) who have not left or
+    #: been sent elsewhere since: a relogin of one of them is not counted again.
+    present: set[str] = field(default_factory=set)
     last_used: float = 0.0
-    state: str = READY
+    state: NodeState = READY
     request: int = 0  # our GRID_SPAWN_NODE request while SPAWNING
     requested_at: float = 0.0
     next_lookup: float = 0.0
@@ -109,7 +131,13 @@ class _Node:
 
     @property
     def ready(self) -> bool:
-        return self.state == READY
+        return self.state is READY
+
+    def enter(self, state: NodeState) -> None:
+        if state not in TRANSITIONS[self.state]:
+            raise RuntimeError(f"node {self.region}#{self.instance}: no transition "
+                               f"{self.state.value} -> {state.value}")
+        self.state = state
 
     @property
     def alloc_key(self) -> str:
@@ -267,10 +295,11 @@ class GatewayCore:
         if outcome.owner == self.jid and node.state == CLAIMING:
             return self._start_spawn(now, node)
         if outcome.owner is None:  # the other gateway's claim lapsed: try ourselves
-            node.state = CLAIMING
+            node.enter(CLAIMING)
             self.effects.append(Claim(node.alloc_key, self.jid, self.settings.spawn_timeout))
             return []
-        node.state, node.next_lookup = OTHER, now + self.settings.lookup_interval
+        node.enter(OTHER)
+        node.next_lookup = now + self.settings.lookup_interval
         return []
 
     def effect_failed(self, now: float, effect: Effect, reason: str) -> list[Envelope]:
@@ -300,7 +329,8 @@ class GatewayCore:
 
     def _adopt(self, now: float, node: _Node, grid: str, node_id: int, key: str,
                role: str) -> list[Envelope]:
-        node.grid, node.id, node.key, node.role, node.state = grid, node_id, key, role, READY
+        node.enter(READY)
+        node.grid, node.id, node.key, node.role = grid, node_id, key, role
         log.info("grid node {id} on {grid} serves {region} (instance {instance}; spawned "
                  "through another gateway)", id=node_id, grid=grid, region=str(node.region),
                  instance=node.instance)
@@ -358,7 +388,8 @@ class GatewayCore:
                            key=lambda n: n.instance)
         out = self._suspect_node(now, msg.unreachable) if msg.unreachable else []
         for node in instances:
-            if client in node.joined or node.load < self.settings.max_users:
+            if client in node.joined or client in node.present \
+                    or node.load < self.settings.max_users:
                 if not node.ready or self._in_doubt(node):
                     node.waiting = [p for p in node.waiting if p.client != client]
                     node.waiting.append(pending)
@@ -432,6 +463,7 @@ class GatewayCore:
         node = self._nodes.get(key) if key is not None else None
         if node is not None:
             node.joined.pop(bare(sender), None)
+            node.present.discard(bare(sender))
         return []
 
     def _on_query(self, now: float, sender: str, msg: pb.Query) -> list[Envelope]:
@@ -477,6 +509,8 @@ class GatewayCore:
                 node.id, node.key, node.agents = info.id, hosted.key, info.agents
                 for user in hosted.admitted:
                     node.joined.pop(user, None)
+                    if self._where.get(user) == key:
+                        node.present.add(user)
                 for user in [u for u, expires in node.joined.items() if expires < now]:
                     del node.joined[user]  # never used: the ticket cannot be any more
                     if self._where.get(user) == key:
@@ -540,7 +574,8 @@ class GatewayCore:
             return []
         if msg.refused:
             return self._forget_nodes(lambda n: n is node, msg.reason or "grid refused")
-        node.id, node.key, node.state = msg.id, msg.key, READY
+        node.enter(READY)
+        node.id, node.key = msg.id, msg.key
         if self.shared:
             self.effects.append(Publish(node.alloc_key, self.jid, node.record()))
         log.info("grid node {id} on {grid} serves {region} (instance {instance})", id=node.id,
@@ -565,7 +600,8 @@ class GatewayCore:
             return self._forget_nodes(lambda n: n is node, "no grid process is available")
         grid = min(self._grids.values(), key=lambda g: (
             sum(n.load + 1 for n in self._nodes.values() if n.grid == g.jid), g.jid))
-        node.grid, node.state, node.request = grid.jid, SPAWNING, next(self._requests)
+        node.enter(SPAWNING)
+        node.grid, node.request = grid.jid, next(self._requests)
         return [self._spawn_request(node)]
 
     def _spawn_request(self, node: _Node) -> Envelope:
@@ -585,7 +621,7 @@ class GatewayCore:
         for key, node in list(self._nodes.items()):
             if condition(node):
                 del self._nodes[key]
-                for user in node.joined:
+                for user in [*node.joined, *node.present]:
                     if self._where.get(user) == key:
                         del self._where[user]
                 self._release(node)
@@ -602,9 +638,11 @@ class GatewayCore:
         before = self._where.get(pending.client)
         if before is not None and before != key and before in self._nodes:
             self._nodes[before].joined.pop(pending.client, None)
+            self._nodes[before].present.discard(pending.client)
         self._where[pending.client] = key
         expires = now + self.settings.ticket_lifetime
-        node.joined[pending.client] = expires
+        if pending.client not in node.present:  # (else already among the agents)
+            node.joined[pending.client] = expires
         node.last_used = now
         request = pending.request
         ticket = sign(self._ticket_secret, pending.client, node.id, node.key, expires,
