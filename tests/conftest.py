@@ -6,6 +6,7 @@ import secrets
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.fakes import Log
 from tests.processes import Processes
 
 # The machine is shared and noisy: property tests assert behaviour, never timing.
@@ -23,3 +24,14 @@ def procs(tmp_path):
     group = Processes(tmp_path, env)
     yield group
     group.kill_all()  # only does anything if a test failed before stopping its processes
+
+
+@pytest.fixture
+def logged():
+    """The log lines emitted during the test (formatted), as a L{Log}."""
+    from twisted.logger import globalLogPublisher
+
+    log = Log()
+    globalLogPublisher.addObserver(log)
+    yield log
+    globalLogPublisher.removeObserver(log)

@@ -9,64 +9,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jgsl.core.agent import Ack
-from jgsl.core.agenttable import read_table
 from jgsl.core.client import Avatar, ClientCore, GridProxy, State
 from jgsl.core.fields import POSITION_QUANTUM
-from jgsl.core.gridprocess import GridProcessCore
 from jgsl.core.node import GridNode, GridSettings
 from jgsl.core.region import Region
-from jgsl.core.stringmaps import default_maps
-from jgsl.core.tickets import DEV_TICKET_SECRET, sign
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
-from jgsl.wire.messages import readable
-from tests.test_link import Captured
-
-GRID = "grid1.localhost"
-GW = "gateway.localhost"
-ALPHA = "worlds/MyWorlds/AlphaWorld/"
-MAPS = default_maps()
-NO_REFRESH = {}
-
-
-def make_grid(**overrides) -> GridProcessCore:
-    settings = GridSettings(agent_timeout=20, hello_interval=2, refresh=NO_REFRESH)
-    for name, value in overrides.items():
-        setattr(settings, name, value)
-    core = GridProcessCore(GRID, [GW], settings, key_factory=lambda: "nodekey")
-    (ready,) = core.receive(0, Envelope(GW + "/r", GRID, pb.SpawnNode(
-        request=5, worldpath=ALPHA, gx=100, gy=100, gsize=200, role="guest")))
-    assert ready.message == pb.NodeReady(request=5, id=1, key="nodekey")
-    return core
+from tests.fakes import (
+    ALPHA,
+    FULL,
+    GRID,
+    GW,
+    NO_REFRESH,
+    Captured,
+    make_grid,
+    rows,
+    ticket,
+    update,
+)
 
 
 @pytest.fixture
 def grid():
     return make_grid()
-
-
-FULL = pb.AgentState(asset_file="character/v3/dummy/dummy.x", rx=9100, y=3672, rz=8600,
-                     facing=127)
-
-
-def ticket(jid: str, **changes) -> pb.Ticket:
-    """A ticket the gateway would have signed for ``jid`` and node 1."""
-    fields = {"user": jid.split("/")[0], "node_id": 1, "node_key": "nodekey",
-              "expires": 1e9, "gateway": GW, **changes}
-    return sign(DEV_TICKET_SECRET, **fields)
-
-
-def update(grid, now, sender, st=0, ct=1, data=None, **kw) -> pb.NormalUpdateReply | None:
-    kw.setdefault("ticket", ticket(sender))
-    msg = pb.NormalUpdate(sk="nodekey", id=1, st=st, ct=ct, **kw)
-    if data is not None:
-        msg.agent.data.CopyFrom(data)
-    out = grid.receive(now, Envelope(sender, GRID, msg))
-    return readable(out[0].message) if out else None  # as the client reads it
-
-
-def rows(reply):
-    return [(r.slot, r.delta, r.values) for r in read_table(readable(reply).agents, MAPS)]
 
 
 def undelta(steps):

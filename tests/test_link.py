@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 from twisted.words.xish import domish
 from tx_xmpp.test.helpers import XmlStreamStub
 
@@ -12,6 +12,7 @@ from jgsl.core.seal import Sealer, SealKeys
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope, decode, encode, parse
 from jgsl.xmpp.link import CoreHandler
+from tests.fakes import Captured
 
 
 class RecordingCore:
@@ -30,18 +31,6 @@ class RecordingCore:
             raise ZeroDivisionError("core bug")
         self.received.append((now, envelope))
         return [Envelope("gw.localhost", envelope.sender, pb.PingReply(csk="x"))]
-
-
-class Captured:
-    def __init__(self):
-        self.events = []
-
-    def __enter__(self):
-        globalLogPublisher.addObserver(self.events.append)
-        return self.events
-
-    def __exit__(self, *exc):
-        globalLogPublisher.removeObserver(self.events.append)
 
 
 KEYS = SealKeys.from_secrets(b"servers' secret", b"admins' secret")

@@ -33,29 +33,6 @@ def script(tmp_path, source: str, world=None, **files) -> Script:
     return Script("main", tmp_path, LIMITS, world)
 
 
-class Log:
-    """Captures twisted.logger events of the Lua runtime."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, event) -> None:
-        from twisted.logger import formatEvent
-        self.lines.append(formatEvent(event))
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
-@pytest.fixture
-def logged():
-    from twisted.logger import globalLogPublisher
-    log = Log()
-    globalLogPublisher.addObserver(log)
-    yield log
-    globalLogPublisher.removeObserver(log)
-
-
 # -- sandbox ---------------------------------------------------------------------------
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from jgsl.tap import LUA_DIR
+from tests.fakes import ALPHA, signed_in, start_world
 from tests.processes import Processes, wait_for
-from tests.test_persistence import ALPHA, signed_in, start_world
 
 pytestmark = pytest.mark.integration
 GUARD = "guard.1@grid1.localhost"

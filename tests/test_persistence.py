@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from jgsl.core.effects import AgentRecord
-from tests.processes import Processes, wait_for
+from tests.fakes import signed_in, start_world
+from tests.processes import wait_for
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -39,20 +40,6 @@ def users_file(path: Path, count: int, behaviour: str = "stand") -> Path:
             f'behaviour="{behaviour}" radius="5" speed="4"/></user>')
     path.write_text("<EmuDB><EmuUsers>" + "".join(rows) + "</EmuUsers></EmuDB>")
     return path
-
-
-def start_world(procs: Processes, tmp_path: Path, name: str, users: Path, *args: str) -> str:
-    port_file = tmp_path / f"{name}.port"
-    port_file.unlink(missing_ok=True)
-    procs.start(name, "--role", "world", "--listen", "tcp:0:interface=127.0.0.1",
-                "--port-file", str(port_file), "--emu-users", str(users),
-                "--update-interval", "0.5", "--request-timeout", "5", "--seed", "3", *args)
-    return wait_for(lambda: port_file.exists() and port_file.read_text().strip(),
-                    what="the router's port")
-
-
-def signed_in(procs: Processes, name: str, count: int) -> bool:
-    return procs.log(name).count(" signed-in: ") >= count
 
 
 def test_redis_killed_and_restarted_loses_nothing(tmp_path):

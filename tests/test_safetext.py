@@ -15,7 +15,7 @@ from jgsl.core.rules import CATCH_ALL, RuleSet
 from jgsl.core.safetext import Logger, escape, message_text_problem, text_problem
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
-from tests.test_link import Captured
+from tests.fakes import Captured
 
 EVIL = "worlds/\x00Alpha\u202eWorld\x1b[2J/"
 

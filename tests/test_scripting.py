@@ -15,8 +15,7 @@ from jgsl.wire import game_pb2
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 from jgsl.wire.messages import readable
-from tests.test_grid import ALPHA, FULL, GRID, GW, rows, ticket
-from tests.test_lua_runtime import logged  # noqa: F401  (fixture)
+from tests.fakes import ALPHA, FULL, GRID, GW, rows, ticket
 
 ALICE, BOB = "alice@emu.localhost", "bob@emu.localhost"  # agents are bare JIDs
 GUARD = "guard.1@grid1.localhost"

@@ -19,8 +19,7 @@ from jgsl.storage.writebehind import QueueState, WriteBehind
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Envelope
 from jgsl.xmpp.shutdown import GracefulService, Phase
-from tests.test_grid import FULL, GRID, GW, make_grid, ticket, update
-from tests.test_link import Captured
+from tests.fakes import FULL, GRID, GW, Captured, make_grid, ticket, update
 
 ALPHA = "worlds/MyWorlds/AlphaWorld/"
 
