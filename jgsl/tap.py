@@ -14,6 +14,7 @@ from jgsl.collector import FULL_INTERVAL, ScheduledCollector
 from jgsl.compiled import warn_if_stale
 from jgsl.config import ConfigError, WorldConfig, load_config
 from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, EventKind, State
+from jgsl.core.component import Quiet
 from jgsl.core.emu import EmuCore
 from jgsl.core.gateway import GatewayCore, GatewaySettings
 from jgsl.core.gridprocess import GridProcessCore
@@ -450,7 +451,7 @@ def _player(reactor, options, endpoint, maps) -> ComponentService:
                             tick_interval=options["tick"], dump=dump, factory=factory)
 
 
-class _PlayerCore:
+class _PlayerCore(Quiet):
     """A ClientCore as a link core: start when signed in to the XMPP server."""
 
     def __init__(self, client: ClientCore) -> None:
@@ -510,7 +511,7 @@ def _reload_on_sigusr1(reactor, top) -> None:
     def reload_all() -> None:
         for service in top:
             handler = getattr(service, "handler", None)
-            if handler is not None and (handler.reloader or hasattr(handler.core, "reload")):
+            if handler is not None:
                 handler.reload()
 
     signal.signal(signal.SIGUSR1, lambda signum, frame: reactor.callFromThread(reload_all))

@@ -7,6 +7,7 @@ from twisted.logger import LogLevel
 from twisted.words.xish import domish
 from tx_xmpp.test.helpers import XmlStreamStub
 
+from jgsl.core.component import Quiet
 from jgsl.core.flood import FloodGate
 from jgsl.core.seal import Sealer, SealKeys
 from jgsl.wire import jgsl_pb2 as pb
@@ -15,7 +16,7 @@ from jgsl.xmpp.link import CoreHandler
 from tests.fakes import Captured
 
 
-class RecordingCore:
+class RecordingCore(Quiet):
     def __init__(self, fail: bool = False) -> None:
         self.received: list[tuple[float, Envelope]] = []
         self.fail = fail

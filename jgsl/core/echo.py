@@ -11,6 +11,7 @@ with one update in flight each, with no game logic anywhere.
 
 from __future__ import annotations
 
+from jgsl.core.component import Quiet
 from jgsl.core.jids import bare
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Chat, Envelope
@@ -27,7 +28,7 @@ def jgsl_payload(chars: int) -> pb.GameMessage:
     return message
 
 
-class EchoCore:
+class EchoCore(Quiet):
     """Bounces every chat message and game message back to its sender."""
 
     def __init__(self, jid: str) -> None:
@@ -45,7 +46,7 @@ class EchoCore:
         return []
 
 
-class DriverCore:
+class DriverCore(Quiet):
     """N senders with one message in flight each; round-trip times recorded."""
 
     def __init__(self, component: str, echo: str, senders: int, size: int,

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 
 from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, State
+from jgsl.core.component import Quiet
 from jgsl.core.droplog import DropLog
 from jgsl.core.jids import bare
 from jgsl.core.safetext import Logger
@@ -117,7 +118,7 @@ def gateway_for(user: EmuUser, default: str) -> str:
     return user.server if "@" in user.server or "." in user.server else default
 
 
-class EmuCore:
+class EmuCore(Quiet):
     def __init__(self, component: str, users: list[EmuUser], gateway: str,
                  settings: ClientSettings | None = None, *, seed: int | None = None,
                  on_event: Callable[[str, Event], None] = lambda user, event: None,

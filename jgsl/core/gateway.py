@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
 
+from jgsl.core.component import Quiet
 from jgsl.core.droplog import DropLog
 from jgsl.core.effects import (
     AgentRecord,
@@ -162,7 +163,7 @@ class _Grid:
     pinged_at: float = 0.0
 
 
-class GatewayCore:
+class GatewayCore(Quiet):
     def __init__(
         self,
         jid: str,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from jgsl.core.agent import Agent, AgentMode
+from jgsl.core.component import Quiet
 from jgsl.core.droplog import DropLog
 from jgsl.core.effects import LOG_KINDS, LoadKey, LoadNode, NodeLogs, SaveAgent, SaveEdit
 from jgsl.core.fields import (
@@ -65,7 +66,7 @@ class RegionScripts(Protocol):
 _NODE_MESSAGES = frozenset({pb.NormalUpdate, pb.ObserverUpdate, pb.Logout})
 
 
-class GridProcessCore:
+class GridProcessCore(Quiet):
     """All the grid nodes of one grid process (one XMPP component).
 
     With ``persist`` set, store requests go to ``effects`` (run by the link): agents are

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 from jgsl.core.client import ClientSettings, Event, EventKind, State
+from jgsl.core.component import Quiet
 from jgsl.core.emu import EmuCore
 from jgsl.emudb import EmuUser
 from jgsl.wire.codec import Envelope
@@ -155,7 +156,7 @@ def generated_users(settings: LoadSettings) -> list[EmuUser]:
     return users
 
 
-class LoadCore:
+class LoadCore(Quiet):
     """Generated users behind one component, started one by one over the ramp."""
 
     def __init__(self, component: str, gateway: str, settings: LoadSettings,

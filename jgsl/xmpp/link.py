@@ -8,7 +8,6 @@ dropped with a log line, never queued without bound.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
@@ -17,6 +16,7 @@ from twisted.internet.task import LoopingCall
 from twisted.words.protocols.jabber import component
 from tx_xmpp.subprotocols import StreamManager, XMPPHandler
 
+from jgsl.core.component import Core
 from jgsl.core.droplog import DropLog
 from jgsl.core.flood import FloodGate
 from jgsl.core.jids import bare
@@ -36,16 +36,6 @@ from jgsl.wire.codec import (
 from jgsl.wire.messages import describe, type_name, type_of
 
 log = Logger(namespace="jgsl.link")
-
-
-class Core(Protocol):
-    """What a link drives: a gateway, grid process or emulated-users core."""
-
-    def connected(self, now: float) -> list[Envelope]: ...
-    def tick(self, now: float) -> list[Envelope]: ...
-    def receive(self, now: float, envelope: Envelope) -> list[Envelope]: ...
-    # Optional: ``disconnected(now)`` when the link went down, ``stop(now)``, ``reload``,
-    # ``effects`` with ``effect_done`` / ``effect_failed``.
 
 
 class MessageDump:
@@ -106,9 +96,7 @@ class CoreHandler(XMPPHandler):
     def connectionLost(self, reason) -> None:
         if self.ready:
             log.warn("component link lost: {reason}", reason=reason.getErrorMessage())
-            disconnected = getattr(self.core, "disconnected", None)
-            if disconnected is not None:  # e.g. the gateway judges no grid meanwhile
-                self._run(disconnected)
+            self._run(self.core.disconnected)  # e.g. the gateway judges no grid meanwhile
         self.ready = False
 
     def _on_iq(self, stanza) -> None:
@@ -191,18 +179,14 @@ class CoreHandler(XMPPHandler):
 
     def republish(self) -> None:
         """The store lost data (a Redis restarted empty): the core writes back what it holds."""
-        if hasattr(self.core, "republish"):
-            self._run(self.core.republish)
+        self._run(self.core.republish)
 
     def reload(self, reply_to: Envelope | None = None) -> None:
         """Reload the core's scripts (SIGUSR1 or an admin's ADMIN_RELOAD); all or none."""
-        reload = self.reloader or getattr(self.core, "reload", None)
+        reload = self.reloader or self.core.reload
 
         def step(now: float) -> list[Envelope]:
-            if reload is None:
-                errors, count, out = ["this component runs no scripts"], 0, []
-            else:
-                errors, count, out = reload(now)
+            errors, count, out = reload(now)
             if not errors:
                 log.info("scripts reloaded: {count} changed", count=count)
             if reply_to is not None:
@@ -220,7 +204,7 @@ class CoreHandler(XMPPHandler):
             log.failure("core failed; the message was dropped")
             return
         self.send_all(now, out)
-        effects = getattr(self.core, "effects", None)
+        effects = self.core.effects
         if effects and self.store is not None:
             pending, effects[:] = list(effects), []
             for effect in pending:
@@ -327,9 +311,7 @@ class ComponentService(Service):
         self._core_stopped = True
         if self._ticker.running:
             self._ticker.stop()
-        stop = getattr(self.core, "stop", None)
-        if stop is not None:
-            self.handler._run(stop)  # also hands its store requests to the store
+        self.handler._run(self.core.stop)  # also hands its store requests to the store
 
     _core_stopped = False
 
