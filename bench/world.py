@@ -39,7 +39,7 @@ from jgsl.core.client import ClientSettings
 from jgsl.core.gateway import GatewayCore
 from jgsl.core.gridprocess import GridProcessCore
 from jgsl.core.load import LoadCore, LoadSettings, Recorder
-from jgsl.tap import CONFIG_DIR, gateway_settings, grid_settings, string_maps
+from jgsl.tap import CONFIG_DIR
 from jgsl.wire.codec import decode, encode, parse
 
 RESULTS = Path(__file__).parent / "results"
@@ -61,9 +61,9 @@ def run(users: int, seconds: float, counted: bool = False,
     gateway, grid, load = "gateway.localhost", "grid1.localhost", "load.localhost"
     recorder = Recorder()
     cores = {
-        gateway: GatewayCore(gateway, world.rules, gateway_settings(world), start=0.0),
-        grid: GridProcessCore(grid, [gateway], grid_settings(world), start=0.0,
-                              maps=string_maps(world)),
+        gateway: GatewayCore(gateway, world.rules, world.gateway_settings(), start=0.0),
+        grid: GridProcessCore(grid, [gateway], world.grid_settings(), start=0.0,
+                              maps=world.string_maps()),
         load: LoadCore(load, gateway, LoadSettings(users=users, ramp=1.0, stagger=20,
                                                    radius=max(80, users ** 0.5 * 8)),
                        ClientSettings(update_interval=0.05, request_timeout=10, corners=False,

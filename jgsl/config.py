@@ -14,11 +14,14 @@ See docs/configuration.md.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from xml.parsers import expat
 
+from jgsl.core.gateway import GatewaySettings
+from jgsl.core.node import GridSettings
 from jgsl.core.rules import CATCH_ALL, Rule, RuleSet
+from jgsl.core.stringmaps import StringMap, default_maps
 
 ROLES = ("guest", "friend", "administrator")
 _RULE_PATH = ("JGSL", "GridServer", "GridNodeRules", "rule")
@@ -177,6 +180,37 @@ class WorldConfig:
     xmpp: dict[str, str] = field(default_factory=dict)
     #: /JGSL/Admin jid: who may shut a gateway or grid process down (ADMIN_SHUTDOWN).
     admins: tuple[str, ...] = ()
+
+    def grid_settings(self, **overrides) -> GridSettings:
+        """GridSettings from NodeSettings and FieldRefreshRate (and ``overrides``)."""
+        names = {f.name for f in fields(GridSettings)}
+        values = {name: value for name, value in self.node.items() if name in names}
+        values["sense_radius"] = values.get("sense_radius") or None  # 0: every agent
+        refresh = dict(GridSettings().refresh)
+        refresh.update(self.refresh)
+        return GridSettings(**{**values, "refresh": refresh, **overrides})
+
+    def gateway_settings(self, role_hook=None, **overrides) -> GatewaySettings:
+        """GatewaySettings from GatewayServer and NodeSettings (and ``overrides``)."""
+        values = {name: self.gateway[attribute] for attribute, name in _GATEWAY_SETTINGS
+                  if attribute in self.gateway}
+        return GatewaySettings(max_users=int(self.node.get("max_users", 500)),
+                               user_filter=self.user_filter, role_hook=role_hook,
+                               **{**values, **overrides})
+
+    def string_maps(self) -> dict[str, StringMap]:
+        """The built-in string maps with the config's strings appended."""
+        maps = default_maps()
+        for name, strings in self.strings.items():
+            maps[name].extend(strings)
+        return maps
+
+
+#: GatewayServer attributes and the GatewaySettings they set.
+_GATEWAY_SETTINGS = (("ServerVersion", "server_version"), ("ClientVersion", "client_version"),
+                     ("MinClientVersion", "min_client_version"),
+                     ("recycle_delay", "recycle_delay"), ("ticket_lifetime", "ticket_lifetime"),
+                     ("grid_dead_after", "grid_dead_after"), ("spawn_timeout", "spawn_timeout"))
 
 
 def _numbers(attrs: dict[str, str], allowed: dict[str, tuple[type, float, float]],

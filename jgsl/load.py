@@ -44,9 +44,6 @@ from jgsl.tap import (
     CONFIG_DIR,
     DEV_SECRET,
     SECRET_ENV,
-    gateway_settings,
-    grid_settings,
-    string_maps,
 )
 from jgsl.xmpp.link import ComponentService
 from jgsl.xmpp.router import RouterService
@@ -188,11 +185,11 @@ def run(reactor, args: argparse.Namespace):
         world = load_config(args.config)
         now = reactor.seconds()
         for jid, core in (
-            (args.gateway, GatewayCore(args.gateway, world.rules, gateway_settings(world),
+            (args.gateway, GatewayCore(args.gateway, world.rules, world.gateway_settings(),
                                        start=now)),
             (f"grid1.{args.domain}", GridProcessCore(f"grid1.{args.domain}", [args.gateway],
-                                                     grid_settings(world), start=now,
-                                                     maps=string_maps(world))),
+                                                     world.grid_settings(), start=now,
+                                                     maps=world.string_maps())),
         ):
             services.append(ComponentService(reactor, jid, secret, endpoint, core))
     else:

@@ -13,15 +13,12 @@ from twisted.python.reflect import namedAny
 from jgsl.collector import FULL_INTERVAL, ScheduledCollector
 from jgsl.compiled import warn_if_stale
 from jgsl.config import ConfigError, WorldConfig, load_config
-from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, EventKind, State
-from jgsl.core.component import Quiet
+from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, EventKind
 from jgsl.core.emu import EmuCore
-from jgsl.core.gateway import GatewayCore, GatewaySettings
+from jgsl.core.gateway import GatewayCore
 from jgsl.core.gridprocess import GridProcessCore
-from jgsl.core.node import GridSettings
 from jgsl.core.safetext import Logger
 from jgsl.core.seal import MAX_SKEW, Sealer, SealKeys
-from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET
 from jgsl.emudb import EmuUser, load_users
 from jgsl.storage.store import EffectRunner, Store
@@ -261,43 +258,6 @@ def _log_event(user: str, event: Event) -> None:
                  peer=event.jid, text=event.text)
 
 
-def grid_settings(config: WorldConfig) -> GridSettings:
-    """GridSettings from the config's NodeSettings and FieldRefreshRate."""
-    settings = GridSettings()
-    for name, value in config.node.items():
-        if hasattr(settings, name):
-            setattr(settings, name, value)
-    if not settings.sense_radius:
-        settings.sense_radius = None  # 0 or absent: every agent of the node
-    settings.refresh.update(config.refresh)
-    return settings
-
-
-def gateway_settings(config: WorldConfig, role_hook=None) -> GatewaySettings:
-    """GatewaySettings from the config's GatewayServer and NodeSettings."""
-    g = config.gateway
-    settings = GatewaySettings(max_users=int(config.node.get("max_users", 500)),
-                               user_filter=config.user_filter, role_hook=role_hook)
-    for attribute, name in (("ServerVersion", "server_version"),
-                            ("ClientVersion", "client_version"),
-                            ("MinClientVersion", "min_client_version"),
-                            ("recycle_delay", "recycle_delay"),
-                            ("ticket_lifetime", "ticket_lifetime"),
-                            ("grid_dead_after", "grid_dead_after"),
-                            ("spawn_timeout", "spawn_timeout")):
-        if attribute in g:
-            setattr(settings, name, g[attribute])
-    return settings
-
-
-def string_maps(config: WorldConfig) -> dict[str, StringMap]:
-    """The built-in string maps with the config's strings appended."""
-    maps = default_maps()
-    for field, strings in config.strings.items():
-        maps[field].extend(strings)
-    return maps
-
-
 def _redis(options):
     """One txredisapi connection per process, shared by allocation and the store."""
     if options.get("redis-connection") is None:
@@ -386,11 +346,11 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection,
         return
     server_dump = "server" if options["dump-server-msg"] else None
     world: WorldConfig = options["world-config"]
-    maps = string_maps(world)
+    maps = world.string_maps()
     if role in ("gateway", "world"):
         name = (options["name"] if role == "gateway" else None) or options["gateway"]
         login = _login_script(options)
-        settings = gateway_settings(world, options["role-hook"] or login)
+        settings = world.gateway_settings(options["role-hook"] or login)
         allocation = _allocation_store(options, reactor)
         core = GatewayCore(name, world.rules, settings, start=now,
                            ticket_secret=options["ticket-secret"],
@@ -404,8 +364,7 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection,
             store.on_lost.append(service.handler.republish)
     if role in ("grid", "world"):
         name = (options["name"] if role == "grid" else None) or f"grid1.{domain}"
-        settings = grid_settings(world)
-        settings.max_clock_skew = options["max-clock-skew"]
+        settings = world.grid_settings(max_clock_skew=options["max-clock-skew"])
         core = GridProcessCore(name, options["gateways"], settings, start=now,
                                trusted=world.trusted,
                                maps=maps, ticket_secret=options["ticket-secret"],
@@ -434,7 +393,7 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection,
 
 def _player(reactor, options, endpoint, maps) -> ComponentService:
     """One real player over c2s: signs in with SASL after STARTTLS and walks the world."""
-    from jgsl.xmpp.player import player_factory
+    from jgsl.xmpp.player import PlayerCore, player_factory
 
     account = options["jid"]
     x, y, z = options["at"]
@@ -444,32 +403,11 @@ def _player(reactor, options, endpoint, maps) -> ComponentService:
                                      request_timeout=options["request-timeout"],
                                      report_moves=1.0),
                       on_event=lambda event: _log_event(account, event), maps=maps)
-    player = _PlayerCore(core)
+    player = PlayerCore(core)
     factory = player_factory(account, options["password"], options["ca"])
     dump = MessageDump("client") if options["dump-client-msg"] else None
     return ComponentService(reactor, account, "", endpoint, player,
                             tick_interval=options["tick"], dump=dump, factory=factory)
-
-
-class _PlayerCore(Quiet):
-    """A ClientCore as a link core: start when signed in to the XMPP server."""
-
-    def __init__(self, client: ClientCore) -> None:
-        self.client = client
-
-    def connected(self, now: float):
-        if self.client.state is State.IDLE:
-            return self.client.start(now)
-        return self.client.resend(now)  # signed in again after an outage
-
-    def tick(self, now: float):
-        return self.client.tick(now)
-
-    def receive(self, now: float, envelope):
-        return self.client.receive(now, envelope)
-
-    def stop(self, now: float):
-        return self.client.stop(now)
 
 
 def makeService(options: Options, reactor=None) -> GracefulService:

@@ -25,9 +25,8 @@ NO_REFRESH = {}
 
 
 def make_grid(**overrides) -> GridProcessCore:
-    settings = GridSettings(agent_timeout=20, hello_interval=2, refresh=NO_REFRESH)
-    for name, value in overrides.items():
-        setattr(settings, name, value)
+    settings = GridSettings(**{"agent_timeout": 20, "hello_interval": 2,
+                               "refresh": NO_REFRESH, **overrides})
     core = GridProcessCore(GRID, [GW], settings, key_factory=lambda: "nodekey")
     (ready,) = core.receive(0, Envelope(GW + "/r", GRID, pb.SpawnNode(
         request=5, worldpath=ALPHA, gx=100, gy=100, gsize=200, role="guest")))

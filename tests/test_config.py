@@ -125,18 +125,17 @@ def test_new_sections():
 
 def test_new_sections_reach_the_grid_and_the_maps():
     from jgsl.config import parse_config
-    from jgsl.tap import grid_settings, string_maps
 
     config = parse_config(NEW_SECTIONS, "c.xml")
-    settings = grid_settings(config)
+    settings = config.grid_settings()
     assert (settings.sense_radius, settings.max_reply_bytes, settings.agent_timeout) == (
         25.5, 4096, 12.0)
     assert settings.refresh["asset_file"] == 7 and settings.refresh["rx"] == 0
     assert settings.refresh["y"] == 5  # the original rate where the file says nothing
-    maps = string_maps(config)
+    maps = config.string_maps()
     assert maps["asset_file"].id_of("custom/two.x") == 7  # after the 5 built-in assets
     assert maps["anim"].id_of("custom/dance.x") == 28
-    assert grid_settings(parse_config(b"<JGSL/>", "x")).sense_radius is None
+    assert parse_config(b"<JGSL/>", "x").grid_settings().sense_radius is None
 
 
 @pytest.mark.parametrize(
@@ -167,7 +166,6 @@ def test_bad_new_sections(xml, message):
 
 def test_gateway_section_and_trusted_gateways():
     from jgsl.config import parse_config
-    from jgsl.tap import gateway_settings
 
     config = parse_config(
         b'<JGSL><GridServer><TrustedGateway jid="gw2.example"/>'
@@ -176,7 +174,7 @@ def test_gateway_section_and_trusted_gateways():
         b'MinClientVersion="2" recycle_delay="90" ticket_lifetime="30"/></JGSL>', "g.xml")
     assert config.trusted == ("gw2.example", "gw3.example")
     assert config.user_filter.search("player12") and not config.user_filter.search("bot")
-    settings = gateway_settings(config)
+    settings = config.gateway_settings()
     assert (settings.server_version, settings.client_version, settings.min_client_version,
             settings.recycle_delay, settings.ticket_lifetime) == (2, 3, 2, 90.0, 30.0)
     # The original file's <GatewayServer nidfilter=".*"> lets everybody in.

@@ -48,7 +48,7 @@ log = Logger(namespace="jgsl.gateway")
 RoleHook = Callable[[str, str, str], str | None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class GatewaySettings:
     #: Seconds between look-ups of a node another gateway is spawning.
     lookup_interval: float = 0.25

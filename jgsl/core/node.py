@@ -43,7 +43,7 @@ HISTORY = {"asset_file": 5, "rx": 2, "y": 2, "rz": 2, "facing": 2, "ccs": 5, "an
 REFRESH = {"asset_file": 10, "rx": 5, "y": 5, "rz": 5, "facing": 5, "ccs": 10, "anim": 10,
            "nickname": 10, "scaling": 10}
 
-@dataclass
+@dataclass(frozen=True)
 class GridSettings:
     #: Inactive agents are removed after this many seconds (original ClientTimeOut).
     agent_timeout: float = 20.0
