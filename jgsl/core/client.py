@@ -1,11 +1,12 @@
 """The JGSL client: gateway ping and login, then updates to the grid nodes around the player.
 
-Each tick samples the player's position and four corners at the sense radius (original
+Each tick samples the player's position and four corners ``corner_offset`` away (original
 §7.4): the node under the centre gets CS_NormalUpdate, nodes under corners get
 CS_ObserverUpdate (so agents just over a border are seen), points no known node covers get a
 CS_Login, and nodes no longer touched get CS_Logout. Each node has at most one request in
-flight, retried once after a timeout and then dropped as dead. Agents are merged across nodes
-by JID, with a short grace before "user leave", so an agent moving between nodes shows no gap.
+flight, retried once after a timeout (from measured round trips) and then dropped. Agents are
+merged across nodes by JID, with a short grace before "user leave", so an agent moving
+between nodes shows no gap.
 
 Sans-IO: L{ClientCore.start}, L{ClientCore.tick} and L{ClientCore.receive} take ``now``
 and return envelopes to send; what happens is reported as L{Event}s to ``on_event``.
@@ -115,8 +116,9 @@ class ClientSettings:
     agent_timeout: float = 20.0
     #: Delay before trying again after a refused login.
     retry_delay: float = 5.0
-    #: World units from the player to the four corner points (original sense_radius).
-    sense_radius: float = 30.0
+    #: World units from the player to the four corner points, in x and in z (the
+    #: original's client called it sense_radius; it is not the grid's interest radius).
+    corner_offset: float = 30.0
     #: Watch neighbouring nodes through the corner points (the original's emulated users
     #: used only the centre).
     corners: bool = True
@@ -157,10 +159,9 @@ class RemoteAgent:
     values: dict[str, object] = field(default_factory=dict)
 
     def position(self, region: Region | None = None) -> tuple[float, float, float]:
-        ox, oz = (region or self.region or Region("")).origin
         v = self.values
-        return (ox + decode_position(v.get("rx", 0)), decode_position(v.get("y", 0)),
-                oz + decode_position(v.get("rz", 0)))
+        x, z = (region or self.region or Region("")).to_world(v.get("rx", 0), v.get("rz", 0))
+        return (x, decode_position(v.get("y", 0)), z)
 
     @property
     def facing(self) -> float:
@@ -194,12 +195,9 @@ class GridProxy:
     use: str = ""
     #: ``jid`` without a resource: what a reply's sender must be (every reply asks).
     bare_jid: str = field(init=False)
-    #: ``region.origin``, which every update needs.
-    origin: tuple[float, float] = field(init=False)
 
     def __post_init__(self) -> None:
         self.bare_jid = bare(self.jid)
-        self.origin = self.region.origin
 
 
 class ClientCore:
@@ -377,7 +375,7 @@ class ClientCore:
         return [self._to(self.gateway, pb.Ping(csk=self.csk, worldpath=self.worldpath))]
 
     def _points(self) -> list[tuple[float, float, bool]]:
-        a, r = self.avatar, self.settings.sense_radius
+        a, r = self.avatar, self.settings.corner_offset
         points = [(a.x, a.z, True)]
         if self.settings.corners:
             points += [(a.x + dx, a.z + dz, False)
@@ -446,7 +444,7 @@ class ClientCore:
         """Ask the gateway which node serves (x, z): one login in flight at a time."""
         if self.state not in (State.LOGGING_IN, State.UPDATING) or self._login is not None:
             return []
-        r = self.settings.sense_radius
+        r = self.settings.corner_offset
         if any(abs(x - rx) <= r and abs(z - rz) <= r for _, rx, rz in self._refused):
             return []
         self._login = (now, x, z)
@@ -770,11 +768,10 @@ class ClientCore:
     def _own_state(self, proxy: GridProxy) -> dict[str, object]:
         """Our fields as the node sees them (AgentState field -> value)."""
         a = self.avatar
-        ox, oz = proxy.origin
+        rx, rz = proxy.region.to_local(a.x, a.z)
         if a.facing != self._facing[0]:  # (walking straight on: the same byte every update)
             self._facing = (a.facing, encode_facing(a.facing))
-        state = {"rx": encode_position(a.x - ox), "y": encode_position(a.y),
-                 "rz": encode_position(a.z - oz), "facing": self._facing[1]}
+        state = {"rx": rx, "y": encode_position(a.y), "rz": rz, "facing": self._facing[1]}
         if a.asset_file:
             state["asset_file"] = a.asset_file
         if a.nickname:

@@ -23,7 +23,6 @@ from jgsl.core.fields import (
     NUMERIC,
     POSITION_QUANTUM,
     decode_position,
-    encode_position,
     valid_coordinate,
 )
 from jgsl.core.interest import InterestIndex
@@ -140,11 +139,11 @@ class GridNode:
         rx, rz = agent.value("rx"), agent.value("rz")
         if agent.mode is not AgentMode.AGENT or agent.npc or rx is None or rz is None:
             return None
-        ox, oz = self.region.origin
+        x, z = self.region.to_world(rx, rz)
         facing = agent.value("facing")
         return AgentRecord(
-            x=ox + decode_position(rx), y=decode_position(agent.value("y") or 0),
-            z=oz + decode_position(rz), facing=127 if facing is None else facing,
+            x=x, y=decode_position(agent.value("y") or 0),
+            z=z, facing=127 if facing is None else facing,
             asset_file=agent.value("asset_file") or "", nickname=agent.value("nickname") or "",
             ccs=agent.value("ccs") or "", anim=agent.value("anim") or "",
             scaling=agent.value("scaling") or 0)
@@ -182,8 +181,7 @@ class GridNode:
         self.frame += 1
         if msg.HasField("x") and msg.HasField("z") and valid_coordinate(msg.x) \
                 and valid_coordinate(msg.z):
-            ox, oz = self.region.origin
-            agent.pos = (encode_position(msg.x - ox), encode_position(msg.z - oz))
+            agent.pos = self.region.to_local(msg.x, msg.z)
         return self._reply(agent, msg.st, msg.recover, others=True, edits=False)
 
     def logout(self, sender: str) -> Agent | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from jgsl.core.fields import decode_position, encode_position
 from jgsl.wire import jgsl_pb2 as pb
 
 
@@ -20,16 +21,27 @@ class Region:
     gx: int = 0
     gy: int = 0
     size: float | None = None
+    #: World x, z of the tile's corner (0, 0 for a whole world): positions on the wire are
+    #: relative to it. Kept, as every update asks.
+    origin: tuple[float, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        origin = (0.0, 0.0) if self.size is None else (self.gx * self.size, self.gy * self.size)
+        object.__setattr__(self, "origin", origin)
 
     @classmethod
     def tile_at(cls, worldpath: str, x: float, z: float, size: float) -> Region:
         return cls(worldpath, math.floor(x / size), math.floor(z / size), size)
 
-    @property
-    def origin(self) -> tuple[float, float]:
-        if self.size is None:
-            return (0.0, 0.0)
-        return (self.gx * self.size, self.gy * self.size)
+    def to_local(self, x: float, z: float) -> tuple[int, int]:
+        """World x, z -> the node-relative, quantized (rx, rz) of the wire."""
+        ox, oz = self.origin
+        return encode_position(x - ox), encode_position(z - oz)
+
+    def to_world(self, rx: int, rz: int) -> tuple[float, float]:
+        """The wire's (rx, rz) -> world x, z."""
+        ox, oz = self.origin
+        return ox + decode_position(rx), oz + decode_position(rz)
 
     def contains(self, worldpath: str, x: float, z: float) -> bool:
         if worldpath != self.worldpath:

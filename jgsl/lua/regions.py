@@ -121,11 +121,10 @@ class RegionLogic:
         rx, rz = agent.value("rx"), agent.value("rz")
         if rx is None or rz is None or not agent.is_agent:
             return None
-        ox, oz = self.node.region.origin
+        x, z = self.node.region.to_world(rx, rz)
         facing = agent.value("facing")
         view = {"jid": agent.jid, "npc": agent.npc, "role": agent.role,
-                "x": ox + decode_position(rx), "y": decode_position(agent.value("y") or 0),
-                "z": oz + decode_position(rz),
+                "x": x, "y": decode_position(agent.value("y") or 0), "z": z,
                 "facing": 0.0 if facing is None else decode_facing(facing)}
         for name, field in (("asset", "asset_file"), ("nickname", "nickname"),
                             ("anim", "anim")):
@@ -276,13 +275,13 @@ class RegionLogic:
 
     def _state(self, fields: dict) -> pb.AgentState:
         """Script fields (world units, radians) as the node's encoded agent state."""
-        ox, oz = self.node.region.origin
+        region = self.node.region
         state = pb.AgentState()
         for name, value in fields.items():
             if name == "x":
-                state.rx = encode_position(value - ox)
+                state.rx = region.to_local(value, region.origin[1])[0]
             elif name == "z":
-                state.rz = encode_position(value - oz)
+                state.rz = region.to_local(region.origin[0], value)[1]
             elif name == "y":
                 state.y = encode_position(value)
             elif name == "facing":
