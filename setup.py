@@ -1,8 +1,9 @@
-"""Build: metadata is in setup.cfg; this file only adds the optional compiled reply loop.
+"""Build: metadata is in setup.cfg; this file only adds the optional compiled modules.
 
-jgsl/core/rowloop.py is Cython pure-Python mode: compiled here when Cython and a C compiler
-are available, imported as plain Python otherwise (slower, same behaviour), so a machine
-without a compiler still installs and runs JGSL.
+The grid's reply loop and table writer (jgsl/core/rowloop.py, jgsl/core/agenttable.py) are
+Cython pure-Python mode: compiled here when Cython and a C compiler are available, imported
+as plain Python otherwise (slower, same behaviour), so a machine without a compiler still
+installs and runs JGSL.
 """
 
 from setuptools import setup

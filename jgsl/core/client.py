@@ -201,6 +201,15 @@ class GridProxy:
 
 
 class ClientCore:
+    """One player's side of JGSL: the gateway session, the grid nodes around the player and
+    the agents they show.
+
+    ``start`` pings the gateway; every ``tick`` runs the neighbour rule (update, observe,
+    log in, log out) and the timeouts; ``receive`` applies replies. The session's states are
+    L{State} with L{TRANSITIONS}; each node is a L{GridProxy}; what happens goes to
+    ``on_event``. Used by real players (jgsl.xmpp.player), emulated users and the load runner.
+    """
+
     def __init__(self, jid: str, gateway: str, worldpath: str, avatar: Avatar,
                  settings: ClientSettings | None = None, *,
                  on_event: Callable[[Event], None] = lambda e: None,

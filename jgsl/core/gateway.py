@@ -164,6 +164,14 @@ class _Grid:
 
 
 class GatewayCore(Quiet):
+    """The gateway of one XMPP component: logins routed to the node of their region.
+
+    It knows grid processes by their sealed heartbeats, spawns nodes on the least-loaded one
+    (after a won claim, when several gateways share a store), counts each node's distinct
+    users, refuses with reasons, recycles idle nodes, and watches grid processes for death
+    (docs/gateway.md draws both state machines).
+    """
+
     def __init__(
         self,
         jid: str,
@@ -183,8 +191,9 @@ class GatewayCore(Quiet):
         #: A store holds users' saved agents: a ping naming a world is answered with the
         #: user's saved state there (looked up through a LoadAgent effect).
         self.persist = persist
-        #: Store requests for the adapter to run (only when shared); results come back
-        #: through L{effect_done} / L{effect_failed}.
+        #: Store requests for the adapter to run: allocation steps when shared, saved-agent
+        #: look-ups when persisting; results come back through L{effect_done} /
+        #: L{effect_failed}.
         self.effects: list[Effect | LoadAgent] = []
         self.jid = jid
         self.rules = rules

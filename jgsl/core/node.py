@@ -78,6 +78,11 @@ _NO_FLAGS = array("B")
 
 
 class GridNode:
+    """One region's simulation: its agents (players, observers from neighbouring regions,
+    NPCs), their fields stamped with the node's frames, the creation and environment logs,
+    and each viewer's reply built against what its echoed frame acknowledged
+    (docs/protocol.md, "Deltas and acknowledgements")."""
+
     def __init__(self, node_id: int, key: str, region: Region, role: str, max_users: int,
                  settings: GridSettings, maps: dict[str, StringMap] | None = None,
                  instance: int = 0) -> None:

@@ -64,6 +64,10 @@ class Parked:
 
 
 class Script:
+    """One Lua module in its own sandboxed VM (jgsl.lua.sandbox): its hooks called with
+    limits, its coroutines scheduled, its host calls turned into outbox commands, and its
+    ``state`` handed on at a reload."""
+
     def __init__(self, module: str, root: Path, limits: Limits | None = None,
                  world: WorldView | None = None, sources: Sources | None = None) -> None:
         self.module = module
