@@ -1,6 +1,6 @@
 """Build: metadata is in setup.cfg; this file only adds the optional compiled modules.
 
-The grid's reply loop and table writer (jgsl/core/rowloop.py, jgsl/core/agenttable.py) are
+The grid's reply loop and table writer (jgsl/core/reply/rowloop.py and agenttable.py) are
 Cython pure-Python mode: compiled here when Cython and a C compiler are available, imported
 as plain Python otherwise (slower, same behaviour), so a machine without a compiler still
 installs and runs JGSL.
@@ -9,7 +9,7 @@ installs and runs JGSL.
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-COMPILED = ["jgsl/core/rowloop.py", "jgsl/core/agenttable.py"]
+COMPILED = ["jgsl/core/reply/rowloop.py", "jgsl/core/reply/agenttable.py"]
 
 
 class OptionalBuildExt(build_ext):

@@ -1,7 +1,7 @@
 """Which of the compiled modules are stale, checked where a program starts.
 
 Some core modules are compiled by setup.py (Cython pure-Python mode, see
-L{jgsl.core.rowloop}); a compiled module sits beside its source and is imported instead of
+L{jgsl.core.reply.rowloop}); a compiled module sits beside its source and is imported instead of
 it, so one left over from before an edit runs old code. ``twistd jgsl`` and ``jgsl-load``
 warn then (not the import of the cores: a library import should not look at files).
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from twisted.logger import Logger
 
-CORE = Path(__file__).resolve().parent / "core"
+CORE = Path(__file__).resolve().parent / "core" / "reply"
 log = Logger(namespace="jgsl")
 
 

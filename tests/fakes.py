@@ -7,9 +7,9 @@ from pathlib import Path
 
 from twisted.logger import formatEvent, globalLogPublisher
 
-from jgsl.core.agenttable import read_table
 from jgsl.core.gridprocess import GridProcessCore
 from jgsl.core.node import GridSettings
+from jgsl.core.reply.agenttable import read_table
 from jgsl.core.stringmaps import default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET, sign
 from jgsl.wire import jgsl_pb2 as pb

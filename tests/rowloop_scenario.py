@@ -1,7 +1,7 @@
 """A busy grid node driven by a seeded random script, for comparing the compiled reply loop
 with the same source run as plain Python (tests/test_rowloop.py).
 
-``python -m tests.rowloop_scenario --pure SEED...`` imports jgsl.core.rowloop from its .py
+``python -m tests.rowloop_scenario --pure SEED...`` imports jgsl.core.reply.rowloop from its .py
 source even where the compiled module sits beside it, and prints the replies.
 """
 
@@ -65,12 +65,12 @@ def replies(seed: int) -> list[str]:
 
 
 def _import_pure_rowloop() -> None:
-    """Make ``import jgsl.core.rowloop`` load the .py source, not the compiled module."""
-    path = Path(__file__).resolve().parent.parent / "jgsl" / "core" / "rowloop.py"
-    loader = importlib.machinery.SourceFileLoader("jgsl.core.rowloop", str(path))
-    spec = importlib.util.spec_from_file_location("jgsl.core.rowloop", path, loader=loader)
+    """Make ``import jgsl.core.reply.rowloop`` load the .py source, not the compiled module."""
+    path = Path(__file__).resolve().parent.parent / "jgsl" / "core" / "reply" / "rowloop.py"
+    loader = importlib.machinery.SourceFileLoader("jgsl.core.reply.rowloop", str(path))
+    spec = importlib.util.spec_from_file_location("jgsl.core.reply.rowloop", path, loader=loader)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["jgsl.core.rowloop"] = module
+    sys.modules["jgsl.core.reply.rowloop"] = module
     loader.exec_module(module)
     assert not module.COMPILED
 

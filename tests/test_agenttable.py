@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jgsl.core.agenttable import TableError, TableWriter, read_table, wrap_facing
+from jgsl.core.reply.agenttable import TableError, TableWriter, read_table, wrap_facing
 from jgsl.core.stringmaps import ANIMS, ASSET_FILES, CCS, StringMap, default_maps
 from jgsl.core.tracker import EVICTED, ValueTracker
 from jgsl.wire import jgsl_pb2 as pb

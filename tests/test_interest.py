@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jgsl.core import interest
-from jgsl.core.interest import InterestIndex
-from jgsl.core.rowloop import COMPILED
+from jgsl.core.reply import interest
+from jgsl.core.reply.interest import InterestIndex
+from jgsl.core.reply.rowloop import COMPILED
 
 position = st.tuples(st.integers(-40000, 80000), st.integers(-40000, 80000))
 move = st.tuples(st.integers(0, 300), st.one_of(st.none(), position))

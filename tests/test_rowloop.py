@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jgsl.compiled import stale_compiled
-from jgsl.core import rowloop
+from jgsl.core.reply import rowloop
 from jgsl.wire import jgsl_pb2 as pb
 from tests.rowloop_scenario import replies
 
@@ -58,7 +58,7 @@ def test_a_compiled_module_older_than_its_source_is_reported(tmp_path):
 
 def _pure_rowloop():
     """The .py source as plain Python, beside the (compiled) module this process uses."""
-    path = ROOT / "jgsl" / "core" / "rowloop.py"
+    path = ROOT / "jgsl" / "core" / "reply" / "rowloop.py"
     loader = importlib.machinery.SourceFileLoader("rowloop_as_python", str(path))
     spec = importlib.util.spec_from_file_location("rowloop_as_python", path, loader=loader)
     module = importlib.util.module_from_spec(spec)

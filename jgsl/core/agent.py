@@ -58,7 +58,7 @@ class Agent:
     #: True once ``changes`` has dropped old frames.
     trimmed: bool = False
     #: Rows already built: a viewer's name -> its full row; a change frame -> the row for
-    #: readers whose baseline follows it, as jgsl.core.rowloop.SlotTable describes.
+    #: readers whose baseline follows it, as jgsl.core.reply.rowloop.SlotTable describes.
     rows: dict[object, object] = field(default_factory=dict)
     #: When each refresh rate's fields are next re-sent (rate -> time; set at the first
     #: update).

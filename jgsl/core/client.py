@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
-from jgsl.core.agenttable import TableError, read_table
 from jgsl.core.fields import (
     NUMERIC,
     REQUIRED,
@@ -35,6 +34,7 @@ from jgsl.core.fields import (
 from jgsl.core.jids import agent_jid, bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
+from jgsl.core.reply.agenttable import TableError, read_table
 from jgsl.core.roundtrip import RoundTripTimer
 from jgsl.core.safetext import Logger
 from jgsl.core.stringmaps import StringMap, default_maps

@@ -14,7 +14,6 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from jgsl.core.agent import NO_ACK, Ack, Agent, AgentMode
-from jgsl.core.agenttable import TABLE_OVERHEAD, Prepared, TableWriter, wrap_facing
 from jgsl.core.edits import EditLog, edit_problem
 from jgsl.core.effects import AgentRecord
 from jgsl.core.fields import (
@@ -25,10 +24,11 @@ from jgsl.core.fields import (
     decode_position,
     valid_coordinate,
 )
-from jgsl.core.interest import InterestIndex
 from jgsl.core.jids import agent_name, bare
 from jgsl.core.region import Region
-from jgsl.core.rowloop import SlotTable, gone_slots, reply_rows, steps
+from jgsl.core.reply.agenttable import TABLE_OVERHEAD, Prepared, TableWriter, wrap_facing
+from jgsl.core.reply.interest import InterestIndex
+from jgsl.core.reply.rowloop import SlotTable, gone_slots, reply_rows, steps
 from jgsl.core.safetext import Logger, text_problem
 from jgsl.core.stringmaps import StringMap, default_maps
 from jgsl.core.tracker import EVICTED, ValueTracker
@@ -426,7 +426,7 @@ class GridNode:
             return cached[3]
         row = self._build_row(agent, since)
         plain = not row.others and not row.literals
-        if anchor is not None:  # in the form the reply loop reads (jgsl.core.rowloop)
+        if anchor is not None:  # in the form the reply loop reads (jgsl.core.reply.rowloop)
             agent.rows[anchor] = (row.mask, row.bound, row.numbers, row, plain)
         if plain and at == len(changes) - 1:  # the row of every reader that keeps up
             self._table.keep(agent.slot, row.mask, row.bound, row.numbers)

@@ -361,7 +361,7 @@ def near(x_positions: object, z_positions: object, top: cython.Py_ssize_t, x: cy
     """Slots among the first ``top`` whose squared distance from (x, z) is at most ``far``,
     ascending, written to ``slots`` (array('q'); 1 in ``flags``, array('B'), for those
     beyond ``inner``); how many. The positions are array('d'). Compiled, one pass over them
-    is cheaper than numpy's few calls; see L{jgsl.core.interest}."""
+    is cheaper than numpy's few calls; see L{jgsl.core.reply.interest}."""
     xs: cython.p_double = _memory(_DOUBLES, x_positions)
     zs: cython.p_double = _memory(_DOUBLES, z_positions)
     found: cython.p_longlong = _memory(_LONGS, slots)
@@ -390,7 +390,7 @@ def pack_columns(columns: list) -> bytes:
 
     What ``extend`` on each column of a message costs most of (protobuf converts the
     values one by one through its generic sequence path) takes a pass in C here, and the
-    bytes go out as they are (L{jgsl.core.agenttable.TableWriter.encoded}). Only worth it
+    bytes go out as they are (L{jgsl.core.reply.agenttable.TableWriter.encoded}). Only worth it
     compiled: plain Python builds the AgentTable and lets protobuf encode it instead.
     """
     total: cython.Py_ssize_t = 0

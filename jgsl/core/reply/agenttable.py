@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from jgsl.core.fields import MAPPED, NUMERIC, OPCODES
-from jgsl.core.rowloop import COMPILED, DELTA, append_rows, pack_columns
+from jgsl.core.reply.rowloop import COMPILED, DELTA, append_rows, pack_columns
 from jgsl.core.stringmaps import StringMap
 from jgsl.wire import jgsl_pb2 as pb
 
@@ -101,7 +101,7 @@ class Prepared:
 class TableWriter:
     """Builds one table. The columns every row writes (slot step, mask, numbers: the "hot"
     columns) are 64-bit numbers in one array, written through C pointers by
-    L{jgsl.core.rowloop} and packed from there (a list costs a Python int per value, going
+    L{jgsl.core.reply.rowloop} and packed from there (a list costs a Python int per value, going
     in and again coming out); the rare name and string columns are lists."""
 
     def __init__(self, maps: Mapping[str, StringMap]) -> None:

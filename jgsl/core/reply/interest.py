@@ -3,7 +3,7 @@
 Every update's reply asks "who is within r of this viewer"; answering it agent by agent in
 Python cost a grid process a sixth of its time with ~60 agents in view (a cell index only
 shrinks the candidates to ~4x the answer). Here the distances of all of a node's agents come
-from one compiled pass (L{jgsl.core.rowloop.near}) or, without a compiler, from a handful of
+from one compiled pass (L{jgsl.core.reply.rowloop.near}) or, without a compiler, from a handful of
 numpy operations, and Python only touches the agents in range.
 """
 
@@ -13,7 +13,7 @@ from array import array
 
 import numpy as np
 
-from jgsl.core.rowloop import COMPILED, near
+from jgsl.core.reply.rowloop import COMPILED, near
 
 #: Where a slot without a place sits: farther than any radius from any position.
 _NOWHERE = 1e30
