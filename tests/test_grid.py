@@ -350,7 +350,8 @@ def test_interest_radius_matches_brute_force(others, me, radius):
     viewer.records[1] = Ack(array("q", [n for pair in sorted(known.items()) for n in pair]))
     reply = node._reply(viewer, 1, [], others=True, edits=False)
     shown = [slot for slot, _, _ in rows(reply)] + undelta(reply.ping)
-    assert {node._slots[slot].jid for slot in shown} == expected
+    by_slot = {agent.slot: agent.jid for agent in node.agents.values()}
+    assert {by_slot[slot] for slot in shown} == expected
 
 
 # -- convergence under loss (property) ----------------------------------------------------

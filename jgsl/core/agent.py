@@ -53,13 +53,6 @@ class Agent:
     role: str = "guest"
     #: Node-relative position in hundredths (an observer's is the one it reported).
     pos: tuple[int, int] | None = None
-    #: Frames at which some field changed or was refreshed (the newest few), ascending.
-    changes: list[int] = field(default_factory=list)
-    #: True once ``changes`` has dropped old frames.
-    trimmed: bool = False
-    #: Rows already built: a viewer's name -> its full row; a change frame -> the row for
-    #: readers whose baseline follows it, as jgsl.core.reply.rowloop.SlotTable describes.
-    rows: dict[object, object] = field(default_factory=dict)
     #: When each refresh rate's fields are next re-sent (rate -> time; set at the first
     #: update).
     refresh_due: dict[int, float] = field(default_factory=dict)

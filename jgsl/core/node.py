@@ -9,8 +9,6 @@ id and answers each client with the fields changed since the frame the client ec
 from __future__ import annotations
 
 import heapq
-from array import array
-from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from jgsl.core.agent import NO_ACK, Ack, Agent, AgentMode
@@ -24,14 +22,12 @@ from jgsl.core.fields import (
     decode_position,
     valid_coordinate,
 )
-from jgsl.core.jids import agent_name, bare
+from jgsl.core.jids import bare
 from jgsl.core.region import Region
-from jgsl.core.reply.agenttable import TABLE_OVERHEAD, Prepared, TableWriter, wrap_facing
-from jgsl.core.reply.interest import InterestIndex
-from jgsl.core.reply.rowloop import SlotTable, gone_slots, reply_rows, steps
+from jgsl.core.reply.builder import ReplyBuilder
 from jgsl.core.safetext import Logger, text_problem
 from jgsl.core.stringmaps import StringMap, default_maps
-from jgsl.core.tracker import EVICTED, ValueTracker
+from jgsl.core.tracker import ValueTracker
 from jgsl.wire import jgsl_pb2 as pb
 
 log = Logger(namespace="jgsl.grid")
@@ -72,9 +68,6 @@ class GridSettings:
     #: Seconds the gateways' clocks may differ from ours (tickets are judged so).
     max_clock_skew: float = 10.0
 
-_NONE_WANTED: frozenset[int] = frozenset()
-_NO_SLOTS = array("q")
-_NO_FLAGS = array("B")
 
 
 class GridNode:
@@ -94,20 +87,13 @@ class GridNode:
         self.max_users = max_users
         self.settings = settings
         self.maps = maps or default_maps()
-        #: One table writer for every reply (cleared before each).
-        self._writer = TableWriter(self.maps)
         #: The node's frame id ("timeid"): one per handled update, so every reply is unique.
         self.frame = 0
         self.agents: dict[str, Agent] = {}
-        self._slots: dict[int, Agent] = {}
-        self._free: list[int] = []
-        #: Per slot, what the reply loop reads (when its agent came, its change frames, the
-        #: common cached row).
-        self._table = SlotTable()
-        self._interest = None if settings.sense_radius is None else InterestIndex()
-        if settings.sense_radius is not None:
-            self._near2 = (settings.sense_radius / POSITION_QUANTUM) ** 2
-            self._far2 = self._near2 * 1.25 ** 2  # an agent already shown stays until 1.25 r
+        self._free: list[int] = []  # slots given back, reused lowest first
+        #: Which agents each viewer gets, and their rows (jgsl.core.reply).
+        self._replies = ReplyBuilder(self.maps, settings.sense_radius,
+                                     settings.max_reply_bytes, settings.max_recover)
         self._limit = None if region.size is None else round(region.size / POSITION_QUANTUM)
         #: Per numeric field, the values L{_check} accepts: in range, a number needs no call.
         most = MAX_COORDINATE / POSITION_QUANTUM
@@ -218,19 +204,18 @@ class GridNode:
     def _agent(self, now: float, jid: str, mode: AgentMode, npc: bool = False) -> Agent:
         agent = self.agents.get(jid)
         if agent is None:
-            slot = heapq.heappop(self._free) if self._free else len(self._slots)
+            slot = heapq.heappop(self._free) if self._free else len(self.agents)
             agent = Agent(jid, slot, mode, now,
                           role=self._roles.pop(jid, self.role), npc=npc)
-            self.agents[jid] = self._slots[slot] = agent
-            # replies up to this frame were made before the agent was there
-            self._table.occupy(slot, self.frame + 1, agent.changes, agent.rows)
+            self.agents[jid] = agent
+            self._replies.occupy(agent, self.frame)
             if mode is AgentMode.AGENT and not npc:
                 self.events.append(("enter", jid))
         elif agent.mode is not mode:
-            self._place(agent, None)
+            self._replies.place(agent, None)
             agent.mode, agent.pos = mode, None
             agent.trackers.clear()
-            self._changed(agent)
+            self._replies.changed(agent, self.frame)
             self.events.append(("enter" if mode is AgentMode.AGENT else "leave", jid))
         agent.last_active = now
         return agent
@@ -238,10 +223,8 @@ class GridNode:
     def _remove(self, agent: Agent) -> None:
         if agent.mode is AgentMode.AGENT and not agent.npc:
             self.events.append(("leave", agent.jid))
-        self._place(agent, None)
-        agent.rows.clear()
-        self._table.vacate(agent.slot)
-        del self.agents[agent.jid], self._slots[agent.slot]
+        self._replies.vacate(agent)
+        del self.agents[agent.jid]
         heapq.heappush(self._free, agent.slot)
 
     def _store(self, now: float, agent: Agent, state: pb.AgentState) -> None:
@@ -273,22 +256,11 @@ class GridNode:
                         tracker.refreshed, changed = frame, True
         if not changed:
             return
-        self._changed(agent)
+        self._replies.changed(agent, frame)
         rx, rz = trackers.get("rx"), trackers.get("rz")
         agent.pos = None if rx is None or rz is None else (rx.value, rz.value)
         if agent.mode is AgentMode.AGENT:
-            self._place(agent, agent.pos)
-
-    def _changed(self, agent: Agent) -> None:
-        """Note that the agent changed in this frame: cached rows are stale."""
-        agent.rows.clear()
-        changes = agent.changes
-        if not changes or changes[-1] != self.frame:
-            changes.append(self.frame)
-            if len(changes) > 8:
-                del changes[0]
-                agent.trimmed = True
-        self._table.changed(agent.slot, changes)
+            self._replies.place(agent, agent.pos)
 
     def _edits(self, agent: Agent, data: pb.AgentData) -> None:
         author = bare(agent.jid)
@@ -322,22 +294,6 @@ class GridNode:
             return f"{value} is out of range"
         return None
 
-    def _place(self, agent: Agent, position: tuple[int, int] | None) -> None:
-        """Where others see the agent (None: nowhere)."""
-        if self._interest is not None:
-            self._interest.place(agent.slot, position)
-
-    def _candidates(self, viewer: Agent) -> tuple[array, array, int]:
-        """Slots that may be in the viewer's view, ascending, and for each whether it is
-        between r and 1.25 r, where only an agent the viewer already shows stays: the
-        first n of each, and n."""
-        if self._interest is None:
-            slots = sorted(a.slot for a in self._slots.values() if a.mode is AgentMode.AGENT)
-            return array("q", slots), array("B", bytes(len(slots))), len(slots)
-        if viewer.pos is None:
-            return _NO_SLOTS, _NO_FLAGS, 0
-        return self._interest.within(*viewer.pos, self._far2, self._near2)
-
     # -- replies -----------------------------------------------------------------------
 
     def _reply(self, viewer: Agent, st: int, recover, others: bool,
@@ -359,36 +315,7 @@ class GridNode:
                 reply.env.extend(items)
             if more_c or more_e:
                 reply.more = True
-        candidates, outer, count = self._candidates(viewer) if others \
-            else (_NO_SLOTS, _NO_FLAGS, 0)
-        fresh = array("q", bytes(16 * count))  # room for a pair per candidate
-        ping: list[int] = []
-        wanted = set(recover[: self.settings.max_recover]) if recover else _NONE_WANTED
-        writer = self._writer
-        writer.clear()
-        # gone and visible agents take a slot step each outside the table
-        budget = self.settings.max_reply_bytes - 160 - len(known) - 2 * count
-        slots = self._slots
-
-        def build(slot: int, since: int | None) -> Prepared:
-            agent = slots[slot]
-            return self._full_row(agent, viewer) if since is None else self._row(agent, since)
-
-        more, written = reply_rows(candidates, outer, count, viewer.slot, known, wanted,
-                                   self._table, frame, budget, TABLE_OVERHEAD, fresh, ping,
-                                   writer, build)
-        if more:
-            reply.more = True
-        del fresh[written:]
-        fresh_ack.agents = fresh
-        if writer.rows:
-            reply.agents = writer.encoded()
-        if known:
-            gone = gone_slots(known, fresh, self._table)
-            if gone:
-                reply.gone.extend(steps(gone))
-        if ping:
-            reply.ping.extend(steps(ping))
+        fresh_ack.agents = self._replies.reply(reply, viewer, known, recover, frame, others)
         # records are kept in frame order (each reply's frame is new and the largest yet)
         records = viewer.records
         while records:
@@ -400,63 +327,3 @@ class GridNode:
         while len(records) > self.settings.records:
             del records[next(iter(records))]
         return reply
-
-    def _full_row(self, agent: Agent, viewer: Agent) -> Prepared:
-        """Every field and the name, as the viewer's domain spells it."""
-        name = agent_name(agent.jid, viewer.jid)
-        row = agent.rows.get(name)
-        if row is None:
-            values: dict[str, object] = {"name": name}
-            for field_name, tracker in agent.trackers.items():
-                values[field_name] = tracker.value
-            row = agent.rows[name] = Prepared.of(values, False, self.maps)
-        return row
-
-    def _row(self, agent: Agent, since: int) -> Prepared:
-        """What changed after frame ``since`` (the agent has changed since then).
-
-        The answer depends on ``since`` only through which change frames follow it, so it is
-        built once per such "anchor" and shared by every reader behind the same change.
-        """
-        changes = agent.changes
-        at = bisect_right(changes, since)
-        anchor = changes[at - 1] if at else (-1 if not agent.trimmed else None)
-        cached = agent.rows.get(anchor) if anchor is not None else None
-        if cached is not None:
-            return cached[3]
-        row = self._build_row(agent, since)
-        plain = not row.others and not row.literals
-        if anchor is not None:  # in the form the reply loop reads (jgsl.core.reply.rowloop)
-            agent.rows[anchor] = (row.mask, row.bound, row.numbers, row, plain)
-        if plain and at == len(changes) - 1:  # the row of every reader that keeps up
-            self._table.keep(agent.slot, row.mask, row.bound, row.numbers)
-        return row
-
-    def _build_row(self, agent: Agent, since: int) -> Prepared:
-        changed: dict[str, object] = {}
-        absolute = False
-        for name, tracker in agent.trackers.items():
-            if tracker.frame > since:
-                changed[name] = tracker.value
-            elif tracker.refreshed > since:
-                changed[name] = tracker.value
-                absolute = True
-        if absolute:
-            return Prepared.of(changed, False, self.maps)
-        deltas: dict[str, object] = {}
-        for name, value in changed.items():
-            if name in NUMERIC:
-                tracker = agent.trackers[name]
-                earlier = tracker.earlier_frame  # (it changed after since: the value at since
-                # is the one before the newest if that came no later than since)
-                old = tracker.earlier if earlier is not None and earlier <= since \
-                    else tracker.at(since)
-                if old is None or old is EVICTED:
-                    return Prepared.of(changed, False, self.maps)  # no baseline
-                diff = value - old
-                deltas[name] = wrap_facing(diff) if name == "facing" else diff
-            else:
-                deltas[name] = value
-        return Prepared.of(deltas, True, self.maps)
-
-
