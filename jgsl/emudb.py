@@ -14,37 +14,14 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from jgsl.config import ConfigError, read_config_file
+from jgsl.core.emu import EmuUser
 from jgsl.core.fields import valid_coordinate
 
 BEHAVIOURS = ("stand", "wander", "patrol", "follow")
 _LOCALPART = re.compile(r"^[^\s@/\\\"'&:<>]{1,64}$")
-
-
-@dataclass(frozen=True)
-class EmuUser:
-    username: str
-    password: str
-    worldpath: str
-    server: str = ""
-    chatdomain: str = ""
-    nickname: str = ""
-    x: float = 0.0
-    y: float = 0.0
-    z: float = 0.0
-    facing: float = 0.0
-    asset_file: str = ""
-    dummy: bool = False
-    behaviour: str = "stand"
-    radius: float = 10.0
-    speed: float = 2.0
-    autoreply: tuple[str, ...] = field(default_factory=tuple)
-    waypoints: tuple[tuple[float, float], ...] = ()
-    follow: str = ""
-    distance: float = 3.0
 
 
 def _waypoints(text: str, who: str) -> tuple[tuple[float, float], ...]:

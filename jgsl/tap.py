@@ -14,13 +14,13 @@ from jgsl.collector import FULL_INTERVAL, ScheduledCollector
 from jgsl.compiled import warn_if_stale
 from jgsl.config import ConfigError, WorldConfig, load_config
 from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, EventKind
-from jgsl.core.emu import EmuCore
+from jgsl.core.emu import EmuCore, EmuUser
 from jgsl.core.gateway import GatewayCore
 from jgsl.core.gridprocess import GridProcessCore
 from jgsl.core.safetext import Logger
 from jgsl.core.seal import MAX_SKEW, Sealer, SealKeys
 from jgsl.core.tickets import DEV_TICKET_SECRET
-from jgsl.emudb import EmuUser, load_users
+from jgsl.emudb import load_users
 from jgsl.storage.store import EffectRunner, Store
 from jgsl.xmpp.link import ComponentService, MessageDump
 from jgsl.xmpp.router import RouterService

@@ -10,10 +10,10 @@ from twisted.words.xish import domish
 
 from jgsl.config import ConfigError, load_rules
 from jgsl.core.client import Avatar, ClientSettings
-from jgsl.core.emu import EmuCore, Patrol
+from jgsl.core.emu import EmuCore, EmuUser, Patrol
 from jgsl.core.gateway import GatewayCore
 from jgsl.core.gridprocess import GridProcessCore
-from jgsl.emudb import EmuUser, parse_users
+from jgsl.emudb import parse_users
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Chat, CodecError, Envelope, decode, encode, parse
 from tests.network import Network

@@ -15,10 +15,9 @@ from jgsl.core.client import (
     EventKind,
     State,
 )
-from jgsl.core.emu import EmuCore
+from jgsl.core.emu import EmuCore, EmuUser
 from jgsl.core.gateway import GatewayCore
 from jgsl.core.gridprocess import GridProcessCore
-from jgsl.emudb import EmuUser
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Bounce, Envelope
 from jgsl.wire.messages import readable

@@ -11,6 +11,7 @@ import heapq
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, State
 from jgsl.core.component import Quiet
@@ -18,7 +19,6 @@ from jgsl.core.droplog import DropLog
 from jgsl.core.jids import bare
 from jgsl.core.safetext import Logger
 from jgsl.core.stringmaps import StringMap
-from jgsl.emudb import EmuUser
 from jgsl.wire.codec import Chat, Envelope
 
 log = Logger(namespace="jgsl.emu")
@@ -41,6 +41,31 @@ def walk_towards(avatar: Avatar, target: tuple[float, float], distance: float) -
     avatar.z += dz / left * move
     avatar.facing = math.atan2(dz, dx)
     return left - move
+
+
+@dataclass(frozen=True)
+class EmuUser:
+    """One emulated user as EmuUsersDB.xml describes it (jgsl.emudb reads the file)."""
+
+    username: str
+    password: str
+    worldpath: str
+    server: str = ""
+    chatdomain: str = ""
+    nickname: str = ""
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 0.0
+    facing: float = 0.0
+    asset_file: str = ""
+    dummy: bool = False
+    behaviour: str = "stand"
+    radius: float = 10.0
+    speed: float = 2.0
+    autoreply: tuple[str, ...] = field(default_factory=tuple)
+    waypoints: tuple[tuple[float, float], ...] = ()
+    follow: str = ""
+    distance: float = 3.0
 
 
 class Patrol:

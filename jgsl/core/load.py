@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 from jgsl.core.client import ClientSettings, Event, EventKind, State
 from jgsl.core.component import Quiet
-from jgsl.core.emu import EmuCore
-from jgsl.emudb import EmuUser
+from jgsl.core.emu import EmuCore, EmuUser
 from jgsl.wire.codec import Envelope
 
 
