@@ -3,6 +3,8 @@
 import importlib.util
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,18 @@ def test_lua_bench_smoke(tmp_path):
         ("empty", 0), ("AlphaWorld", 0), ("AlphaWorld", 2)]
     assert all(t["cpu_us_per_tick"] >= 0 and t["cpu_us_per_ontick_call"] >= 0
                for t in result["tick"])
+
+
+def test_router_capacity_bench_smoke(tmp_path):
+    """Raw components pipeline stanzas through the embedded router and Prosody: every
+    stanza arrives, and rates and CPU per stanza come out for each size and the round trip."""
+    out = tmp_path / "router.json"
+    result = subprocess.run([sys.executable, str(BENCH / "router.py"), "--smoke",
+                             "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    for server in ("embedded", "prosody"):
+        rows = report[server]
+        assert set(rows) == {"one_way_294B", "one_way_494B", "round_trip_183B_417B"}
+        assert all(r["stanzas"] == 400 and r["seconds"] > 0 for r in rows.values())
+        assert rows["round_trip_183B_417B"]["round_trips_per_s"] > 0
