@@ -30,10 +30,12 @@ from jgsl.wire.codec import (
     XmppPing,
     XmppPong,
     decode,
-    encode,
+    decode_plain,
+    encode_bytes,
     presence,
 )
 from jgsl.wire.messages import describe, type_name, type_of
+from jgsl.xmpp.stanzas import Stanza, StanzaStream
 
 log = Logger(namespace="jgsl.link")
 
@@ -83,6 +85,8 @@ class CoreHandler(XMPPHandler):
 
     def connectionInitialized(self) -> None:
         self.ready = True
+        if isinstance(self.xmlstream, StanzaStream):
+            self.xmlstream.take_stanzas(self._on_stanza)
         self.xmlstream.addObserver("/message", self._on_message)
         self.xmlstream.addObserver("/iq", self._on_iq)
         if self.client:
@@ -126,6 +130,21 @@ class CoreHandler(XMPPHandler):
             self._next_prune = now + 10.0
         self._run(self.core.tick)
 
+    def _on_stanza(self, stanza: Stanza) -> bool:
+        """The fast path: a plain JGSL message, read with no tree built (else False)."""
+        plain = stanza.plain
+        if plain is None:
+            return False
+        now = self.clock.seconds()
+        try:
+            envelope = decode_plain(plain)
+        except CodecError as e:
+            self._drops.drop(now, "bad stanza from {sender}: {reason}",
+                             sender=plain.attributes.get("from", "?"), reason=str(e))
+            return True
+        self._receive(now, envelope)
+        return True
+
     def _on_message(self, stanza) -> None:
         now = self.clock.seconds()
         try:
@@ -134,6 +153,10 @@ class CoreHandler(XMPPHandler):
             self._drops.drop(now, "bad stanza from {sender}: {reason}",
                              sender=stanza.getAttribute("from", "?"), reason=str(e))
             return
+        self._receive(now, envelope)
+
+    def _receive(self, now: float, envelope: Envelope) -> None:
+        """A decoded message, by either path: flood gate, dump, seal check, the core."""
         sender, recipient = envelope.sender.split("/")[0], envelope.recipient.split("/")[0]
         if not self.flood.allow(now, sender, recipient):
             self._drops.drop(now, "flood from {sender} to {recipient}", sender=sender,
@@ -229,7 +252,7 @@ class CoreHandler(XMPPHandler):
                 self.sealer.seal(envelope, now)
             try:
                 sender = None if self.client else envelope.sender
-                stanza = encode(envelope.message, envelope.recipient, sender)
+                stanza = encode_bytes(envelope.message, envelope.recipient, sender)
             except (CodecError, ValueError) as e:
                 log.error("cannot send {type} to {recipient}: {reason}",
                           type=type(envelope.message).__name__, recipient=envelope.recipient,
@@ -282,6 +305,7 @@ class ComponentService(Service):
         self.core = core
         self._endpoint = endpoint
         self._factory = factory or component.componentFactory(jid, secret)
+        self._factory.protocol = StanzaStream  # JGSL stanzas read without a tree
         self._factory.noisy = False
         self.streams = _Streams(self._factory, reactor)
         self.handler = CoreHandler(core, reactor, dump, store=store, client=factory is not None,
