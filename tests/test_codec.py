@@ -1,4 +1,9 @@
-"""The stanza codec: every message round-trips; bad input raises CodecError, nothing else."""
+"""The stanza codec: every message round-trips; bad input raises CodecError, nothing else.
+
+Every test that reads bytes reads them both ways a component can (the ``read`` fixture): the
+generic domish tree, and the fast path of jgsl.xmpp.stanzas with jgsl.wire.codec's
+L{decode_plain}; a property test shows the two agree on the same bytes.
+"""
 
 from __future__ import annotations
 
@@ -24,14 +29,32 @@ from jgsl.wire.codec import (
     parse,
 )
 from jgsl.wire.messages import REGISTRY, describe, type_of
+from tests.paths import both, fast, generic
 from tests.samples import samples
 
 
+@pytest.fixture(params=["generic", "fast"])
+def read(request):
+    """Bytes to an envelope (or ("CodecError", text)) one of the two ways."""
+    if request.param == "generic":
+        return generic
+    return lambda xml: fast(xml)[0]
+
+
+def refused(result, reason: str) -> bool:
+    import re
+
+    return isinstance(result, tuple) and result[0] == "CodecError" \
+        and re.search(reason, result[1]) is not None
+
+
 @pytest.mark.parametrize("message", samples(), ids=lambda m: type(m).__name__)
-def test_round_trip_every_type(message):
-    """Every registered type, with every field set, survives encode -> XML -> decode."""
-    stanza = parse(encode(message, "grid1.localhost", "alice@emu.localhost/r"))
-    envelope = decode(stanza)
+def test_round_trip_every_type(message, read):
+    """Every registered type, with every field set, survives encode -> XML -> decode, and
+    a component reads it on the fast path."""
+    xml = encode(message, "grid1.localhost", "alice@emu.localhost/r")
+    envelope = read(xml)
+    assert fast(xml)[1] == "fast"
     assert envelope.message == message
     assert type(envelope.message) is type(message)
     assert envelope.sender == "alice@emu.localhost/r"
@@ -109,16 +132,18 @@ def _stanza(t="1", content="", sender="a@b", name="jgsl", ns=NS_JGSL, kind=None)
         (_stanza(content="A" * (MAX_PAYLOAD_BYTES * 2)), "over the limit"),
     ],
 )
-def test_malformed_input_is_a_codec_error(stanza, reason):
+def test_malformed_input_is_a_codec_error(stanza, reason, read):
     with pytest.raises(CodecError, match=reason):
         decode(stanza)
+    assert refused(read(stanza.toXml()), reason)
 
 
-def test_two_payloads_rejected():
+def test_two_payloads_rejected(read):
     stanza = _stanza()
     stanza.addElement((NS_JGSL, "jgsl"))["t"] = "1"
     with pytest.raises(CodecError, match="found 2"):
         decode(stanza)
+    assert refused(read(stanza.toXml()), "found 2")
 
 
 def test_oversize_message_not_encoded():
@@ -137,6 +162,8 @@ def test_arbitrary_payload_never_raises_anything_else(t, payload):
         decode(stanza)
     except CodecError:
         pass
+    generic_way, fast_way = both(stanza.toXml())
+    assert generic_way == fast_way
 
 
 @given(text=st.text(max_size=300))
@@ -145,41 +172,123 @@ def test_arbitrary_text_never_raises_anything_else(text):
         decode(_stanza(content=text))
     except CodecError:
         pass
+    generic_way, fast_way = both(_stanza(content=text).toXml())
+    assert generic_way == fast_way
 
 
-def test_addresses_and_chat_text_are_escaped():
+def test_addresses_and_chat_text_are_escaped(read):
     """Resources may hold any character: what goes out as text comes back the same."""
     sender, recipient = "bob@emu.localhost/it's <me> & \"you\"", "grid1.localhost/a&b"
-    envelope = decode(parse(encode(pb.Ping(csk="k"), recipient, sender)))
+    envelope = read(encode(pb.Ping(csk="k"), recipient, sender))
     assert (envelope.sender, envelope.recipient) == (sender, recipient)
-    chat = decode(parse(encode(Chat("1 < 2 & 'x' > \"y\""), recipient, sender)))
+    chat = read(encode(Chat("1 < 2 & 'x' > \"y\""), recipient, sender))
     assert chat.message == Chat("1 < 2 & 'x' > \"y\"")
 
 
-def test_a_bounce_names_the_unreachable_entity_its_condition_and_what_we_sent():
+def test_a_bounce_names_the_unreachable_entity_its_condition_and_what_we_sent(read):
     """As the embedded router (and Prosody) bounce a stanza to an unconnected component."""
     from twisted.words.protocols.jabber.error import StanzaError
 
     sent = parse(encode(pb.NormalUpdate(sk="k", id=3), "grid1.localhost", "a@emu.localhost"))
     bounce = StanzaError("service-unavailable", type="cancel").toResponse(sent)
-    envelope = decode(parse(bounce.toXml()))
+    envelope = read(bounce.toXml())
     assert envelope.sender == "grid1.localhost" and envelope.recipient == "a@emu.localhost"
     assert envelope.message == Bounce("service-unavailable", pb.NormalUpdate(sk="k", id=3))
 
 
-def test_a_bounce_without_a_readable_original_is_still_a_bounce():
-    envelope = decode(_stanza(kind="error", content="!!"))
+def test_a_bounce_without_a_readable_original_is_still_a_bounce(read):
+    envelope = read(_stanza(kind="error", content="!!").toXml())
     assert envelope.message == Bounce("undefined-condition", None)
 
 
-def test_xmpp_pings_and_answers_round_trip():
-    ping = decode(parse(encode(XmppPing("p1"), "grid1.localhost", "gateway.localhost")))
+def test_xmpp_pings_and_answers_round_trip(read):
+    ping = read(encode(XmppPing("p1"), "grid1.localhost", "gateway.localhost"))
     assert ping == Envelope("gateway.localhost", "grid1.localhost", XmppPing("p1"))
-    pong = decode(parse(encode(XmppPong("p1"), "gateway.localhost", "grid1.localhost")))
+    pong = read(encode(XmppPong("p1"), "gateway.localhost", "grid1.localhost"))
     assert pong == Envelope("grid1.localhost", "gateway.localhost", XmppPong("p1"))
     from twisted.words.protocols.jabber.error import StanzaError
 
     bounced = StanzaError("service-unavailable").toResponse(
         parse(encode(XmppPing("p2"), "grid1.localhost", "gateway.localhost")))
-    assert decode(parse(bounced.toXml())).message == Bounce("service-unavailable",
-                                                             XmppPing("p2"))
+    assert read(bounced.toXml()).message == Bounce("service-unavailable", XmppPing("p2"))
+
+
+# The same message written many ways: the fast path and the generic path must agree.
+
+_ESCAPES = {"&": ["&amp;", "&#38;", "&#x26;"], "<": ["&lt;", "&#60;"], ">": [">", "&gt;"],
+            "'": ["&apos;", "&#39;"], '"': ["&quot;", "&#34;"]}
+
+
+@st.composite
+def _attribute(draw, name: str, value: str) -> str:
+    quote = draw(st.sampled_from(["'", '"']))
+    written = "".join(
+        draw(st.sampled_from(_ESCAPES[c])) if c in _ESCAPES
+        else (draw(st.sampled_from([c, f"&#{ord(c)};", f"&#x{ord(c):x};"])) if c.isalnum()
+              else c)
+        for c in value)
+    space = draw(st.sampled_from(["", " ", "\n\t"]))
+    return f" {name}{space}={space}{quote}{written}{quote}"
+
+
+@st.composite
+def _jgsl_stanzas(draw) -> str:
+    """A JGSL <message/> as another XMPP implementation might write it, or something near."""
+    message = draw(st.sampled_from(samples()))
+    payload = base64.b64encode(message.SerializeToString()).decode()
+    payload = draw(st.sampled_from([
+        payload, f"  {payload}\n", payload[:-1] + "!", "", payload + payload,
+        base64.b64encode(draw(st.binary(max_size=40))).decode()]))
+    cdata = draw(st.integers(0, len(payload)))
+    if draw(st.booleans()) and "]]>" not in payload:
+        payload = f"{payload[:cdata]}<![CDATA[{payload[cdata:]}]]>"
+    t = draw(st.sampled_from([str(type_of(message)), f" {type_of(message)}", "x", "",
+                              str(type_of(message)) + "0", None]))
+    attributes = [
+        draw(_attribute("to", draw(st.sampled_from(["grid1.localhost", "a&b@x/<r>"])))),
+        draw(_attribute("from", draw(st.sampled_from(
+            ["alice@emu.localhost/r", "bob@emu.localhost/it's \"me\"", ""])))),
+    ]
+    kind = draw(st.sampled_from([None, "normal", "chat", "error", "headline"]))
+    if kind:
+        attributes.append(draw(_attribute("type", kind)))
+    if draw(st.booleans()):
+        attributes.append(" xml:lang='en'")
+    attributes = draw(st.permutations(attributes))
+    own_ns = draw(st.sampled_from(["", " xmlns='jabber:component:accept'", " xmlns='urn:x'"]))
+    t_attr = "" if t is None else f" t='{t}'"
+    child = draw(st.sampled_from([
+        f"<jgsl xmlns='{NS_JGSL}'{t_attr}>{payload}</jgsl>",
+        f"<j:jgsl xmlns:j='{NS_JGSL}'{t_attr}>{payload}</j:jgsl>",
+        f"<jgsl xmlns='{NS_JGSL}'{t_attr}>{payload}<x/></jgsl>",
+        f"<jgsl xmlns='{NS_JGSL}'{t_attr}>{payload}</jgsl >",
+        f"<jgsl xmlns='urn:other'{t_attr}>{payload}</jgsl>",
+    ]))
+    extra = draw(st.lists(st.sampled_from([
+        "<body>hello</body>", "<x xmlns='urn:x'/>", " \n ", f"<jgsl xmlns='{NS_JGSL}' t='1'/>",
+        "<error type='cancel'><service-unavailable "
+        "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"]), max_size=2))
+    children = draw(st.permutations([child, *extra]))
+    return f"<message{own_ns}{''.join(attributes)}>{''.join(children)}</message>"
+
+
+@given(xml=_jgsl_stanzas(), chunk=st.integers(1, 64))
+def test_the_fast_path_reads_what_the_generic_path_reads(xml, chunk):
+    """Entities, CDATA, namespaces and prefixes, attribute order and quoting, whitespace,
+    extra children, bad payloads, the stream split anywhere: the same outcome both ways."""
+    generic_way, fast_way = both(xml, chunk)
+    assert fast_way == generic_way, xml
+
+
+def test_the_fast_path_takes_what_jgsl_writes_and_leaves_the_rest():
+    """JGSL's own stanzas go fast; a prefixed child, an error, a nested element do not."""
+    xml = encode(pb.Ping(csk="k"), "gateway.localhost", "bob@emu.localhost")
+    assert fast(xml)[1] == "fast"
+    ping = base64.b64encode(pb.Ping(csk="k").SerializeToString()).decode()
+    for other in (f"<message from='a@b'><j:jgsl xmlns:j='{NS_JGSL}' t='1'>{ping}</j:jgsl>"
+                  "</message>",
+                  f"<message from='a@b' type='error'><jgsl xmlns='{NS_JGSL}' t='1'>{ping}"
+                  "</jgsl></message>",
+                  f"<message from='a@b'><jgsl xmlns='{NS_JGSL}' t='1'>{ping}<b/></jgsl>"
+                  "</message>"):
+        assert fast(other)[1] == "generic", other

@@ -108,6 +108,22 @@ class QuietRouter(component.Router):
                 self.routes[sender_host].send(bounce)
 
 
+class _ComponentServerFactory(component.XMPPComponentServerFactory):
+    """Twisted's, with our stream reader and one rate-limited line for a bad stream (not a
+    traceback: malformed XML from a peer is bad input, not a bug of ours)."""
+
+    protocol = StanzaStream
+
+    def __init__(self, router: QuietRouter, secret: str) -> None:
+        super().__init__(router, secret)
+        self._drops = router._drops
+        self._clock = router._clock
+
+    def onError(self, reason) -> None:
+        self._drops.drop(self._clock.seconds(), "closed a component stream: {reason}",
+                         reason=reason.getErrorMessage())
+
+
 class RouterService(Service):
     """Listens for components on a strports endpoint; optionally writes the bound port."""
 
@@ -115,8 +131,7 @@ class RouterService(Service):
         self.reactor = reactor
         self.listen = listen
         self.router = QuietRouter(reactor)
-        self.factory = component.XMPPComponentServerFactory(self.router, secret)
-        self.factory.protocol = StanzaStream
+        self.factory = _ComponentServerFactory(self.router, secret)
         self.factory.noisy = False
         self.factory.addBootstrap(xmlstream.STREAM_CONNECTED_EVENT, no_delay)
         self.port_file = Path(port_file) if port_file else None
