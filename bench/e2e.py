@@ -115,7 +115,7 @@ class World:
         else:
             from jgsl.prosody import DevProsody
 
-            names = ("gateway", "load", "echo", "drive", "echo2", "drive2",
+            names = ("gateway", "load", "echo", "drive", "echo2", "drive2", "src", "dst",
                      *(f"grid{i}" for i in range(1, self.grids + 1)))
             self.prosody = DevProsody({f"{n}.localhost": self.env["JGSL_COMPONENT_SECRET"]
                                        for n in names})
@@ -215,8 +215,13 @@ def _percentile_ms(values: list[float], p: float) -> float | None:
 
 
 def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
-    """JGSL flat out and two echoes (JGSL-shaped stanzas, chat stanzas) in turn, each for a
-    window while the other two are stopped (SIGSTOP).
+    """JGSL flat out, the router's raw round trips and two echoes (JGSL-shaped stanzas,
+    chat stanzas) in turn, each for a window while the others are stopped (SIGSTOP).
+
+    The raw round trips (bench/router.py --drive: two components that write ready bytes and
+    count what arrives, JGSL's request and reply sizes) are the physical limit: what the
+    router alone can carry. JGSL's rate over theirs is ``over_router`` (issue 21's goal:
+    0.5 through the embedded router, 0.8 through Prosody).
 
     Each echo runs as two processes, the echo component and its driver, so that the servers'
     CPU per round trip (router and echo component) can be told from the load generator's,
@@ -225,7 +230,7 @@ def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
     clients are elsewhere."""
     from jgsl.load import read_answers
 
-    sides = ("jgsl", "echo", "echo_chat")
+    sides = ("jgsl", "router", "echo", "echo_chat")
     schedule = args.rounds * len(sides) * (SETTLE + args.window)
     start_up = args.ramp + 5.0  # logins are done before the first window
     files = {side: world.workdir / f"answers-{side}-{n}" for side in sides}
@@ -256,6 +261,14 @@ def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
                              "client": driver.pid}
             time.sleep(3.0)  # connected and bouncing
             signal_side(side, signal.SIGSTOP)
+        raw = start("router", [sys.executable, str(ROOT / "bench" / "router.py"), "--drive",
+                               xmpp, "--seconds", str(6.0 + start_up + schedule),
+                               "--request", str(args.wire_sizes[0]),
+                               "--reply", str(args.wire_sizes[1]),
+                               "--answers", str(files["router"])])
+        watched["router"] = {"server": world_pids["server"], "client": raw.pid}
+        time.sleep(2.0)  # signed in and pipelining
+        signal_side("router", signal.SIGSTOP)
         out = world.workdir / f"load-interleaved-{n}"
         load = start("jgsl", [
             sys.executable, "-m", "jgsl.load", "--xmpp", xmpp, "--users", str(n),
@@ -299,8 +312,10 @@ def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
     results = {side: _windowed([w for w in windows if w["side"] == side],
                                read_answers(files[side])) for side in sides}
     return {"rounds": args.rounds, "window_s": args.window, "settle_s": SETTLE, "size": size,
-            "pinned": args.pin, "logins_ok": report["logins_ok"], "timeouts": report["timeouts"],
+            "pinned": args.pin, "raw_sizes": args.wire_sizes, "logins_ok": report["logins_ok"],
+            "timeouts": report["timeouts"],
             "logins_done_after_s": report["ramp_s"], **results,
+            "over_router": _compared(results["jgsl"], results["router"]),
             "over_echo": _compared(results["jgsl"], results["echo"]),
             "over_chat_echo": _compared(results["jgsl"], results["echo_chat"])}
 
@@ -371,12 +386,23 @@ def _ratio(flat: dict, echo: dict) -> float | None:
     return round(flat["updates_received_per_s"] / rate, 3) if rate else None
 
 
+def _on_the_wire(payload: float | None) -> int:
+    """Bytes of a JGSL update stanza whose protobuf payload has ``payload`` bytes."""
+    from jgsl.wire import jgsl_pb2 as pb
+    from jgsl.wire.codec import encode_bytes
+
+    head = len(encode_bytes(pb.NormalUpdate(), "grid1.localhost", "user0001@load.localhost/r"))
+    return head + 4 * -(-round(payload or 100) // 3)
+
+
 def limit_run(world: World, xmpp: str, server: str, n: int, args) -> dict:
     """JGSL flat out, then the echo at the same concurrency and stanza size, in one world."""
     # Flat out (FLAT_OUT), one node per user: the same concurrency as the echo senders.
     flat = load_run(world, xmpp, n, FLAT_OUT, args.duration, args.ramp, corners=False,
                     thin=args.thin, stagger=args.stagger)
     size = round(4 / 3 * (flat["bytes_per_update_in"] or 100))  # base64 of the payload
+    args.wire_sizes = (_on_the_wire(flat["bytes_per_update_out"]),
+                       _on_the_wire(flat["bytes_per_update_in"]))
     echo = echo_run(world, xmpp, n, size, args.duration)
     # For comparison with sessions 1-3, whose echo sent one stanza per sender per 0.1 s
     # tick: at 1000 senders that caps it at 10,000/s, below the router's limit.

@@ -12,6 +12,12 @@ count ``</message>`` in what arrives, so the server is the bottleneck, as it sho
 For each: stanzas (or round trips) per second, the server's CPU µs per stanza (from /proc),
 and this driver's. ``python bench/router.py [--server embedded,prosody] [--stanzas 100000]
 [--smoke]``; writes bench/results/router.json.
+
+``--drive ENDPOINT --seconds S --answers FILE`` instead runs the round trips against a
+server someone else started (components src and dst, secret from $JGSL_COMPONENT_SECRET)
+for S seconds and writes each round trip's (time, RTT) as jgsl-load does: bench/e2e.py
+runs it as one side of its interleaved windows, so JGSL is measured against the router's
+raw capacity under the same phases of this machine.
 """
 
 from __future__ import annotations
@@ -143,6 +149,42 @@ def measure(reactor, port: int, secret: str, server_pid: int, count: int, window
             "driver_cpu_us_per_stanza": round(driver_cpu / stanzas * 1e6, 2)}
 
 
+@defer.inlineCallbacks
+def drive(reactor, port: int, secret: str, seconds: float, window: int, request: int,
+          reply: int, answers: Path):
+    """Round trips flat out for ``seconds``; every one's (wall time, RTT) to ``answers``."""
+    from collections import deque
+
+    from jgsl.load import write_answers
+
+    src, dst = RawComponent(SRC, secret), RawComponent(DST, secret)
+    for component in (src, dst):
+        yield TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(Factory(component))
+    yield defer.gatherResults([src.ready, dst.ready])
+    out, back = stanza(DST, SRC, request), stanza(SRC, DST, reply)
+    sent: deque[float] = deque()
+    rtts: list[tuple[float, float]] = []
+    deadline = time.time() + seconds
+
+    def pump(count: int = 0) -> None:
+        now = time.time()
+        for _ in range(count):
+            rtts.append((now, now - sent.popleft()))
+        room = window - len(sent) if now < deadline else 0
+        if room > 0:
+            src.transport.write(out * room)
+            sent.extend([now] * room)
+
+    dst.on_stanzas = lambda n: dst.transport.write(back * n)
+    src.on_stanzas = pump
+    pump()
+    while time.time() < deadline or sent and time.time() < deadline + 10:
+        yield task.deferLater(reactor, 0.1, lambda: None)
+    write_answers(answers, rtts)
+    for component in (src, dst):
+        component.transport.loseConnection()
+
+
 class Server:
     """The embedded router or a development Prosody, with src and dst as components."""
 
@@ -217,7 +259,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=int, default=200, help="stanzas in flight at most")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--out", type=Path, default=RESULTS / "router.json")
+    parser.add_argument("--drive", metavar="ENDPOINT",
+                        help="only drive round trips through this running server "
+                             "(tcp:HOST:PORT), for --seconds, writing --answers")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--answers", type=Path)
     args = parser.parse_args(argv)
+    if args.drive:
+        if args.answers is None:
+            parser.error("--drive needs --answers")
+        port = int(args.drive.rsplit(":", 1)[1])
+        secret = os.environ["JGSL_COMPONENT_SECRET"]
+        task.react(lambda reactor: drive(reactor, port, secret, args.seconds, args.window,
+                                         args.request, args.reply, args.answers))
+        return
     args.server = [s.strip() for s in args.server.split(",") if s.strip()]
     if not set(args.server) <= {"embedded", "prosody"}:
         parser.error("--server takes embedded and/or prosody")

@@ -82,7 +82,12 @@ class Envelope:
     message: Message
 
 
+_SPECIAL = frozenset("&<>'\"")
+
+
 def _attr(value: str) -> str:
+    if _SPECIAL.isdisjoint(value):  # (nearly every JID: one scan instead of five)
+        return value
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") \
         .replace("'", "&apos;").replace('"', "&quot;")
 

@@ -85,6 +85,8 @@ class CoreHandler(XMPPHandler):
 
     def connectionInitialized(self) -> None:
         self.ready = True
+        transport = getattr(self.xmlstream, "transport", None)
+        self._write = transport.write if transport is not None else self.xmlstream.send
         if isinstance(self.xmlstream, StanzaStream):
             self.xmlstream.take_stanzas(self._on_stanza)
         self.xmlstream.addObserver("/message", self._on_message)
@@ -242,6 +244,8 @@ class CoreHandler(XMPPHandler):
                 lambda t: self.core.effect_failed(t, effect, failure.getErrorMessage())))
 
     def send_all(self, now: float, out: list[Envelope]) -> None:
+        """Encode and write what the core returned; stanzas go to the transport as bytes
+        (the stream's own send would ask twice per stanza whether it is an element)."""
         for envelope in out:
             if not self.ready:
                 self._drops.drop(now, "link down, not sent: {type} to {recipient}",
@@ -260,7 +264,7 @@ class CoreHandler(XMPPHandler):
                 continue
             if self.dump:
                 self.dump("send", envelope)
-            self.send(stanza)
+            self._write(stanza)
 
 
 def no_delay(xs) -> None:

@@ -163,8 +163,8 @@ class StanzaReader:
             self._child(depth, name, attributes)
             return
         uri, local, prefix = _split(name)
-        contained = (prefix is None or prefix == "xml") \
-            and not any(_prefixed(key) for key in attributes)
+        contained = (prefix is None or prefix == "xml") and not (
+            " " in "".join(attributes) and any(_prefixed(key) for key in attributes))
         if depth == 0:
             self._stream_start(uri, local, attributes)
             return
@@ -179,7 +179,8 @@ class StanzaReader:
             raise domish.ParserError(f"more than {self.max_elements} elements in a stanza")
         # A prefix may be bound outside the stanza, and would not travel with its bytes:
         # any prefixed name (JGSL writes none) makes the stanza go the generic way.
-        if _prefixed(name) or attributes and any(_prefixed(key) for key in attributes):
+        if name.count(" ") == 2 and _prefixed(name) \
+                or " " in "".join(attributes) and any(_prefixed(key) for key in attributes):
             state.stanza.contained = False
         if depth == 2:
             state.children += 1
