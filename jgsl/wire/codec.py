@@ -1,4 +1,7 @@
-"""Stanza <-> typed message: the only module that touches XML or base64.
+"""Stanza <-> typed message: the only module that turns XML into messages, or base64.
+
+(Splitting a stream into stanzas is the stream reader's job, jgsl.xmpp.stanzas; it hands
+this module either a domish tree or, for a plain JGSL message, a L{PlainJgsl}.)
 
 One JGSL message travels as one XMPP ``<message/>`` stanza holding one child element
 ``<jgsl xmlns='urn:xmpp:jgsl:0' t='TYPE'>BASE64(protobuf)</jgsl>``. Ordinary chat
