@@ -71,6 +71,7 @@ def test_e2e_bench_smoke(tmp_path):
         assert limit["echo_paced"]["round_trips_per_s"] > 0 and limit["echo_paced"]["paced"]
         assert limit["ratio_jgsl_over_echo"] > 0 and limit["ratio_jgsl_over_paced_echo"] > 0
         assert limit["interleaved"]["over_echo"]["ratio"] > 0  # (through Prosody too)
+        assert limit["interleaved"]["over_router"]["ratio"] > 0
 
 
 def test_e2e_bench_limit_pairs_smoke(tmp_path):
@@ -94,11 +95,14 @@ def test_e2e_bench_interleaved_smoke(tmp_path):
     assert set(interleaved["jgsl"]["cpu_cores"]) == {"server", "gateway", "grid", "client"}
     for side in ("echo", "echo_chat"):
         assert set(interleaved[side]["cpu_cores"]) == {"server", "echo", "client"}
-    for side in ("jgsl", "echo", "echo_chat"):
+    assert set(interleaved["router"]["cpu_cores"]) == {"server", "client"}
+    assert all(size > 150 for size in interleaved["raw_sizes"])
+    for side in ("jgsl", "router", "echo", "echo_chat"):
         assert len(interleaved[side]["windows_per_s"]) == interleaved["rounds"] == 2
         assert all(rate > 0 for rate in interleaved[side]["windows_per_s"])
         assert interleaved[side]["servers_cpu_us"] > 0
-    for compared in (interleaved["over_echo"], interleaved["over_chat_echo"]):
+    for compared in (interleaved["over_router"], interleaved["over_echo"],
+                     interleaved["over_chat_echo"]):
         assert compared["ratio"] > 0 and compared["servers_cpu_ratio"] > 0
         assert min(compared["by_round"]) <= compared["median_of_rounds"] \
             <= max(compared["by_round"])
@@ -132,3 +136,16 @@ def test_router_capacity_bench_smoke(tmp_path):
         assert set(rows) == {"one_way_294B", "one_way_494B", "round_trip_183B_417B"}
         assert all(r["stanzas"] == 400 and r["seconds"] > 0 for r in rows.values())
         assert rows["round_trip_183B_417B"]["round_trips_per_s"] > 0
+
+
+def test_stream_bench_smoke(tmp_path):
+    """The XML stream work both ways: every stanza handled (the bench checks), CPU per
+    stanza and GC collections reported for the component and the router."""
+    out = tmp_path / "stream.json"
+    result = load("stream").main(["--smoke", "--out", str(out)])
+    assert json.loads(out.read_text()) == result
+    for name in ("component", "router"):
+        for way in ("generic", "fast"):
+            row = result[f"{name}_{way}"]
+            assert row["cpu_us_per_stanza"] > 0 and row["gc_collections_per_10k"] >= 0
+        assert result[f"{name}_ratio"] > 0
