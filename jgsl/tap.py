@@ -34,6 +34,8 @@ DEV_SECRET = "jgsl-dev-secret"
 SECRET_ENV = "JGSL_COMPONENT_SECRET"
 TICKET_SECRET_ENV = "JGSL_TICKET_SECRET"
 ADMIN_SECRET_ENV = "JGSL_ADMIN_SECRET"
+#: Where ``--role world`` serves its web interface unless told otherwise.
+WORLD_WEB = "tcp:8080:interface=127.0.0.1"
 log = Logger(namespace="jgsl")
 
 
@@ -121,6 +123,13 @@ class Options(usage.Options):
          "it retries sooner, after a few measured round trips (at least 1 s).", _positive],
         ["tick", None, 0.1, "Seconds between core ticks (timers, movement).", _positive],
         ["seed", None, None, "Random seed for emulated users' movement.", int],
+        ["web", None, None,
+         "strports endpoint for the web interface: /metrics (Prometheus), /healthz, and the "
+         "live world map at / (gateway and world). Off by default; --role world defaults to "
+         f"{WORLD_WEB}. 'none' turns it off (docs/operations.md)."],
+        ["log-format", None, "text",
+         "text, or json: one JSON event per line with the structured fields (twisted.logger's "
+         "JSON observer), for log collectors."],
         ["full-gc-interval", None, FULL_INTERVAL,
          "Seconds between full garbage collections (start-up objects frozen out of them; "
          "0: Python's own schedule, which paused a busy grid for 40-90 ms at random).",
@@ -135,6 +144,12 @@ class Options(usage.Options):
         role = self["role"]
         if role not in ROLES:
             raise usage.UsageError(f"--role must be one of {', '.join(ROLES)} (got {role!r})")
+        if self["log-format"] not in ("text", "json"):
+            raise usage.UsageError("--log-format must be text or json")
+        if self["web"] is None and role == "world":
+            self["web"] = WORLD_WEB
+        if self["web"] == "none":
+            self["web"] = None
         try:
             self["world-config"] = load_config(self["config"])  # read once, used by every role
         except ConfigError as e:
@@ -435,6 +450,18 @@ def makeService(options: Options, reactor=None) -> GracefulService:
         def endpoint():
             return clientFromString(reactor, options["xmpp"])
     build_components(reactor, options, endpoint, top, store, top.request_shutdown)
+    if options["web"]:
+        from jgsl.web.site import WebService
+
+        WebService(reactor, options["web"], top, role).setServiceParent(top)
+    if options["log-format"] == "json":
+        import sys
+
+        from twisted.logger import jsonFileLogObserver
+
+        # twistd asks the application for a log observer after makeService (AppLogger):
+        # the top service hands this one to the application it is added to.
+        top.log_observer = jsonFileLogObserver(sys.stdout, recordSeparator="")
     if options["full-gc-interval"]:
         ScheduledCollector(reactor, options["full-gc-interval"]).setServiceParent(top)
     if signals:

@@ -195,6 +195,10 @@ class EmuCore(Quiet):
             out += client.start(now) if client.state is State.IDLE else client.resend(now)
         return out
 
+    def signed_in(self) -> int:
+        """How many of the users are in a node, exchanging updates."""
+        return sum(1 for client in self.clients.values() if client.state is State.UPDATING)
+
     def tick(self, now: float) -> list[Envelope]:
         behaviours, clients = self._groups[self._phase]
         self._phase = (self._phase + 1) % len(self._groups)

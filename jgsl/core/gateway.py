@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
@@ -212,6 +213,9 @@ class GatewayCore(Quiet):
         self._offline = False
         self._online_since = float("-inf")  # when our link came back after an outage
         self._visits = 0
+        #: Login answers by (result, reason): "ok" or "refused" and the refusal's reason
+        #: without its particulars ("full (100 users)" is "full"), for /metrics.
+        self.logins: Counter[tuple[str, str]] = Counter()
         self._drops = DropLog(log)
         self._handlers: dict[type, Callable[[float, str, object], list[Envelope]]] = {
             pb.Ping: self._on_ping,
@@ -260,6 +264,14 @@ class GatewayCore(Quiet):
                              type=type(envelope.message).__name__, sender=envelope.sender)
             return []
         return handler(now, envelope.sender, envelope.message)
+
+    def grids(self) -> list[_Grid]:
+        """The grid processes this gateway counts as alive (a pinged one is suspected)."""
+        return list(self._grids.values())
+
+    def nodes(self) -> list[_Node]:
+        """The nodes this gateway knows, in any state."""
+        return list(self._nodes.values())
 
     def tick(self, now: float) -> list[Envelope]:
         out: list[Envelope] = []
@@ -644,6 +656,7 @@ class GatewayCore(Quiet):
 
     def _accept(self, now: float, node: _Node, pending: _PendingLogin) -> Envelope:
         self._visits += 1
+        self.logins[("ok", "")] += 1
         key = (node.region, node.instance)
         before = self._where.get(pending.client)
         if before is not None and before != key and before in self._nodes:
@@ -671,6 +684,7 @@ class GatewayCore(Quiet):
         return self._to(pending.client, reply)
 
     def _refuse(self, client: str, request: pb.Login, reason: str) -> Envelope:
+        self.logins[("refused", reason.split("(")[0].split(":")[0].strip()[:48])] += 1
         log.info("login of {client} at {world} ({x:.2f}, {z:.2f}) refused: {reason}",
                  client=client, world=request.worldpath, x=request.x, z=request.z, reason=reason)
         reply = pb.LoginReply(worldpath=request.worldpath, x=request.x, y=request.y,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import weakref
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +26,9 @@ from jgsl.lua.convert import FieldError, table_to_message
 from jgsl.lua.sandbox import ConversionError, Limits, LuaVM, ScriptError, Sources, to_python
 from jgsl.wire.game import UnknownPayloadError, payload_class
 
+#: Hook failures in this process by module, over every VM it ran (a reload starts a new
+#: Script, so its own ``errors`` restart at 0): /metrics' jgsl_lua_errors_total.
+ERRORS: Counter[str] = Counter()
 log = Logger(namespace="jgsl.lua")
 
 #: Parked coroutines per script; beyond this a new park is an error (a leak, most likely).
@@ -198,6 +202,7 @@ class Script:
 
     def _failed(self, where: str, error: ScriptError) -> None:
         self.errors += 1
+        ERRORS[self.module] += 1
         log.error("script {module}: {where} failed: {error}", module=self.module, where=where,
                   error=str(error))
 

@@ -7,7 +7,9 @@ dropped with a log line, never queued without bound.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from time import perf_counter
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
@@ -82,6 +84,15 @@ class CoreHandler(XMPPHandler):
         self.ready = False
         self._drops = DropLog(log)
         self._next_prune = 0.0
+        #: What went through this link, for /metrics: messages received by class; per
+        #: class sent, [messages, bytes]; floods dropped; script reloads by outcome.
+        self.received: Counter[type] = Counter()
+        self.sent: dict[type, list[int]] = {}
+        self.flooded = 0
+        self.reloads: Counter[str] = Counter()
+        #: Given (by the web layer's metrics), called with (message class, seconds) for
+        #: every message the core handled: the handling-time histogram. None costs nothing.
+        self.timing: Callable[[type, float], None] | None = None
 
     def connectionInitialized(self) -> None:
         self.ready = True
@@ -161,9 +172,12 @@ class CoreHandler(XMPPHandler):
         """A decoded message, by either path: flood gate, dump, seal check, the core."""
         sender, recipient = envelope.sender.split("/")[0], envelope.recipient.split("/")[0]
         if not self.flood.allow(now, sender, recipient):
+            self.flooded += 1
             self._drops.drop(now, "flood from {sender} to {recipient}", sender=sender,
                              recipient=recipient)
             return
+        cls = type(envelope.message)
+        self.received[cls] += 1
         if self.dump:
             self.dump("recv", envelope)
         kind = self.sealer.kind(envelope.message)
@@ -172,7 +186,13 @@ class CoreHandler(XMPPHandler):
                 return
             if kind == ADMIN and self._admin(now, sender, envelope):
                 return
+        timing = self.timing
+        if timing is None:
+            self._run(lambda t: self.core.receive(t, envelope))
+            return
+        started = perf_counter()
         self._run(lambda t: self.core.receive(t, envelope))
+        timing(cls, perf_counter() - started)
 
     def _admin(self, now: float, sender: str, envelope: Envelope) -> bool:
         """Obey a proven admin's ADMIN_SHUTDOWN or ADMIN_RELOAD; False for anything else."""
@@ -212,6 +232,7 @@ class CoreHandler(XMPPHandler):
 
         def step(now: float) -> list[Envelope]:
             errors, count, out = reload(now)
+            self.reloads["failed" if errors else "ok"] += 1
             if not errors:
                 log.info("scripts reloaded: {count} changed", count=count)
             if reply_to is not None:
@@ -264,6 +285,11 @@ class CoreHandler(XMPPHandler):
                 continue
             if self.dump:
                 self.dump("send", envelope)
+            counts = self.sent.get(type(envelope.message))
+            if counts is None:
+                counts = self.sent[type(envelope.message)] = [0, 0]
+            counts[0] += 1
+            counts[1] += len(stanza)
             self._write(stanza)
 
 

@@ -47,6 +47,16 @@ class GracefulService(MultiService):
         self._flushed: Deferred | None = None
         self._timer = None
         self._signalled = 0
+        #: A log observer for the application this service is added to (twistd starts
+        #: logging with it): ``--log-format json``.
+        self.log_observer = None
+
+    def setServiceParent(self, parent) -> None:
+        super().setServiceParent(parent)
+        if self.log_observer is not None and hasattr(parent, "setComponent"):
+            from twisted.logger import ILogObserver
+
+            parent.setComponent(ILogObserver, self.log_observer)
 
     # -- starting the shutdown ---------------------------------------------------------
 
