@@ -122,13 +122,14 @@ def test_name_option_renames_the_component():
 
 
 def test_world_connects_components_to_its_own_router():
-    """The world role dials the port its router actually bound (here: 5399)."""
+    """The world role dials the port its router actually bound (here: 5399); its web
+    interface listens on 8080 (the default for the world)."""
     reactor = MemoryReactorClock()
     options = parse("--role", "world", "--listen", "tcp:5399:interface=127.0.0.1")
     top = tap.makeService(options, reactor=reactor)
     top.startService()
     try:
-        assert [s[0] for s in reactor.tcpServers] == [5399]
+        assert [s[0] for s in reactor.tcpServers] == [5399, 8080]
         assert [c[:2] for c in reactor.tcpClients] == [("127.0.0.1", 5399)] * 3
     finally:
         top.stopService()
