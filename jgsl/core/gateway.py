@@ -39,6 +39,7 @@ from jgsl.core.region import Region
 from jgsl.core.rules import Rule, RuleSet
 from jgsl.core.safetext import Logger, message_text_problem
 from jgsl.core.tickets import DEV_TICKET_SECRET, sign
+from jgsl.core.worldmap import WorldMap
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Bounce, Envelope, XmppPing, XmppPong
 from jgsl.wire.messages import CLIENT_VERSION, SERVER_VERSION
@@ -216,6 +217,8 @@ class GatewayCore(Quiet):
         #: Login answers by (result, reason): "ok" or "refused" and the refusal's reason
         #: without its particulars ("full (100 users)" is "full"), for /metrics.
         self.logins: Counter[tuple[str, str]] = Counter()
+        #: Where the agents are, for the live map (asked for only while a page shows it).
+        self.map = WorldMap()
         self._drops = DropLog(log)
         self._handlers: dict[type, Callable[[float, str, object], list[Envelope]]] = {
             pb.Ping: self._on_ping,
@@ -225,6 +228,7 @@ class GatewayCore(Quiet):
             pb.NodeReady: self._on_node_ready,
             pb.Logout: self._on_logout,
             pb.GridClosing: self._on_grid_closing,
+            pb.MapReport: self._on_map_report,
             XmppPong: self._on_pong,
             Bounce: self._on_bounce,
         }
@@ -275,6 +279,9 @@ class GatewayCore(Quiet):
 
     def tick(self, now: float) -> list[Envelope]:
         out: list[Envelope] = []
+        request = self.map.due(now)
+        if request is not None and not self._offline:
+            out += [self._to(jid, pb.MapRequest(request=request)) for jid in self._grids]
         for grid in [] if self._offline else list(self._grids.values()):
             silent = now - grid.last_seen
             if silent > self.settings.grid_dead_after:
@@ -571,10 +578,17 @@ class GatewayCore(Quiet):
             return []  # (a bounced reply to a client that left: nothing to do)
         return self._grid_died(now, jid, f"the XMPP server answered {msg.condition}")
 
+    def _on_map_report(self, now: float, sender: str, msg: pb.MapReport) -> list[Envelope]:
+        jid = bare(sender)
+        if jid in self._grids:  # (else: not a grid process of ours, or one we gave up on)
+            self.map.report(now, jid, msg)
+        return []
+
     def _grid_died(self, now: float, jid: str, why: str) -> list[Envelope]:
         log.warn("grid process {grid} is dead ({why}); its regions will be reallocated",
                  grid=jid, why=why)
         del self._grids[jid]
+        self.map.forget(jid)
         return self._forget_nodes(lambda n: n.grid == jid, "grid process died", again=now)
 
     def _on_grid_closing(self, now: float, sender: str, msg: pb.GridClosing) -> list[Envelope]:
@@ -582,6 +596,7 @@ class GatewayCore(Quiet):
         jid = bare(sender)
         if self._grids.pop(jid, None) is None:
             return []
+        self.map.forget(jid)
         log.info("grid process {grid} is closing ({reason}); its regions will be reallocated",
                  grid=jid, reason=msg.reason or "no reason given")
         return self._forget_nodes(lambda n: n.grid == jid, "grid process closing", again=now)

@@ -19,6 +19,7 @@ from jgsl.core.effects import LOG_KINDS, LoadKey, LoadNode, NodeLogs, SaveAgent,
 from jgsl.core.fields import (
     MAX_COORDINATE,
     MAX_STRING,
+    decode_position,
 )
 from jgsl.core.jids import bare
 from jgsl.core.keys import new_key
@@ -147,6 +148,8 @@ class GridProcessCore(Quiet):
             return self._spawn(now, sender, msg)
         if isinstance(msg, pb.CloseNode):
             return self._close(now, sender, msg)
+        if isinstance(msg, pb.MapRequest):
+            return self._map_report(now, sender, msg)
         if type(msg) in _NODE_MESSAGES:
             node = self.nodes.get(msg.id)
             if node is None or node.key != msg.sk:
@@ -316,6 +319,43 @@ class GridProcessCore(Quiet):
             if node.id not in self.logic:
                 out += self._start_logic(now, node)
         return [], len(swaps), out
+
+    #: Largest map report part, bytes: well under the codec's 48 KiB.
+    MAP_PART_BYTES = 32 * 1024
+
+    def _map_report(self, now: float, sender: str, msg: pb.MapRequest) -> list[Envelope]:
+        """Where this process's agents are, for a gateway's live map (observers, which are
+        other nodes' agents looking across a border, are left out)."""
+        if sender not in self.trusted:
+            self._drops.drop(now, "GRID_MAP_REQUEST from {sender} ignored: not a gateway of "
+                             "ours", sender=sender)
+            return []
+        parts = [pb.MapReport(request=msg.request)]
+        size = 0  # (estimated as it grows: ByteSize() each time would cost n squared)
+        for node in self.nodes.values():
+            region = node.region
+            entry = parts[-1].nodes.add(id=node.id, worldpath=region.worldpath, gx=region.gx,
+                                        gy=region.gy, instance=node.instance, role=node.role,
+                                        max_users=node.max_users)
+            if region.size is not None:
+                entry.gsize = region.size
+            for agent in node.agents.values():
+                if agent.mode is not AgentMode.AGENT or agent.pos is None:
+                    continue
+                name = str(agent.value("nickname") or agent.jid.split("@")[0])[:64]
+                size += len(agent.jid) + len(name) + 32
+                if size > self.MAP_PART_BYTES:
+                    parts.append(pb.MapReport(request=msg.request))
+                    entry = parts[-1].nodes.add()
+                    entry.CopyFrom(parts[-2].nodes[-1])
+                    del entry.agents[:]
+                    size = 0
+                x, z = region.to_world(*agent.pos)
+                entry.agents.add(jid=agent.jid, name=name, x=x, z=z, npc=agent.npc,
+                                 y=decode_position(int(agent.value("y") or 0)))
+        for number, part in enumerate(parts):
+            part.part, part.parts = number, len(parts)
+        return [Envelope(self.jid, sender, part) for part in parts]
 
     def _close(self, now: float, sender: str, msg: pb.CloseNode) -> list[Envelope]:
         node = self.nodes.get(msg.id)

@@ -37,6 +37,8 @@ SEALED: dict[type[Message], str] = {
     pb.NodeReady: SERVER,
     pb.CloseNode: SERVER,
     pb.GridClosing: SERVER,
+    pb.MapRequest: SERVER,
+    pb.MapReport: SERVER,
     pb.AdminShutdown: ADMIN,
     pb.AdminReload: ADMIN,
     pb.AdminReloadReply: ADMIN,

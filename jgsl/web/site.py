@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from prometheus_client.twisted import MetricsResource
 from twisted.application.service import Service
 from twisted.internet.endpoints import serverFromString
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+from twisted.web.static import File
 
+from jgsl.core.gateway import GatewayCore
 from jgsl.core.safetext import Logger
 from jgsl.web.health import health
 from jgsl.web.metrics import Metrics
@@ -21,6 +24,7 @@ from jgsl.xmpp.link import ComponentService
 from jgsl.xmpp.router import RouterService
 
 log = Logger(namespace="jgsl.web")
+STATIC = Path(__file__).with_name("static")
 
 
 def _walk(service):
@@ -59,7 +63,8 @@ class _Index(Resource):
 
 
 class WebService(Service):
-    """Serves /metrics, /healthz and / for the services under ``top``."""
+    """Serves /metrics, /healthz and / for the services under ``top``; with a gateway
+    among them, / is the live world map (static page, /map/events feed)."""
 
     def __init__(self, reactor, endpoint: str, top, role: str) -> None:
         self.reactor = reactor
@@ -71,9 +76,22 @@ class WebService(Service):
         self.url: str | None = None
         self._port = None
         root = Resource()
-        root.putChild(b"", _Index(self))
         root.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
         root.putChild(b"healthz", _Health(self))
+        self.feed = None
+        gateway = next((s.core for s in self.components() if isinstance(s.core, GatewayCore)),
+                       None)
+        if gateway is None:
+            root.putChild(b"", _Index(self))
+        else:
+            from jgsl.web.livemap import MapFeed
+
+            self.feed = MapFeed(reactor, gateway)
+            root.putChild(b"", File(str(STATIC / "map.html"), defaultType="text/html"))
+            root.putChild(b"static", File(str(STATIC)))
+            events = Resource()
+            events.putChild(b"events", self.feed)
+            root.putChild(b"map", events)
         self.root = root
         self.site = Site(root)
         self.site.noisy = False
@@ -108,7 +126,9 @@ class WebService(Service):
         host = "127.0.0.1" if address.host in ("0.0.0.0", "") else address.host
         host = f"[{host}]" if ":" in host else host
         self.url = f"http://{host}:{address.port}/"
-        log.info("web interface at {url} (/metrics, /healthz)", url=self.url)
+        log.info("web interface at {url} ({pages})", url=self.url,
+                 pages="the live world map, /metrics, /healthz" if self.feed
+                 else "/metrics, /healthz")
 
     def _failed(self, failure) -> None:
         # The game goes on without its web pages; the operator reads why.
@@ -117,6 +137,8 @@ class WebService(Service):
 
     def stopService(self):
         super().stopService()
+        if self.feed is not None:
+            self.feed.stop()
         if self._port is not None:
             return self._port.stopListening()
         return None

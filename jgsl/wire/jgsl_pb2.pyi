@@ -31,6 +31,8 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ADMIN_RELOAD: _ClassVar[MessageType]
     ADMIN_RELOAD_REPLY: _ClassVar[MessageType]
     GRID_CLOSING: _ClassVar[MessageType]
+    GRID_MAP_REQUEST: _ClassVar[MessageType]
+    GRID_MAP_REPORT: _ClassVar[MessageType]
 MESSAGE_TYPE_UNSPECIFIED: MessageType
 CS_PING: MessageType
 SC_PING_REPLY: MessageType
@@ -53,6 +55,8 @@ ADMIN_SHUTDOWN: MessageType
 ADMIN_RELOAD: MessageType
 ADMIN_RELOAD_REPLY: MessageType
 GRID_CLOSING: MessageType
+GRID_MAP_REQUEST: MessageType
+GRID_MAP_REPORT: MessageType
 
 class Seal(_message.Message):
     __slots__ = ("time", "nonce", "mac")
@@ -593,3 +597,63 @@ class GridClosing(_message.Message):
     reason: str
     seal: Seal
     def __init__(self, reason: _Optional[str] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
+
+class MapRequest(_message.Message):
+    __slots__ = ("request", "seal")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
+    request: int
+    seal: Seal
+    def __init__(self, request: _Optional[int] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
+
+class MapReport(_message.Message):
+    __slots__ = ("request", "part", "parts", "nodes", "seal")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
+    request: int
+    part: int
+    parts: int
+    nodes: _containers.RepeatedCompositeFieldContainer[MapNode]
+    seal: Seal
+    def __init__(self, request: _Optional[int] = ..., part: _Optional[int] = ..., parts: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[MapNode, _Mapping]]] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
+
+class MapNode(_message.Message):
+    __slots__ = ("id", "worldpath", "gx", "gy", "gsize", "instance", "role", "max_users", "agents")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WORLDPATH_FIELD_NUMBER: _ClassVar[int]
+    GX_FIELD_NUMBER: _ClassVar[int]
+    GY_FIELD_NUMBER: _ClassVar[int]
+    GSIZE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_USERS_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    worldpath: str
+    gx: int
+    gy: int
+    gsize: float
+    instance: int
+    role: str
+    max_users: int
+    agents: _containers.RepeatedCompositeFieldContainer[MapAgent]
+    def __init__(self, id: _Optional[int] = ..., worldpath: _Optional[str] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., instance: _Optional[int] = ..., role: _Optional[str] = ..., max_users: _Optional[int] = ..., agents: _Optional[_Iterable[_Union[MapAgent, _Mapping]]] = ...) -> None: ...
+
+class MapAgent(_message.Message):
+    __slots__ = ("jid", "name", "x", "y", "z", "npc")
+    JID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    Z_FIELD_NUMBER: _ClassVar[int]
+    NPC_FIELD_NUMBER: _ClassVar[int]
+    jid: str
+    name: str
+    x: float
+    y: float
+    z: float
+    npc: bool
+    def __init__(self, jid: _Optional[str] = ..., name: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., npc: _Optional[bool] = ...) -> None: ...

@@ -35,6 +35,8 @@ REGISTRY: dict[int, type[Message]] = {
     pb.ADMIN_RELOAD: pb.AdminReload,
     pb.ADMIN_RELOAD_REPLY: pb.AdminReloadReply,
     pb.GRID_CLOSING: pb.GridClosing,
+    pb.GRID_MAP_REQUEST: pb.MapRequest,
+    pb.GRID_MAP_REPORT: pb.MapReport,
 }
 
 _TYPE_OF: dict[str, int] = {cls.DESCRIPTOR.full_name: type_id for type_id, cls in REGISTRY.items()}

@@ -24,6 +24,8 @@
 ---| "ADMIN_RELOAD" # 205
 ---| "ADMIN_RELOAD_REPLY" # 206
 ---| "GRID_CLOSING" # 207
+---| "GRID_MAP_REQUEST" # 208
+---| "GRID_MAP_REPORT" # 209
 
 ---@class jgsl.Seal
 ---@field time number
@@ -291,3 +293,33 @@
 ---@class jgsl.GridClosing
 ---@field reason string
 ---@field seal jgsl.Seal?
+
+---@class jgsl.MapRequest
+---@field request integer
+---@field seal jgsl.Seal?
+
+---@class jgsl.MapReport
+---@field request integer
+---@field part integer
+---@field parts integer
+---@field nodes jgsl.MapNode[]
+---@field seal jgsl.Seal?
+
+---@class jgsl.MapNode
+---@field id integer
+---@field worldpath string
+---@field gx integer
+---@field gy integer
+---@field gsize number?
+---@field instance integer
+---@field role string
+---@field max_users integer
+---@field agents jgsl.MapAgent[]
+
+---@class jgsl.MapAgent
+---@field jid string
+---@field name string
+---@field x number
+---@field y number
+---@field z number
+---@field npc boolean
