@@ -7,9 +7,21 @@ need (nothing to say, nothing to store, no scripts), so a core names only what i
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from jgsl.wire.codec import Envelope
+
+
+@dataclass
+class AdminAnswer:
+    """What a core answers an operator's command (ADMIN_COMMAND, jgsl-admin): whether it
+    was done, a text for people, data for programs, and what to send because of it."""
+
+    ok: bool
+    text: str
+    data: dict | None = None
+    out: list[Envelope] = field(default_factory=list)
 
 
 class Core(Protocol):
@@ -36,6 +48,9 @@ class Core(Protocol):
     def republish(self, now: float) -> list[Envelope]:
         """The store lost what it held: write back what this core holds."""
 
+    def admin(self, now: float, command: str, args: list[str]) -> AdminAnswer:
+        """An operator's command (the link checked the admin's seal and JID)."""
+
     def effect_done(self, now: float, effect, outcome) -> list[Envelope]: ...
 
     def effect_failed(self, now: float, effect, reason: str) -> list[Envelope]: ...
@@ -58,6 +73,9 @@ class Quiet:
 
     def republish(self, now: float) -> list[Envelope]:
         return []
+
+    def admin(self, now: float, command: str, args: list[str]) -> AdminAnswer:
+        return AdminAnswer(False, f"{command!r} is not a command this component knows")
 
     def effect_done(self, now: float, effect, outcome) -> list[Envelope]:
         return []

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
 
-from jgsl.core.component import Quiet
+from jgsl.core.component import AdminAnswer, Quiet
 from jgsl.core.droplog import DropLog
 from jgsl.core.effects import (
     AgentRecord,
@@ -163,6 +163,8 @@ class _Grid:
     #: The id of our unanswered XMPP ping (the process is suspected), and when it went.
     ping: str | None = None
     pinged_at: float = 0.0
+    #: Seconds the process has run, as its last GRID_HELLO said.
+    uptime: float = 0.0
 
 
 class GatewayCore(Quiet):
@@ -219,6 +221,8 @@ class GatewayCore(Quiet):
         self.logins: Counter[tuple[str, str]] = Counter()
         #: Where the agents are, for the live map (asked for only while a page shows it).
         self.map = WorldMap()
+        #: Grid processes an operator drains (jgsl-admin drain): no new regions go there.
+        self.draining: set[str] = set()
         self._drops = DropLog(log)
         self._handlers: dict[type, Callable[[float, str, object], list[Envelope]]] = {
             pb.Ping: self._on_ping,
@@ -268,6 +272,56 @@ class GatewayCore(Quiet):
                              type=type(envelope.message).__name__, sender=envelope.sender)
             return []
         return handler(now, envelope.sender, envelope.message)
+
+    # -- an operator's commands (jgsl-admin) -------------------------------------------
+
+    def admin(self, now: float, command: str, args: list[str]) -> AdminAnswer:
+        if command == "status":
+            return self._status(now)
+        if command in ("drain", "undrain") and len(args) == 1:
+            grid = bare(args[0])
+            if command == "undrain":
+                self.draining.discard(grid)
+                return AdminAnswer(True, f"{self.jid}: {grid} gets regions again")
+            self.draining.add(grid)
+            moved = [n for n in self._nodes.values() if n.grid == grid]
+            log.info("draining grid process {grid} (an admin asked): {count} node(s) move",
+                     grid=grid, count=len(moved))
+            out = self._forget_nodes(lambda n: n.grid == grid, "grid process drained",
+                                     again=now)
+            return AdminAnswer(True, f"{self.jid}: {grid} drained; {len(moved)} node(s) "
+                               "will be served elsewhere as their users log in again",
+                               {"grid": grid, "nodes": len(moved)}, out)
+        return AdminAnswer(False, f"{self.jid}: unknown command or arguments: "
+                           f"{' '.join([command, *args])} (status, drain GRID, undrain GRID)")
+
+    def _status(self, now: float) -> AdminAnswer:
+        grids = [{"jid": g.jid, "state": "suspected" if g.ping else "live",
+                  "draining": g.jid in self.draining, "capacity": g.capacity,
+                  "uptime_s": round(g.uptime, 1), "last_seen_s": round(now - g.last_seen, 1)}
+                 for g in self._grids.values()]
+        nodes = [{"grid": n.grid, "id": n.id, "world": n.region.worldpath, "gx": n.region.gx,
+                  "gy": n.region.gy, "instance": n.instance, "role": n.role,
+                  "state": n.state.value, "users": n.load,
+                  "load": round(n.load / self.settings.max_users, 3)
+                  if self.settings.max_users else None}
+                 for n in self._nodes.values()]
+        data = {"gateway": self.jid, "uptime_s": round(now - self._started, 1),
+                "grids": grids, "nodes": nodes,
+                "logins": {f"{r} {why}".strip(): c for (r, why), c in self.logins.items()}}
+        lines = [f"gateway {self.jid}: up {now - self._started:.0f} s, {len(grids)} grid "
+                 f"process(es), {len(nodes)} node(s)"]
+        for g in grids:
+            lines.append(f"  grid {g['jid']}: {g['state']}"
+                         + (", draining" if g["draining"] else "")
+                         + f", up {g['uptime_s']:.0f} s, capacity {g['capacity']}")
+        for n in nodes:
+            world = n["world"].rstrip("/").rsplit("/", 1)[-1]
+            lines.append(f"  node {n['id']} {world} {n['gx']},{n['gy']}"
+                         + (f" #{n['instance']}" if n["instance"] else "")
+                         + f" on {n['grid']}: {n['state']}, {n['users']} user(s)"
+                         + (f", load {n['load']:.1%}" if n["load"] is not None else ""))
+        return AdminAnswer(True, "\n".join(lines), data)
 
     def grids(self) -> list[_Grid]:
         """The grid processes this gateway counts as alive (a pinged one is suspected)."""
@@ -519,7 +573,7 @@ class GatewayCore(Quiet):
             log.info("grid process {grid} registered with {nodes} node(s)", grid=jid,
                      nodes=len(msg.nodes))
             grid = self._grids[jid] = _Grid(jid, now)
-        grid.last_seen, grid.capacity = now, msg.capacity
+        grid.last_seen, grid.capacity, grid.uptime = now, msg.capacity, msg.uptime
         reported: set[NodeKey] = set()
         out: list[Envelope] = []
         for hosted in msg.nodes:
@@ -529,6 +583,8 @@ class GatewayCore(Quiet):
             key = (region, info.instance)
             reported.add(key)
             node = self._nodes.get(key)
+            if node is None and jid in self.draining:
+                continue  # its users are moving off: its nodes are not routed to again
             if node is None:  # e.g. this gateway restarted: adopt the running node
                 node = self._nodes[key] = _Node(region, info.instance, info.role or "guest",
                                                 jid, last_used=now)
@@ -633,9 +689,10 @@ class GatewayCore(Quiet):
         return self._start_spawn(now, node)
 
     def _start_spawn(self, now: float, node: _Node) -> list[Envelope]:
-        if not self._grids:
+        grids = [g for g in self._grids.values() if g.jid not in self.draining]
+        if not grids:
             return self._forget_nodes(lambda n: n is node, "no grid process is available")
-        grid = min(self._grids.values(), key=lambda g: (
+        grid = min(grids, key=lambda g: (
             sum(n.load + 1 for n in self._nodes.values() if n.grid == g.jid), g.jid))
         node.enter(SPAWNING)
         node.grid, node.request = grid.jid, next(self._requests)

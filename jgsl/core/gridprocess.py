@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from jgsl.core.agent import Agent, AgentMode
-from jgsl.core.component import Quiet
+from jgsl.core.component import AdminAnswer, Quiet
 from jgsl.core.droplog import DropLog
 from jgsl.core.effects import LOG_KINDS, LoadKey, LoadNode, NodeLogs, SaveAgent, SaveEdit
 from jgsl.core.fields import (
@@ -319,6 +319,80 @@ class GridProcessCore(Quiet):
             if node.id not in self.logic:
                 out += self._start_logic(now, node)
         return [], len(swaps), out
+
+    # -- an operator's commands (jgsl-admin) -------------------------------------------
+
+    def admin(self, now: float, command: str, args: list[str]) -> AdminAnswer:
+        if command == "users" and len(args) <= 1:
+            return self._users(now, args[0] if args else None)
+        if command == "kick" and 1 <= len(args) <= 2:
+            return self._kick(now, bare(args[0]), args[1] if len(args) == 2 else "")
+        if command == "drain" and not args:
+            return self._drain(now)
+        return AdminAnswer(False, f"{self.jid}: unknown command or arguments: "
+                           f"{' '.join([command, *args])} (users [NODE], kick USER [REASON], "
+                           "drain)")
+
+    def _users(self, now: float, node_id: str | None) -> AdminAnswer:
+        nodes = [n for n in self.nodes.values() if node_id is None or str(n.id) == node_id]
+        if node_id is not None and not nodes:
+            return AdminAnswer(False, f"{self.jid}: no node {node_id}")
+        data, lines = {"grid": self.jid, "nodes": []}, []
+        for node in nodes:
+            agents = []
+            for agent in node.agents.values():
+                x, z = node.region.to_world(*agent.pos) if agent.pos else (None, None)
+                agents.append({"jid": agent.jid, "name": str(agent.value("nickname") or ""),
+                               "npc": agent.npc, "observer": agent.mode is not AgentMode.AGENT,
+                               "role": agent.role, "x": x, "z": z,
+                               "idle_s": round(now - agent.last_active, 1)})
+            data["nodes"].append({"id": node.id, "world": node.region.worldpath,
+                                  "gx": node.region.gx, "gy": node.region.gy,
+                                  "agents": agents})
+            lines.append(f"node {node.id} {node.region}: {len(agents)} agent(s)")
+            for a in agents:
+                where = f" at {a['x']:.1f},{a['z']:.1f}" if a["x"] is not None else ""
+                kind = "npc" if a["npc"] else "observer" if a["observer"] else a["role"]
+                lines.append(f"  {a['jid']} ({kind}){where}, idle {a['idle_s']:.0f} s")
+        return AdminAnswer(True, "\n".join(lines) or f"{self.jid}: no nodes", data)
+
+    def _kick(self, now: float, user: str, reason: str) -> AdminAnswer:
+        out: list[Envelope] = []
+        for node in self.nodes.values():
+            agent = node.agents.get(user)
+            if agent is None or agent.npc:
+                continue
+            log.info("an admin kicked {user} from node {node}: {reason}", user=user,
+                     node=node.id, reason=reason or "no reason given")
+            node.logout(user)
+            self._save(node, agent)
+            out.append(Envelope(self.jid, user, pb.Closing(sk=node.key,
+                                                           reason=reason or "kicked")))
+            out += self._node_events(now, node)
+        if not out:
+            return AdminAnswer(False, f"{self.jid}: {user} is on none of its nodes")
+        return AdminAnswer(True, f"{self.jid}: {user} kicked", {"user": user}, out)
+
+    def _drain(self, now: float) -> AdminAnswer:
+        """Every client is told to go (SC_Closing) and its agent saved; the nodes close.
+        The gateways, told to drain this process first, serve the regions elsewhere."""
+        out: list[Envelope] = []
+        clients = 0
+        for node in list(self.nodes.values()):
+            for agent in list(node.agents.values()):
+                if agent.npc:
+                    continue
+                clients += 1
+                node.logout(agent.jid)
+                self._save(node, agent)
+                out.append(Envelope(self.jid, agent.jid,
+                                    pb.Closing(sk=node.key, reason="moving to another server")))
+            out += self._stop_logic(now, node.id)
+            del self.nodes[node.id]
+        log.info("drained (an admin asked): {clients} client(s) sent elsewhere, nodes closed",
+                 clients=clients)
+        return AdminAnswer(True, f"{self.jid}: drained, {clients} client(s) moved",
+                           {"clients": clients}, out)
 
     #: Largest map report part, bytes: well under the codec's 48 KiB.
     MAP_PART_BYTES = 32 * 1024

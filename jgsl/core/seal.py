@@ -42,6 +42,8 @@ SEALED: dict[type[Message], str] = {
     pb.AdminShutdown: ADMIN,
     pb.AdminReload: ADMIN,
     pb.AdminReloadReply: ADMIN,
+    pb.AdminCommand: ADMIN,
+    pb.AdminCommandReply: ADMIN,
 }
 
 #: Default tolerance between two hosts' clocks, in seconds (docs/deploy.md: NTP keeps

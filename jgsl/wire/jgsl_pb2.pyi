@@ -33,6 +33,8 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GRID_CLOSING: _ClassVar[MessageType]
     GRID_MAP_REQUEST: _ClassVar[MessageType]
     GRID_MAP_REPORT: _ClassVar[MessageType]
+    ADMIN_COMMAND: _ClassVar[MessageType]
+    ADMIN_COMMAND_REPLY: _ClassVar[MessageType]
 MESSAGE_TYPE_UNSPECIFIED: MessageType
 CS_PING: MessageType
 SC_PING_REPLY: MessageType
@@ -57,6 +59,8 @@ ADMIN_RELOAD_REPLY: MessageType
 GRID_CLOSING: MessageType
 GRID_MAP_REQUEST: MessageType
 GRID_MAP_REPORT: MessageType
+ADMIN_COMMAND: MessageType
+ADMIN_COMMAND_REPLY: MessageType
 
 class Seal(_message.Message):
     __slots__ = ("time", "nonce", "mac")
@@ -657,3 +661,29 @@ class MapAgent(_message.Message):
     z: float
     npc: bool
     def __init__(self, jid: _Optional[str] = ..., name: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., npc: _Optional[bool] = ...) -> None: ...
+
+class AdminCommand(_message.Message):
+    __slots__ = ("command", "args", "request", "seal")
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
+    command: str
+    args: _containers.RepeatedScalarFieldContainer[str]
+    request: int
+    seal: Seal
+    def __init__(self, command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., request: _Optional[int] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
+
+class AdminCommandReply(_message.Message):
+    __slots__ = ("request", "ok", "text", "json", "seal")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
+    request: int
+    ok: bool
+    text: str
+    json: str
+    seal: Seal
+    def __init__(self, request: _Optional[int] = ..., ok: _Optional[bool] = ..., text: _Optional[str] = ..., json: _Optional[str] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...

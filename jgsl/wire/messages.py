@@ -37,6 +37,8 @@ REGISTRY: dict[int, type[Message]] = {
     pb.GRID_CLOSING: pb.GridClosing,
     pb.GRID_MAP_REQUEST: pb.MapRequest,
     pb.GRID_MAP_REPORT: pb.MapReport,
+    pb.ADMIN_COMMAND: pb.AdminCommand,
+    pb.ADMIN_COMMAND_REPLY: pb.AdminCommandReply,
 }
 
 _TYPE_OF: dict[str, int] = {cls.DESCRIPTOR.full_name: type_id for type_id, cls in REGISTRY.items()}

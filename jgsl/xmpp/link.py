@@ -7,6 +7,7 @@ dropped with a log line, never queued without bound.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from time import perf_counter
@@ -18,7 +19,7 @@ from twisted.internet.task import LoopingCall
 from twisted.words.protocols.jabber import component
 from tx_xmpp.subprotocols import StreamManager, XMPPHandler
 
-from jgsl.core.component import Core
+from jgsl.core.component import AdminAnswer, Core
 from jgsl.core.droplog import DropLog
 from jgsl.core.flood import FloodGate
 from jgsl.core.jids import bare
@@ -43,16 +44,62 @@ log = Logger(namespace="jgsl.link")
 
 
 class MessageDump:
-    """Logs every decoded message (--dump-server-msg / --dump-client-msg)."""
+    """Logs every decoded message (--dump-server-msg / --dump-client-msg, or switched on in
+    a running process with ``jgsl-admin dump on``), optionally only those to or from one
+    ``user`` or of one ``type`` (wire name, e.g. SC_NormalUpdate).
 
-    def __init__(self, label: str) -> None:
+    Each line names our side (for emulated users: the user) and the peer; a reply's agent
+    table is written as agents and fields, not as its delta columns."""
+
+    def __init__(self, label: str, user: str | None = None, type_name: str | None = None,
+                 maps=None) -> None:
         self._log = Logger(namespace=f"jgsl.dump.{label}")
+        self.user = bare(user) if user else None
+        self.type_name = type_name
+        self._maps = maps
 
     def __call__(self, direction: str, envelope: Envelope) -> None:
         peer = envelope.sender if direction == "recv" else envelope.recipient
-        self._log.info("{direction} {peer} {message}", direction=direction, peer=peer,
-                       local=envelope.recipient if direction == "recv" else envelope.sender,
-                       message=describe(envelope.message))
+        local = envelope.recipient if direction == "recv" else envelope.sender
+        if self.user is not None and self.user not in (bare(peer), bare(local)):
+            return
+        message = envelope.message
+        if self.type_name is not None and _wire_name(message) != self.type_name:
+            return
+        self._log.info("{direction} {local} {arrow} {peer}: {message}", direction=direction,
+                       peer=peer, local=local, arrow="<-" if direction == "recv" else "->",
+                       message=describe(message) + self._agents(message))
+
+    def _agents(self, message) -> str:
+        """A reply's agent table as "slot 3 alice@x: rx=+12 rz=-5 (delta)" rows."""
+        if not isinstance(message, pb.NormalUpdateReply | pb.NormalUpdateReplyOut):
+            return ""
+        from jgsl.core.reply.agenttable import TableError, read_table
+        from jgsl.core.stringmaps import default_maps
+        from jgsl.wire.messages import readable
+
+        try:
+            rows = list(read_table(readable(message).agents, self._maps or default_maps()))
+        except TableError as e:
+            return f" | agent table unreadable: {e}"
+        if not rows:
+            return ""
+        text = []
+        for row in rows:
+            values = dict(row.values)
+            who = values.pop("name", "")
+            fields = " ".join(f"{k}={'+' if row.delta and isinstance(v, int) and v >= 0 else ''}"
+                              f"{v}" for k, v in values.items())
+            text.append(f"slot {row.slot}{' ' + str(who) if who else ''}: {fields}"
+                        + (" (delta)" if row.delta else ""))
+        return " | agents: " + "; ".join(text)
+
+
+def _wire_name(message) -> str:
+    try:
+        return type_name(type_of(message))
+    except KeyError:
+        return type(message).__name__
 
 
 class CoreHandler(XMPPHandler):
@@ -207,7 +254,48 @@ class CoreHandler(XMPPHandler):
             log.info("script reload requested by {admin}", admin=sender)
             self.reload(reply_to=envelope)
             return True
+        if isinstance(envelope.message, pb.AdminCommand):
+            self._command(envelope)
+            return True
         return False
+
+    def _command(self, envelope: Envelope) -> None:
+        """An operator's command: ``dump`` is the link's own, the rest the core's."""
+        command = envelope.message
+        args = list(command.args)
+        log.info("admin {admin} asks: {command}", admin=bare(envelope.sender),
+                 command=" ".join([command.command, *args]))
+
+        def step(now: float) -> list[Envelope]:
+            if command.command == "dump":
+                answer = self._dump_command(args)
+            else:
+                answer = self.core.admin(now, command.command, args)
+            reply = pb.AdminCommandReply(request=command.request, ok=answer.ok,
+                                         text=answer.text[:16_000],
+                                         json=json.dumps(answer.data or {})[:40_000])
+            return [*answer.out, Envelope(envelope.recipient, envelope.sender, reply)]
+
+        self._run(step)
+
+    def _dump_command(self, args: list[str]) -> AdminAnswer:
+        """``dump on|off [user=JID] [type=NAME]``: this process's message dump."""
+        options = dict(a.split("=", 1) for a in args[1:] if "=" in a)
+        if not args or args[0] not in ("on", "off") or set(options) - {"user", "type"} \
+                or len(options) != len(args) - 1:
+            return AdminAnswer(False, "dump on|off [user=JID] [type=NAME]")
+        me = self.xmlstream.thisEntity.full() if self.xmlstream is not None \
+            and getattr(self.xmlstream, "thisEntity", None) else "component"
+        if args[0] == "off":
+            self.dump = None
+            log.info("message dump off (an admin asked)")
+            return AdminAnswer(True, f"{me}: message dump off")
+        self.dump = MessageDump(me, user=options.get("user"), type_name=options.get("type"),
+                                maps=getattr(self.core, "maps", None))
+        log.info("message dump on (an admin asked){only}",
+                 only="".join(f", {k} {v}" for k, v in options.items()))
+        return AdminAnswer(True, f"{me}: message dump on"
+                           + "".join(f", only {k} {v}" for k, v in options.items()))
 
     def _sealed(self, now: float, kind: str, sender: str, envelope: Envelope) -> bool:
         """Is this server or admin message proven (and from an admin, if it is one)?"""

@@ -26,6 +26,8 @@
 ---| "GRID_CLOSING" # 207
 ---| "GRID_MAP_REQUEST" # 208
 ---| "GRID_MAP_REPORT" # 209
+---| "ADMIN_COMMAND" # 210
+---| "ADMIN_COMMAND_REPLY" # 211
 
 ---@class jgsl.Seal
 ---@field time number
@@ -323,3 +325,16 @@
 ---@field y number
 ---@field z number
 ---@field npc boolean
+
+---@class jgsl.AdminCommand
+---@field command string
+---@field args string[]
+---@field request integer
+---@field seal jgsl.Seal?
+
+---@class jgsl.AdminCommandReply
+---@field request integer
+---@field ok boolean
+---@field text string
+---@field json string
+---@field seal jgsl.Seal?
