@@ -58,7 +58,7 @@ def test_an_operator_sees_and_steers_a_running_world(procs: Processes, tmp_path)
     result = admin(procs, xmpp, "dump", "on", "grid1.localhost", "--user", "u1@emu.localhost",
                    "--type", "SC_NormalUpdate")
     assert result.returncode == 0 and "message dump on" in result.stdout, result.stderr
-    wait_for(lambda: "send grid1.localhost -> u1@emu.localhost" in procs.log("grid1"),
+    wait_for(lambda: "grid1.localhost: send u1@emu.localhost SC_NormalUpdate" in procs.log("grid1"),
              what="dump lines for u1")
     lines = [line for line in procs.log("grid1").splitlines() if "jgsl.dump" in line]
     assert lines and all("u1@emu.localhost" in line and "SC_NormalUpdate" in line

@@ -66,9 +66,8 @@ class MessageDump:
         message = envelope.message
         if self.type_name is not None and _wire_name(message) != self.type_name:
             return
-        self._log.info("{direction} {local} {arrow} {peer}: {message}", direction=direction,
-                       peer=peer, local=local, arrow="<-" if direction == "recv" else "->",
-                       message=describe(message) + self._agents(message))
+        self._log.info("{local}: {direction} {peer} {message}", direction=direction,
+                       peer=peer, local=local, message=describe(message) + self._agents(message))
 
     def _agents(self, message) -> str:
         """A reply's agent table as "slot 3 alice@x: rx=+12 rz=-5 (delta)" rows."""
