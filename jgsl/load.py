@@ -128,8 +128,10 @@ def read_answers(path: Path) -> list[tuple[float, float]]:
     return list(zip(flat[0::2], flat[1::2], strict=True))
 
 
-def plot(report: dict, rtts: list[tuple[float, float]], start: float, path: Path) -> bool:
-    """RTT over time as a PNG; False if matplotlib is not installed."""
+def plot(report: dict, rtts: list[tuple[float, float]], start: float, path: Path,
+         series: list[dict] | None = None) -> bool:
+    """RTT over time as a PNG, and below it the rate and p99 per second over the whole run
+    (``series``, from the login ramp on); False if matplotlib is not installed."""
     try:
         import matplotlib
 
@@ -137,7 +139,8 @@ def plot(report: dict, rtts: list[tuple[float, float]], start: float, path: Path
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
+    fig, (ax, below) = plt.subplots(2, 1, figsize=(9, 7.5), dpi=100,
+                                    gridspec_kw={"height_ratios": [3, 2]})
     if rtts:
         ax.scatter([t - start for t, _ in rtts], [r * 1000 for _, r in rtts], s=3, alpha=0.4,
                    label="update round trip")
@@ -151,6 +154,22 @@ def plot(report: dict, rtts: list[tuple[float, float]], start: float, path: Path
     ax.set_title(f"JGSL load: {report['users']} users, "
                  f"{report['updates_sent_per_s']} updates/s")
     ax.legend(loc="upper right")
+    points = series or []
+    times = [p["t"] for p in points]
+    below.plot(times, [p["answers_per_s"] for p in points], color="tab:blue",
+               label="answered updates/s")
+    below.set_xlabel("seconds since the first login")
+    below.set_ylabel("updates/s", color="tab:blue")
+    p99 = below.twinx()
+    p99.plot(times, [p["p99_ms"] if p["p99_ms"] is not None else float("nan")
+                     for p in points], color="tab:red", label="p99 RTT (ms)")
+    p99.set_ylabel("p99 round trip (ms), per second", color="tab:red")
+    timeouts = [(p["t"], p["timeouts"]) for p in points if p["timeouts"]]
+    if timeouts:
+        below.scatter([t for t, _ in timeouts], [0] * len(timeouts), marker="x",
+                      color="black", label="timeouts")
+    below.set_title("rate and p99 over time (the login ramp included)")
+    below.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -217,13 +236,31 @@ def run(reactor, args: argparse.Namespace):
         service.startService()
 
     start = reactor.seconds()
+    recorder.sample(start, start)
+    next_sample = [start + 1.0]
+
+    def figures() -> None:
+        """The live figures, sampled once a second: rate, p50/p99, timeouts."""
+        now = reactor.seconds()
+        if now >= next_sample[0]:
+            next_sample[0] = now + 1.0
+            point = recorder.sample(now, start)
+            p50, p99 = point["p50_ms"], point["p99_ms"]
+            progress.update(live, description=(
+                f"{point['answers_per_s']:>8.0f} updates/s   p50 "
+                f"{'-' if p50 is None else f'{p50:.0f}'} ms   p99 "
+                f"{'-' if p99 is None else f'{p99:.0f}'} ms   timeouts {recorder.timeouts}"))
+
+
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
             "{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as progress:
+        live = progress.add_task("(figures each second)", total=None)
         logins = progress.add_task("logging in", total=args.users)
         deadline = start + args.ramp + 30.0
         while recorder.logins_ok + recorder.logins_refused < args.users \
                 and reactor.seconds() < deadline:
             progress.update(logins, completed=recorder.logins_ok + recorder.logins_refused)
+            figures()
             yield task.deferLater(reactor, 0.2, lambda: None)
         progress.update(logins, completed=recorder.logins_ok + recorder.logins_refused)
         running = progress.add_task("walking", total=round(args.duration))
@@ -236,6 +273,7 @@ def run(reactor, args: argparse.Namespace):
         sized_out, sized_in = recorder.sized_out, recorder.sized_in
         while reactor.seconds() < steady + args.duration:
             progress.update(running, completed=round(reactor.seconds() - steady))
+            figures()
             yield task.deferLater(reactor, 0.2, lambda: None)
         progress.update(running, completed=round(args.duration))
     ended = reactor.seconds()
@@ -257,17 +295,22 @@ def run(reactor, args: argparse.Namespace):
         "max": round(gaps[-1][1], 2), "worst_user": gaps[-1][0],
         "users_over_10s": sum(g > 10 for _, g in gaps)}
     report["embedded"] = args.embedded
+    # per second over the whole run, the login ramp included (t: seconds since start)
+    report["series"] = recorder.series
     for service in reversed(services):
         yield defer.maybeDeferred(service.stopService)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.answers is not None:
         write_answers(args.answers, recorder.rtts)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    plotted = plot(report, steady_recorder.rtts, steady, args.out / "rtt.png")
+    plotted = plot(report, steady_recorder.rtts, steady, args.out / "rtt.png",
+                   recorder.series)
     table = Table(title="JGSL load report")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in report.items():
+        if key == "series":
+            continue
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
         table.add_row(key, str(value))

@@ -64,6 +64,24 @@ def test_short_embedded_load_run(tmp_path):
     assert report["bytes_per_update_in"] > 0 and report["bytes_per_update_out"] > 0
     assert (tmp_path / "rtt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "JGSL load report" in result.stdout
+    # the time series: a point a second over the whole run, answers counted in each
+    series = report["series"]
+    assert len(series) >= 3 and all(b["t"] - a["t"] > 0.5 for a, b in zip(series, series[1:]))
+    assert sum(p["answers_per_s"] for p in series) > 0
+    assert any(p["p99_ms"] is not None and p["p99_ms"] >= p["p50_ms"] for p in series)
+    assert series[-1]["signed_in"] == 12 and sum(p["timeouts"] for p in series) == 0
+
+
+def test_live_figures_sample_the_last_second():
+    recorder = Recorder()
+    assert recorder.sample(10.0, 10.0) == {}  # the first sample sets the mark
+    for i in range(1, 11):
+        recorder.rtts.append((10.0 + i / 20, i / 1000))
+    recorder.timeouts = 2
+    point = recorder.sample(11.0, 10.0)
+    assert point == {"t": 1.0, "answers_per_s": 10.0, "p50_ms": 5.0, "p99_ms": 10.0,
+                     "timeouts": 2, "signed_in": 0}
+    assert recorder.sample(13.0, 10.0)["answers_per_s"] == 0.0 and len(recorder.series) == 2
 
 
 def test_each_users_longest_time_without_an_answer_is_kept():

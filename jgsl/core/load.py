@@ -59,6 +59,9 @@ class Recorder:
     window: tuple[float, float] | None = None
     #: Per user, [its last answer, its longest time without one] since L{watch_gaps}.
     gaps: dict[str, list[float]] = field(default_factory=dict)
+    #: One point per L{sample}: the live figures, and report.json's time series.
+    series: list[dict[str, object]] = field(default_factory=list)
+    _sampled: tuple[float, int, int] | None = None  # (time, rtts, timeouts) at the last sample
 
     def metric_of(self, user: str):
         """A client's metrics hook that also notes the user's gaps (see L{watch_gaps})."""
@@ -110,6 +113,29 @@ class Recorder:
             self.received += 1
             if rtt is not None:
                 self.rtts.append((now, rtt))
+
+    def sample(self, now: float, start: float) -> dict[str, object]:
+        """The figures since the previous sample (answers a second, RTT p50/p99, timeouts,
+        users signed in), appended to L{series}; the first sample only sets the mark."""
+        if self._sampled is None:
+            self._sampled = (now, len(self.rtts), self.timeouts)
+            return {}
+        then, seen, timeouts = self._sampled
+        self._sampled = (now, len(self.rtts), self.timeouts)
+        fresh = sorted(r for _, r in self.rtts[seen:])
+
+        def pct(p: float) -> float | None:
+            if not fresh:
+                return None
+            return round(fresh[min(len(fresh) - 1, math.ceil(p / 100 * len(fresh)) - 1)]
+                         * 1000, 2)
+
+        point = {"t": round(now - start, 2),
+                 "answers_per_s": round(len(fresh) / max(now - then, 1e-9), 1),
+                 "p50_ms": pct(50), "p99_ms": pct(99),
+                 "timeouts": self.timeouts - timeouts, "signed_in": len(self._signed_in)}
+        self.series.append(point)
+        return point
 
     def report(self, users: int, started: float, ended: float) -> dict[str, object]:
         duration = max(ended - started, 1e-9)
