@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -76,6 +78,8 @@ def test_metrics_of_a_running_world_count_its_emulated_users(procs: Processes):
         "gateway.localhost": 1, "grid1.localhost": 1, "emu.localhost": 1}
     assert metrics["jgsl_uptime_seconds"][0].value > 0
     assert "process_cpu_seconds" in metrics  # prometheus_client's process collector
+    ours = {name for name in metrics if name.startswith("jgsl_")}
+    assert ours == documented_metrics()  # (a world has no router stores or Lua errors...)
     status, body = get(url + "healthz")
     assert status == 200 and json.loads(body)["status"] == "ok"
     procs.stop_all_cleanly()
@@ -126,3 +130,43 @@ def test_the_world_serves_its_web_interface_by_default_and_none_turns_it_off():
     options = Options()
     options.parseOptions(["--role", "grid", "--scripts", "none"])
     assert options["web"] is None  # off by default for the separate roles
+
+
+DOCS = Path(__file__).parents[1] / "docs" / "operations.md"
+CONFIG = Path(__file__).parents[1] / "config"
+
+
+def documented_metrics() -> set[str]:
+    """The metric names docs/operations.md lists in its table."""
+    return set(re.findall(r"^\| `(jgsl_[a-z_]+)` \|", DOCS.read_text(), re.M))
+
+
+def test_the_grafana_dashboard_asks_only_for_documented_metrics():
+    dashboard = json.loads((CONFIG / "monitoring" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {re.sub(r"_(total|bucket|count|sum)$", "", name)
+            for expr in exprs for name in re.findall(r"\b(jgsl_[a-z_]+)", expr)}
+    assert used and used <= documented_metrics()
+
+
+def test_the_systemd_units_run_options_the_daemon_accepts(tmp_path):
+    secrets_dir = tmp_path / "etc"
+    secrets_dir.mkdir()
+    for name in ("component-secret", "ticket-secret", "admin-secret"):
+        (secrets_dir / name).write_text("s3cret\n")
+    users = CONFIG / "EmuUsersDB.xml"
+    units = sorted((CONFIG / "systemd").glob("jgsl-*.service"))
+    assert [u.name for u in units] == ["jgsl-emu.service", "jgsl-gateway.service",
+                                       "jgsl-grid@.service", "jgsl-router.service"]
+    for unit in units:
+        text = unit.read_text().replace("\\\n", " ")
+        command = re.search(r"^ExecStart=(.*)$", text, re.M).group(1).split()
+        assert command[:4] == ["/opt/jgsl/.venv/bin/twistd", "--nodaemon", "--pidfile=",
+                               "jgsl"], unit.name
+        args = [a.replace("/etc/jgsl/EmuUsersDB.xml", str(users))
+                .replace("/etc/jgsl/", f"{secrets_dir}/")
+                .replace("%i", "grid1").replace("${JGSL_WEB}", "tcp:9111")
+                for a in command[4:]]
+        options = Options()
+        options.parseOptions([*args, "--scripts", "none"])
+        assert options["log-format"] == "json", unit.name
