@@ -56,6 +56,9 @@ class WriteBehind:
         self.dropped = 0
         #: Writes acknowledged by the backend, in all.
         self.written = 0
+        #: In all (for /metrics): writes dropped on a full queue, batches the store failed.
+        self.dropped_total = 0
+        self.failures = 0
 
     def __len__(self) -> int:
         """Writes not yet acknowledged by the backend."""
@@ -72,6 +75,7 @@ class WriteBehind:
                           "writes until the store catches up (first: {hash} {field})",
                           name=self.name, limit=self.limit, hash=hash_name, field=field)
             self.dropped += 1
+            self.dropped_total += 1
             return False
         self._pending[key] = value
         if self.state is QueueState.IDLE:
@@ -139,6 +143,7 @@ class WriteBehind:
             d.callback(None)
 
     def _failed(self, reason: str) -> None:
+        self.failures += 1
         for key, value in self._inflight.items():
             self._pending.setdefault(key, value)  # a newer pending value wins
         self._inflight.clear()

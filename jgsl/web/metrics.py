@@ -168,13 +168,16 @@ class JgslCollector:
                                       "was full while the store was down.", labels=["store"])
         down = GaugeMetricFamily("jgsl_store_down", "1 while the store is unreachable.",
                                  labels=["store"])
+        failures = CounterMetricFamily("jgsl_store_failures", "Write batches the store "
+                                       "failed (each retried).", labels=["store"])
         for store in self._stores():
             queue = store.queue
             depth.add_metric([store.backend.name], len(queue))
             written.add_metric([store.backend.name], queue.written)
-            dropped.add_metric([store.backend.name], queue.dropped)
+            dropped.add_metric([store.backend.name], queue.dropped_total)
             down.add_metric([store.backend.name], 1 if queue.down else 0)
-        yield from (depth, written, dropped, down)
+            failures.add_metric([store.backend.name], queue.failures)
+        yield from (depth, written, dropped, down, failures)
 
 
 class HandlingTimes:
