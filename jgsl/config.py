@@ -13,7 +13,6 @@ See docs/configuration.md.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from xml.parsers import expat
@@ -22,6 +21,7 @@ from jgsl.core.gateway import GatewaySettings
 from jgsl.core.node import GridSettings
 from jgsl.core.rules import CATCH_ALL, Rule, RuleSet
 from jgsl.core.stringmaps import StringMap, default_maps
+from jgsl.lua.patterns import LuaPattern, PatternError
 
 ROLES = ("guest", "friend", "administrator")
 _RULE_PATH = ("JGSL", "GridServer", "GridNodeRules", "rule")
@@ -66,57 +66,6 @@ class ConfigError(ValueError):
     """A config file that cannot be used; the message names the file, line and problem."""
 
 
-def lua_pattern_to_regex(pattern: str) -> str:
-    """Translate a Lua string pattern (as used by ``worldfilter``) to a Python regex."""
-    classes = {
-        "a": r"[A-Za-z]", "d": r"\d", "l": r"[a-z]", "s": r"\s", "u": r"[A-Z]",
-        "w": r"[A-Za-z0-9]", "x": r"[0-9A-Fa-f]", "p": r"[!-/:-@\[-`{-~]", "c": r"[\x00-\x1f]",
-        "A": r"[^A-Za-z]", "D": r"\D", "L": r"[^a-z]", "S": r"\S", "U": r"[^A-Z]",
-        "W": r"[^A-Za-z0-9]", "X": r"[^0-9A-Fa-f]", "P": r"[^!-/:-@\[-`{-~]",
-    }
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "%":
-            if i + 1 >= n:
-                raise ValueError("pattern ends with '%'")
-            nxt = pattern[i + 1]
-            out.append(classes.get(nxt, re.escape(nxt)))
-            i += 2
-            continue
-        if c == "[":
-            j = i + 1
-            part = ["["]
-            if j < n and pattern[j] == "^":
-                part.append("^")
-                j += 1
-            first = True
-            while j < n and (pattern[j] != "]" or first):
-                first = False
-                if pattern[j] == "%" and j + 1 < n:
-                    cls = classes.get(pattern[j + 1])
-                    part.append(cls[1:-1] if cls and cls.startswith("[") else
-                                cls if cls else re.escape(pattern[j + 1]))
-                    j += 2
-                    continue
-                part.append("\\" + pattern[j] if pattern[j] in "\\[]" else pattern[j])
-                j += 1
-            if j >= n:
-                raise ValueError("unclosed '['")
-            out.append("".join(part) + "]")
-            i = j + 1
-            continue
-        if c == "-":
-            out.append("*?")
-        elif c in "^$.*+?":
-            out.append(c if (c != "^" or i == 0) and (c != "$" or i == n - 1) else re.escape(c))
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
-
-
 def _parse_rule(attrs: dict[str, str], where: str, line: int) -> Rule:
     unknown = set(attrs) - _KNOWN
     if unknown:
@@ -155,8 +104,8 @@ def _parse_rule(attrs: dict[str, str], where: str, line: int) -> Rule:
     pattern = None
     if attrs.get("worldfilter"):
         try:
-            pattern = re.compile(lua_pattern_to_regex(attrs["worldfilter"]))
-        except (ValueError, re.error) as e:
+            pattern = LuaPattern(attrs["worldfilter"])
+        except PatternError as e:
             raise ConfigError(f"{where}: bad worldfilter {attrs['worldfilter']!r}: {e}") from None
     return Rule(line=line, worldfilter=pattern, role=role, gridsize=size, bounds=bounds,
                 overflow=overflow)
@@ -173,7 +122,7 @@ class WorldConfig:
     source: str = "<built-in>"
     gateway: dict[str, float | int] = field(default_factory=dict)
     #: Users (JID node parts) the gateway serves: the original nidfilter; None: everyone.
-    user_filter: re.Pattern[str] | None = None
+    user_filter: LuaPattern | None = None
     #: Gateways whose tickets grid processes accept (besides the one they register with).
     trusted: tuple[str, ...] = ()
     #: /JGSL/XMPP: server (endpoint string), domain, secret or secret_file.
@@ -245,7 +194,7 @@ def parse_config(data: bytes, source: str) -> WorldConfig:
     trusted: list[str] = []
     admins: list[str] = []
     xmpp: dict[str, str] = {}
-    user_filter: list[re.Pattern[str]] = []
+    user_filter: list[LuaPattern] = []
 
     def start(name: str, attrs: dict[str, str]) -> None:
         stack.append(name)
@@ -262,8 +211,8 @@ def parse_config(data: bytes, source: str) -> WorldConfig:
             gateway.update(_numbers(rest, GATEWAY_SETTINGS, where))
             if attrs.get("nidfilter"):
                 try:
-                    user_filter.append(re.compile(lua_pattern_to_regex(attrs["nidfilter"])))
-                except (ValueError, re.error) as e:
+                    user_filter.append(LuaPattern(attrs["nidfilter"]))
+                except PatternError as e:
                     raise ConfigError(f"{where}: bad nidfilter {attrs['nidfilter']!r}: {e}") \
                         from None
         elif path == _XMPP_PATH:

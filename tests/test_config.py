@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jgsl.config import ConfigError, load_config, load_rules, lua_pattern_to_regex, parse_rules
+from jgsl.config import ConfigError, load_config, load_rules, parse_rules
+from jgsl.lua.patterns import LuaPattern, PatternError
 from jgsl.core.region import Region
 
 DATA = Path(__file__).parent / "data"
@@ -60,13 +61,45 @@ def test_no_rule_matches():
         ("^worlds/My%-World.-/$", ["worlds/My-World/", "worlds/My-Worldxx/"], ["worlds/MyWorld/"]),
         ("^[%w_]+$", ["abc_1"], ["a b"]),
         ("%d%d", ["x12"], ["x1"]),
-        ("a.b", ["axb"], ["ab"]),
+        ("a.b", ["axb", "a\nb"], ["ab"]),  # Lua's . is any byte, a newline too
+        ("%bxy", ["xAlphay", "..x(y)y"], ["yAlphax", "x"]),  # balanced x...y
+        ("%f[%w]World", ["My World", "World"], ["MyWorld"]),  # frontier
+        ("^worlds/MyWorlds/AlphaWorld/$", ["worlds/MyWorlds/AlphaWorld/"],
+         ["worlds/MyWorlds/AlphaWorld/x", "xworlds/MyWorlds/AlphaWorld/"]),
+        ("^worlds/MyWorlds/DoodleWorld/$", ["worlds/MyWorlds/DoodleWorld/"],
+         ["worlds/MyWorlds/AlphaWorld/"]),
+        (".*", ["", "anyone"], []),  # the original nidfilter
+        ("^(%a+)/%1$", ["ab/ab"], ["ab/cd"]),  # back reference to a capture
+        ("x^y", ["ax^yb"], ["xy"]),  # ^ not first is a plain ^
     ],
 )
-def test_lua_patterns(pattern, matches, rejects):
-    regex = re.compile(lua_pattern_to_regex(pattern))
-    assert all(regex.search(s) for s in matches)
-    assert not any(regex.search(s) for s in rejects)
+def test_lua_patterns_match_as_lua_does(pattern, matches, rejects):
+    lua = LuaPattern(pattern)
+    assert all(lua.search(s) for s in matches)
+    assert not any(lua.search(s) for s in rejects)
+
+
+@pytest.mark.parametrize("pattern, message", [
+    ("abc%", "ends with '%'"), ("[a", "missing ']'"), ("%b", "missing arguments to '%b'"),
+    ("^worlds/(", "unfinished capture"), ("%f", "missing '['"), ("x%1", "invalid capture"),
+])
+def test_malformed_lua_patterns_are_refused_with_luas_reason(pattern, message):
+    with pytest.raises(PatternError, match=re.escape(message)):
+        LuaPattern(pattern)
+
+
+def test_the_original_configs_patterns_route_as_in_2009():
+    """tests/data/jgsl.config.xml is the 2009 file, unchanged: its world filters are Lua
+    patterns, and the empty rule catches every other world."""
+    from pathlib import Path as P
+
+    rules = load_config(P(__file__).parent / "data" / "jgsl.config.xml").rules
+    alpha = rules.match("worlds/MyWorlds/AlphaWorld/", 20091, 20086)
+    doodle = rules.match("worlds/MyWorlds/DoodleWorld/", 20091, 20086)
+    other = rules.match("worlds/MyWorlds/AlphaWorld/x", 20091, 20086)
+    assert (alpha[0].gx, alpha[0].gy, alpha[0].size, alpha[1]) == (100, 100, 200.0, "guest")
+    assert (doodle[0].size, doodle[1]) == (200.0, "friend")
+    assert other[0].size is None  # the catch-all: one node for the whole world
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ rule allows), and asks grids to close nodes that stayed empty (GRID_CLOSE_NODE).
 from __future__ import annotations
 
 import enum
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from jgsl.core.fields import valid_coordinate
 from jgsl.core.jids import bare
 from jgsl.core.keys import new_key
 from jgsl.core.region import Region
-from jgsl.core.rules import Rule, RuleSet
+from jgsl.core.rules import Pattern, Rule, RuleSet
 from jgsl.core.safetext import Logger, message_text_problem
 from jgsl.core.tickets import DEV_TICKET_SECRET, sign
 from jgsl.core.worldmap import WorldMap
@@ -73,7 +72,7 @@ class GatewaySettings:
     #: Logins announcing an older client version are refused (0: accept all).
     min_client_version: int = 0
     #: Users whose JID node part this does not match are not authorized (original nidfilter).
-    user_filter: re.Pattern[str] | None = None
+    user_filter: Pattern | None = None
     role_hook: RoleHook | None = None
 
 

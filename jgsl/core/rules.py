@@ -8,16 +8,23 @@ the original 2009 ``jgsl.config.xml`` (docs/configuration.md).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from jgsl.core.region import Region
+
+
+class Pattern(Protocol):
+    """A world or user filter: the config's Lua pattern (jgsl.lua.patterns.LuaPattern), or
+    anything with the same ``search`` (a compiled regular expression in tests)."""
+
+    def search(self, text: str) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
     line: int
-    worldfilter: re.Pattern[str] | None = None
+    worldfilter: Pattern | None = None
     role: str = "guest"
     gridsize: float | None = None
     bounds: tuple[float, float, float, float] | None = None  # fromx, fromy, tox, toy (inclusive)
