@@ -47,6 +47,9 @@ CONFIG = Path(__file__).resolve().parents[1] / "config" / "jgsl.config.xml"
 DEV_SECRET = "jgsl-dev-secret"
 
 
+#: The docstring's first paragraph, for --help (without its reST quotes).
+SUMMARY = __doc__.split("\n\n")[0].replace("``", "")
+
 def parse(argv: list[str]) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--xmpp", default=None,
@@ -68,7 +71,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     common.add_argument("--timeout", type=float, default=10.0,
                         help="seconds to wait for every answer")
     common.add_argument("--json", action="store_true", help="print the answers as JSON")
-    parser = argparse.ArgumentParser(prog="jgsl-admin", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="jgsl-admin", description=SUMMARY,
                                      epilog="Run 'jgsl-admin COMMAND --help' for a command.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("status", parents=[common], help="gateways, grids, nodes, users")

@@ -138,3 +138,9 @@ def parse_users(data: bytes, source: str) -> tuple[list[EmuUser], list[str]]:
 
 def load_users(path: str | Path) -> tuple[list[EmuUser], list[str]]:
     return parse_users(read_config_file(path), str(path))
+
+
+def invisible(users: list[EmuUser]) -> list[str]:
+    """Users with no AssetFile: they walk and see, but a grid shows nobody without one
+    (as in the original), so say so."""
+    return [user.username for user in users if not user.asset_file]

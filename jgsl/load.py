@@ -48,9 +48,11 @@ from jgsl.tap import (
 from jgsl.xmpp.link import ComponentService
 from jgsl.xmpp.router import RouterService
 
+#: The docstring's first paragraph, for --help (without its reST quotes).
+SUMMARY = __doc__.split("\n\n")[0].replace("``", "")
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="jgsl-load", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="jgsl-load", description=SUMMARY)
     p.add_argument("--users", type=int, default=100)
     p.add_argument("--duration", type=float, default=20.0, help="seconds after the ramp")
     p.add_argument("--ramp", type=float, default=5.0, help="seconds over which users log in")

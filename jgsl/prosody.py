@@ -27,6 +27,9 @@ from string import Template
 TEMPLATE = Path(__file__).resolve().parents[1] / "config" / "prosody" / "prosody.cfg.lua.template"
 
 
+#: The docstring's first paragraph, for --help (without its reST quotes).
+SUMMARY = __doc__.split("\n\n")[0].replace("``", "")
+
 def render_config(base: Path, domain: str, c2s_port: int, component_port: int,
                   components: dict[str, str], interfaces: tuple[str, ...] = ("127.0.0.1",),
                   c2s_rate: str = "256kb/s") -> str:
@@ -142,7 +145,7 @@ class DevProsody:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="jgsl-prosody", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="jgsl-prosody", description=SUMMARY)
     p.add_argument("--dir", type=Path, default=None, help="directory (default: a new temp one)")
     p.add_argument("--domain", default="localhost")
     p.add_argument("--c2s-port", type=int, default=5222)

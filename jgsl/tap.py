@@ -20,7 +20,7 @@ from jgsl.core.gridprocess import GridProcessCore
 from jgsl.core.safetext import Logger
 from jgsl.core.seal import MAX_SKEW, Sealer, SealKeys
 from jgsl.core.tickets import DEV_TICKET_SECRET
-from jgsl.emudb import load_users
+from jgsl.emudb import invisible, load_users
 from jgsl.storage.store import EffectRunner, Store
 from jgsl.xmpp.link import ComponentService, MessageDump
 from jgsl.xmpp.router import RouterService
@@ -51,7 +51,7 @@ def _seconds_or_zero(value: str) -> float:
 
 
 class Options(usage.Options):
-    synopsis = "--role router|gateway|grid|emu|world [options]"
+    synopsis = "--role " + "|".join(ROLES) + " [options]"
     longdesc = (
         "Run a JGSL role. 'world' runs the router, a gateway, a grid process and the "
         "emulated users in one process: the one-command demo. Roles: " + ", ".join(ROLES) + "."
@@ -202,6 +202,9 @@ class Options(usage.Options):
                     log.warn("skipped emulated user: {error}", error=text)
                 if not users:
                     raise ConfigError(f"{self['emu-users']}: no usable emulated users")
+                for name in invisible(users):
+                    log.warn("emulated user {user} has no AssetFile: the others will not see "
+                             "it (give its playeragent one)", user=name)
                 self["users"] = users
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from jgsl.config import ConfigError, load_config, load_rules, parse_rules
-from jgsl.lua.patterns import LuaPattern, PatternError
 from jgsl.core.region import Region
+from jgsl.lua.patterns import LuaPattern, PatternError
 
 DATA = Path(__file__).parent / "data"
 ALPHA = "worlds/MyWorlds/AlphaWorld/"
@@ -91,9 +91,7 @@ def test_malformed_lua_patterns_are_refused_with_luas_reason(pattern, message):
 def test_the_original_configs_patterns_route_as_in_2009():
     """tests/data/jgsl.config.xml is the 2009 file, unchanged: its world filters are Lua
     patterns, and the empty rule catches every other world."""
-    from pathlib import Path as P
-
-    rules = load_config(P(__file__).parent / "data" / "jgsl.config.xml").rules
+    rules = load_config(DATA / "jgsl.config.xml").rules
     alpha = rules.match("worlds/MyWorlds/AlphaWorld/", 20091, 20086)
     doodle = rules.match("worlds/MyWorlds/DoodleWorld/", 20091, 20086)
     other = rules.match("worlds/MyWorlds/AlphaWorld/x", 20091, 20086)

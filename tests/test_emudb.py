@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jgsl.config import ConfigError
-from jgsl.emudb import load_users, parse_users
+from jgsl.emudb import invisible, load_users, parse_users
 
 DATA = Path(__file__).parent / "data"
 
@@ -69,3 +69,12 @@ def test_shipped_demo_users_load():
     users, errors = load_users(Path(__file__).parents[1] / "config" / "EmuUsersDB.xml")
     assert errors == [] and len(users) >= 3
     assert any(u.behaviour == "wander" and not u.dummy for u in users)
+
+
+def test_a_user_without_asset_file_is_named_as_invisible():
+    users, errors = parse_users(
+        b"<EmuDB><EmuUsers><user username='ghost' password='p' worldpath='w/'>"
+        b"<playeragent x='1' y='2' z='3'/></user><user username='seen' password='p' "
+        b"worldpath='w/'><playeragent x='1' y='2' z='3' AssetFile='a.x'/></user>"
+        b"</EmuUsers></EmuDB>", "t.xml")
+    assert errors == [] and invisible(users) == ["ghost"]

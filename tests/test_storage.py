@@ -327,6 +327,9 @@ def test_client_handles_sc_closing_without_a_timeout():
     assert EventKind.CLOSED in kinds and EventKind.CONNECTION_TIMEOUT not in kinds
     closed = next(e for e in events if e.kind is EventKind.CLOSED)
     assert (closed.jid, closed.text) == (GRID, "shutting down")
+    # signed out with the node's reason: a graceful stop is not "grid node lost"
+    assert [e.text for e in events if e.kind is EventKind.SIGNED_OUT] == [
+        "the grid node closed the session (shutting down)"]
     # A login reply naming the closing node is not used for a while.
     core._login = (1, 20100, 20100)
     out = core.receive(1, Envelope(GW, "a@x", pb.LoginReply(

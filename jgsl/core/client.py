@@ -629,11 +629,11 @@ class ClientCore:
             self._closed = {k: t for k, t in self._closed.items() if t > now}
             self._closed[msg.sk] = now + self.settings.retry_delay
             self._emit(Event(EventKind.CLOSED, proxy.jid, text=reason))
-            self._drop(now, msg.sk)
+            self._drop(now, msg.sk, f"the grid node closed the session ({reason})")
         elif msg.sk and msg.sk == self.sk and bare(sender) == bare(self.gateway):
             self._emit(Event(EventKind.CLOSED, self.gateway, text=reason))
             for key in list(self.proxies):
-                self._drop(now, key)
+                self._drop(now, key, f"the gateway closed the session ({reason})")
             self._set_centre(None, reason)
             self._login = None
             if self.state is not State.IDLE:
@@ -765,12 +765,12 @@ class ClientCore:
                 self._holders.pop(agent.jid, None)
                 self._leaving[agent.jid] = now
 
-    def _drop(self, now: float, key: str) -> None:
+    def _drop(self, now: float, key: str, reason: str = "grid node lost") -> None:
         proxy = self.proxies.pop(key, None)
         if proxy is not None:
             self._forget(now, proxy, list(proxy.agents))
         if key == self._centre:
-            self._set_centre(None, "grid node lost")
+            self._set_centre(None, reason)
 
     # -- helpers ---------------------------------------------------------------------------
 
