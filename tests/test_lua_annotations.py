@@ -1,4 +1,9 @@
-"""EmmyLua annotations in lua/proto/ describe the protobuf messages and stay current."""
+"""EmmyLua annotations in lua/proto/ describe the protobuf messages and stay current, and
+lua/api.lua the host API scripts call (checked against the sandbox itself)."""
+
+import json
+import re
+from pathlib import Path
 
 from google.protobuf import descriptor_pb2, descriptor_pool, text_format
 
@@ -114,3 +119,99 @@ def test_check_names_stale_missing_and_extra_files(tmp_path, monkeypatch, capsys
     assert annotations.main([]) == 0  # writing repairs all three
     assert sorted(path.name for path in tmp_path.iterdir()) == ["game.lua", "jgsl.lua"]
     assert annotations.main(["--check"]) == 0
+
+
+# -- the host API (lua/api.lua, hand-written, checked against the runtime) -------------------
+
+ROOT = Path(__file__).parents[1]
+#: Lua 5.4's own globals (the sandbox removes some; none of these need annotating).
+LUA_GLOBALS = {"_G", "_VERSION", "assert", "error", "getmetatable", "ipairs", "next",
+               "pairs", "pcall", "print", "rawequal", "rawget", "rawlen", "rawset", "select",
+               "setmetatable", "tonumber", "tostring", "type", "xpcall", "coroutine", "math",
+               "string", "table", "utf8", "debug", "load", "warn"}
+
+
+def annotated() -> tuple[set[str], set[str], set[str]]:
+    """lua/api.lua's functions, npc.* functions and hooks/variables (``NAME = nil``)."""
+    text = (ROOT / "lua" / "api.lua").read_text()
+    functions = set(re.findall(r"^function ([A-Za-z_]\w*)\(", text, re.M))
+    npc = set(re.findall(r"^function npc\.(\w+)\(", text, re.M))
+    variables = set(re.findall(r"^([A-Za-z_]\w*) = nil$", text, re.M))
+    return functions, npc, variables
+
+
+def test_every_global_the_sandbox_installs_is_annotated(tmp_path):
+    from jgsl.lua.sandbox import Limits
+    from jgsl.lua.script import Script
+
+    (tmp_path / "main.lua").write_text("")
+    vm = Script("main", tmp_path, Limits(memory=8 << 20, instructions=100_000), None).vm
+    def names(table) -> set[str]:
+        return {k.decode() if isinstance(k, bytes) else str(k) for k in table}
+
+    installed = names(vm.globals) - LUA_GLOBALS
+    npc = names(vm.globals[b"npc"])
+    functions, npc_functions, _ = annotated()
+    assert installed == functions | {"npc"}, installed ^ (functions | {"npc"})
+    assert npc == npc_functions
+
+
+def test_every_hook_is_annotated_and_luacheck_and_the_editor_agree():
+    functions, npc_functions, variables = annotated()
+    scripting = (ROOT / "docs" / "scripting.md").read_text()
+    hooks = set(re.findall(r"^\| `(On[A-Za-z]+)\(", scripting, re.M))
+    assert hooks and hooks | {"state"} == variables
+    luacheck = (ROOT / ".luacheckrc").read_text()
+    read = set(re.findall(r'"(\w+)"', luacheck.split("read_globals")[1].split("npc = {")[0]))
+    assert read | {"require"} == functions  # (require: Lua's own name, luacheck knows it)
+    assert set(re.findall(r'"(\w+)"', luacheck.split("npc = {")[1].split("}")[0])) \
+        == npc_functions
+    written = set(re.findall(r'"(\w+)"', luacheck.split("\nglobals = {")[1].split("}")[0]))
+    assert written == variables
+    luarc = json.loads((ROOT / ".luarc.json").read_text())
+    assert "lua/api.lua" in luarc["workspace.library"] and luarc["runtime.version"] == \
+        "Lua 5.4"
+    assert set(luarc["diagnostics.globals"]) == variables
+
+
+def test_every_host_function_has_an_example_in_the_scripting_docs():
+    functions, npc_functions, _ = annotated()
+    scripting = (ROOT / "docs" / "scripting.md").read_text()
+    examples = scripting.split("## Examples", 1)
+    assert len(examples) == 2, "docs/scripting.md has no Examples section"
+    for name in functions | {f"npc.{n}" for n in npc_functions}:
+        assert re.search(rf"\b{re.escape(name)}\(", examples[1]), name
+
+
+def test_the_scripting_docs_example_runs_on_a_node(tmp_path, logged):
+    """The Examples section's script, with the shipped lua/lib: it loads, greets a visitor,
+    answers a Say, moves its NPC each tick, waits for signals and events, with no error."""
+    from jgsl.lua.script import ERRORS
+    from jgsl.wire import game_pb2
+    from jgsl.wire import jgsl_pb2 as pb
+    from jgsl.wire.codec import Envelope
+    from tests.fakes import GRID
+    from tests.test_scripting import make, reply_of, said, update
+
+    scripting = (ROOT / "docs" / "scripting.md").read_text()
+    example = scripting.split("## Examples", 1)[1].split("```lua\n", 1)[1].split("```", 1)[0]
+    lib = (ROOT / "lua" / "lib" / "patrol.lua").read_text()
+    errors = sum(ERRORS.values())
+    core = make(tmp_path, example, **{"lib/patrol": lib})
+    alice = "alice@emu.localhost"
+    out = update(core, 1, alice + "/r")
+    assert said(out) == [(alice, "keeper.1@grid1.localhost", "Welcome, visitor 1")]
+    first = reply_of(out)
+    core.tick(1.1)
+    core.tick(1.2)
+    said_back = core.receive(2, Envelope(alice + "/r", GRID, pb.GameMessage(
+        sk="key1", id=1, type="Say", body=game_pb2.Say(text="hello").SerializeToString())))
+    assert [game_pb2.Say.FromString(e.message.body).text for e in said_back
+            if isinstance(e.message, pb.ServerGameMessage)] == ["You said: hello"]
+    reply_of(update(core, 3, alice + "/r", st=first.st, ct=2, data=None))
+    for step in range(20):  # (wait(1) ends; the loop parks on the next signal)
+        core.tick(3 + step / 10)
+    assert sum(ERRORS.values()) == errors, logged.text()
+    text = logged.text()
+    assert "node 1 starts at 20000.0 20000.0" in text
+    assert re.search(rf"{alice} then (enter|message) ; woke at \d", text), text
