@@ -152,6 +152,18 @@ def test_nothing_sent_while_link_down():
     assert len(stub.output) == 1
 
 
+def test_a_link_lost_while_stopping_is_no_warning(logged):
+    gone = type("R", (), {"getErrorMessage": lambda self: "gone"})()
+    handler, _, _ = connect(RecordingCore())
+    handler.connectionLost(gone)
+    assert "component link lost: gone" in logged.text()
+    handler, _, _ = connect(RecordingCore())
+    handler.stopping = True
+    handler.connectionLost(gone)
+    assert logged.text().count("component link lost") == 1
+    assert "component link closed: this process is stopping" in logged.text()
+
+
 def test_dump_sees_both_directions():
     seen = []
     handler, stub, _ = connect(RecordingCore(), dump=lambda d, e: seen.append(

@@ -314,7 +314,7 @@ class ClientCore:
         """Log out of every grid node and go idle."""
         out = [self._logout(proxy) for proxy in self.proxies.values()]
         for key in list(self.proxies):
-            self._drop(now, key)
+            self._drop(now, key, "logged out: stopping")
         self._set_centre(None, "stopped")
         self._login = None
         if self.state is not State.IDLE:

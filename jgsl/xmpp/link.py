@@ -157,10 +157,15 @@ class CoreHandler(XMPPHandler):
         self._run(self.core.connected)
 
     def connectionLost(self, reason) -> None:
-        if self.ready:
+        if self.ready and self.stopping:
+            log.info("component link closed: this process is stopping")
+        elif self.ready:
             log.warn("component link lost: {reason}", reason=reason.getErrorMessage())
             self._run(self.core.disconnected)  # e.g. the gateway judges no grid meanwhile
         self.ready = False
+
+    #: Set when this process stops: losing the link is then expected, not a warning.
+    stopping = False
 
     def _on_iq(self, stanza) -> None:
         """XEP-0199 pings are answered here (any XMPP entity does); their answers and
@@ -452,6 +457,7 @@ class ComponentService(Service):
         self._core_stopped = True
         if self._ticker.running:
             self._ticker.stop()
+        self.handler.stopping = True
         self.handler._run(self.core.stop)  # also hands its store requests to the store
 
     _core_stopped = False
