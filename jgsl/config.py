@@ -145,6 +145,7 @@ class WorldConfig:
                   if attribute in self.gateway}
         return GatewaySettings(max_users=int(self.node.get("max_users", 500)),
                                user_filter=self.user_filter, role_hook=role_hook,
+                               interest_radius=self.node.get("sense_radius") or None,
                                **{**values, **overrides})
 
     def string_maps(self) -> dict[str, StringMap]:

@@ -23,10 +23,9 @@ import json
 import sys
 from pathlib import Path
 
-from jgsl.config import load_rules
-from jgsl.core.gateway import GatewayCore, GatewaySettings
+from jgsl.config import load_config
+from jgsl.core.gateway import GatewayCore
 from jgsl.core.gridprocess import GridProcessCore
-from jgsl.core.node import GridSettings
 from jgsl.core.reply.agenttable import read_table
 from jgsl.core.stringmaps import default_maps
 from jgsl.wire import jgsl_pb2 as pb
@@ -50,12 +49,12 @@ class Session:
     def __init__(self) -> None:
         keys = iter(f"key{i:02d}" for i in range(1, 100))
         self.now = T0
-        rules = load_rules(RULES)
-        self.gateway = GatewayCore(GW, rules, GatewaySettings(), start=T0,
+        world = load_config(RULES)  # the shipped config: radius 60, its rules and refresh
+        self.gateway = GatewayCore(GW, world.rules, world.gateway_settings(), start=T0,
                                    wall_clock=lambda: self.now,
                                    key_factory=lambda: next(keys))
-        self.grid = GridProcessCore(GRID, [GW], GridSettings(), start=T0,
-                                    key_factory=lambda: next(keys))
+        self.grid = GridProcessCore(GRID, [GW], world.grid_settings(), start=T0,
+                                    key_factory=lambda: next(keys), maps=world.string_maps())
         self.records: list[dict] = []
         self._deliver(self.grid.connected(self.now))  # GRID_HELLO: the grid registers
 
@@ -181,7 +180,7 @@ def _decoded(stanza: str) -> list[str]:
         columns = [f"{field.name} = {_column(value)}" for field, value in table.ListFields()]
         lines += ["agent table, column by column:"] + [f"  {c}" for c in columns]
         lines += ["agent table, row by row (read_table):"]
-        for row in read_table(table, default_maps()):
+        for row in read_table(table, load_config(RULES).string_maps()):
             kind = "delta" if row.delta else "absolute"
             lines.append(f"  slot {row.slot} ({kind}): {row.values}")
     return lines

@@ -16,8 +16,9 @@ from jgsl.core.client import (
     State,
 )
 from jgsl.core.emu import EmuCore, EmuUser
-from jgsl.core.gateway import GatewayCore
+from jgsl.core.gateway import GatewayCore, GatewaySettings
 from jgsl.core.gridprocess import GridProcessCore
+from jgsl.core.node import GridSettings
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Bounce, Envelope
 from jgsl.wire.messages import readable
@@ -32,11 +33,11 @@ SETTINGS = ClientSettings(update_interval=1.0, request_timeout=5.0, grid_retries
 class World:
     """Gateway, one grid process and clients wired through an in-memory network."""
 
-    def __init__(self) -> None:
+    def __init__(self, radius: float | None = None) -> None:
         self.net = Network()
         rules = load_rules(Path(__file__).parent / "data" / "jgsl.config.xml")
-        self.gateway = GatewayCore(GW, rules)
-        self.grid = GridProcessCore("grid1.localhost", [GW])
+        self.gateway = GatewayCore(GW, rules, GatewaySettings(interest_radius=radius))
+        self.grid = GridProcessCore("grid1.localhost", [GW], GridSettings(sense_radius=radius))
         self.net.add(GW, self.gateway)
         self.net.add("grid1.localhost", self.grid)
         self.events: list[tuple[str, EventKind, str]] = []
@@ -433,3 +434,27 @@ def test_late_answer_brings_the_next_update_at_once():
     reply.message.more = True  # the rest of a split reply: asked for at the next tick, not at once
     assert alice.receive(5.4, reply) == []
     assert [type(e.message) for e in alice.tick(5.5)] == [pb.NormalUpdate]
+
+
+def test_a_watcher_sees_across_the_border_as_far_as_the_nodes_interest_radius():
+    """The gateway tells the radius (60): the client watches the neighbouring node 60 units
+    around it, not 30, and sees a walker 51 units away across the tile border (x = 20000)."""
+    world = World(radius=60.0)
+    watcher = world.client("watcher", 20030.0, 20100.0)
+    world.client("walker", 19979.0, 20100.0)
+    world.start_all()
+    world.run(0.0, 6.0)
+    assert ("watcher", EventKind.USER_COME, "walker@emu.localhost") in world.events
+    assert watcher.settings.corner_offset == 30.0  # (the default, before the gateway told)
+    assert {round(x - 20030.0) for x, _, corner in watcher._points() if not corner} == {
+        -60, 60}
+
+
+def test_without_a_radius_the_client_keeps_its_corner_offset():
+    world = World(radius=None)  # (nodes that see their whole tile: nothing to tell)
+    watcher = world.client("watcher", 20030.0, 20100.0)
+    world.start_all()
+    world.run(0.0, 3.0)
+    assert watcher.state.value == "updating"
+    assert {round(x - 20030.0) for x, _, corner in watcher._points() if not corner} == {
+        -30, 30}

@@ -116,8 +116,9 @@ class ClientSettings:
     agent_timeout: float = 20.0
     #: Delay before trying again after a refused login.
     retry_delay: float = 5.0
-    #: World units from the player to the four corner points, in x and in z (the
-    #: original's client called it sense_radius; it is not the grid's interest radius).
+    #: World units from the player to the four corner points, in x and in z, until the
+    #: gateway tells the nodes' interest radius (SC_Login_Reply radius), which then counts
+    #: (the original's client called this sense_radius and fixed it at 30).
     corner_offset: float = 30.0
     #: Watch neighbouring nodes through the corner points (the original's emulated users
     #: used only the centre).
@@ -251,6 +252,9 @@ class ClientCore:
         self.rtt = RoundTripTimer(minimum=longest if fixed else self.settings.min_timeout,
                                   maximum=longest, initial=longest if fixed else min(3.0, longest))
         self._tries = 0  # unanswered pings or logins in a row (the gateway's backoff)
+        #: How far around the player neighbouring nodes are watched: the interest radius
+        #: the gateway told (SC_Login_Reply radius), else settings.corner_offset.
+        self._corner_offset: float | None = None
         #: The key of the node we last found unreachable, told to the gateway with the next
         #: login so it checks that node's grid process before sending us back there.
         self._unreachable = ""
@@ -384,7 +388,7 @@ class ClientCore:
         return [self._to(self.gateway, pb.Ping(csk=self.csk, worldpath=self.worldpath))]
 
     def _points(self) -> list[tuple[float, float, bool]]:
-        a, r = self.avatar, self.settings.corner_offset
+        a, r = self.avatar, self._corner_offset or self.settings.corner_offset
         points = [(a.x, a.z, True)]
         if self.settings.corners:
             points += [(a.x + dx, a.z + dz, False)
@@ -588,6 +592,9 @@ class ClientCore:
         if self._closed.get(msg.gk, float("-inf")) > now:
             self._refused.append((now + self.settings.retry_delay, msg.x, msg.z))
             return []  # that node is closing; the gateway does not know yet
+        if msg.HasField("radius") and 0 < msg.radius < 1e6:
+            # the node's interest radius: watch neighbouring nodes as far as it sees
+            self._corner_offset = msg.radius
         if msg.gk not in self.proxies:
             self.proxies[msg.gk] = GridProxy(msg.gjid, msg.gid, msg.gk, region, msg.role,
                                              ticket=msg.ticket)

@@ -51,6 +51,9 @@ RoleHook = Callable[[str, str, str], str | None]
 
 @dataclass(frozen=True)
 class GatewaySettings:
+    #: The grid nodes' interest radius (NodeSettings sense_radius), told to clients in
+    #: SC_Login_Reply so they watch neighbouring nodes that far around them; None: none.
+    interest_radius: float | None = None
     #: Seconds between look-ups of a node another gateway is spawning.
     lookup_interval: float = 0.25
     #: A grid process that sent no GRID_HELLO for this long is dead.
@@ -752,6 +755,8 @@ class GatewayCore(Quiet):
         )
         if node.region.size is not None:
             reply.gsize = node.region.size
+        if self.settings.interest_radius:
+            reply.radius = self.settings.interest_radius
         return self._to(pending.client, reply)
 
     def _refuse(self, client: str, request: pb.Login, reason: str) -> Envelope:

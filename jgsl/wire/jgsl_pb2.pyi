@@ -252,7 +252,7 @@ class Login(_message.Message):
     def __init__(self, sk: _Optional[str] = ..., worldpath: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., is_observer: _Optional[bool] = ..., client_uid: _Optional[str] = ..., client_version: _Optional[int] = ..., csk: _Optional[str] = ..., unreachable: _Optional[str] = ...) -> None: ...
 
 class LoginReply(_message.Message):
-    __slots__ = ("worldpath", "x", "y", "z", "gk", "gjid", "gid", "gx", "gy", "gsize", "is_grid", "role", "online_user_num", "start_time", "visits_since_start", "server_version", "client_version", "refused", "reason", "sk", "ticket", "csk")
+    __slots__ = ("worldpath", "x", "y", "z", "gk", "gjid", "gid", "gx", "gy", "gsize", "is_grid", "role", "online_user_num", "start_time", "visits_since_start", "server_version", "client_version", "refused", "reason", "sk", "ticket", "csk", "radius")
     WORLDPATH_FIELD_NUMBER: _ClassVar[int]
     X_FIELD_NUMBER: _ClassVar[int]
     Y_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +275,7 @@ class LoginReply(_message.Message):
     SK_FIELD_NUMBER: _ClassVar[int]
     TICKET_FIELD_NUMBER: _ClassVar[int]
     CSK_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_FIELD_NUMBER: _ClassVar[int]
     worldpath: str
     x: float
     y: float
@@ -297,7 +298,8 @@ class LoginReply(_message.Message):
     sk: str
     ticket: Ticket
     csk: str
-    def __init__(self, worldpath: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., gk: _Optional[str] = ..., gjid: _Optional[str] = ..., gid: _Optional[int] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., is_grid: _Optional[bool] = ..., role: _Optional[str] = ..., online_user_num: _Optional[int] = ..., start_time: _Optional[float] = ..., visits_since_start: _Optional[int] = ..., server_version: _Optional[int] = ..., client_version: _Optional[int] = ..., refused: _Optional[bool] = ..., reason: _Optional[str] = ..., sk: _Optional[str] = ..., ticket: _Optional[_Union[Ticket, _Mapping]] = ..., csk: _Optional[str] = ...) -> None: ...
+    radius: float
+    def __init__(self, worldpath: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., gk: _Optional[str] = ..., gjid: _Optional[str] = ..., gid: _Optional[int] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., is_grid: _Optional[bool] = ..., role: _Optional[str] = ..., online_user_num: _Optional[int] = ..., start_time: _Optional[float] = ..., visits_since_start: _Optional[int] = ..., server_version: _Optional[int] = ..., client_version: _Optional[int] = ..., refused: _Optional[bool] = ..., reason: _Optional[str] = ..., sk: _Optional[str] = ..., ticket: _Optional[_Union[Ticket, _Mapping]] = ..., csk: _Optional[str] = ..., radius: _Optional[float] = ...) -> None: ...
 
 class Logout(_message.Message):
     __slots__ = ("sk", "id")

@@ -143,6 +143,7 @@
 ---@field sk string
 ---@field ticket jgsl.Ticket?
 ---@field csk string
+---@field radius number?
 
 ---@class jgsl.Logout
 ---@field sk string
