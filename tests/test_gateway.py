@@ -389,3 +389,19 @@ def test_no_grid_is_judged_while_the_gateways_own_link_is_down(gateway):
     gateway.connected(115)
     assert gateway.tick(116) == []  # a fresh heartbeat's time after reconnecting
     assert len(gateway._grids) == 2
+
+
+def test_an_observers_login_leaves_the_user_counted_where_it_is(gateway):
+    """A client watching a neighbouring node logs in there with is_observer: it gets that
+    node's key and ticket, but stays counted (once) in the node it is in."""
+    hello(gateway, 100)
+    (spawn,) = login(gateway, 101)
+    send(gateway, 102, "grid1.localhost/x", pb.NodeReady(request=spawn.message.request, id=1,
+                                                         key="gk1"))
+    (spawn2,) = send(gateway, 103, "alice@emu.localhost/r", pb.Login(
+        worldpath=ALPHA, x=19980.0, y=36.7, z=20086.0, csk="c", is_observer=True))
+    (reply,) = send(gateway, 104, "grid1.localhost/x", pb.NodeReady(
+        request=spawn2.message.request, id=2, key="gk2"))
+    assert reply.message.gid == 2 and reply.message.ticket.node_id == 2
+    loads = {(n.region.gx, n.region.gy): n.load for n in gateway.nodes()}
+    assert loads == {(100, 100): 1, (99, 100): 0}

@@ -487,6 +487,36 @@ def test_a_store_that_comes_back_without_our_writes_is_noticed_and_refilled():
     assert lost == [True, True]
 
 
+def test_writes_waiting_at_the_reconnect_do_not_hide_the_loss():
+    """Under load there are writes queued when Redis comes back empty, and the read of the
+    mark takes a while: a batch written meanwhile carried a new mark and made the empty
+    store look whole (the CI saw it). Writes now wait for the check."""
+    clock, backend = Clock(), FlakyBackend()
+    store = Store(backend, clock, name="grid1.localhost")
+    lost = []
+    store.on_lost.append(lambda: lost.append(True))
+    store.put_key("w|door.lua", "open", "yes")
+    clock.advance(1)
+    backend.down = True
+    with Captured():
+        store.put_key("w|door.lua", "open", "no")  # queued while the store is down
+        clock.advance(0.1)
+    backend.down = False
+    backend.data.clear()  # it restarted empty
+    pending: list = []
+    backend.read = lambda h, f: pending.append((h, f)) or pending_read.setdefault(
+        "d", Deferred())  # the read is slow
+    pending_read: dict = {}
+    with Captured():
+        backend.on_connect()
+        clock.advance(5)  # the retry timer fires while the read is out
+        assert backend.data == {}  # nothing written before the mark is known
+        pending_read["d"].callback(None)  # the mark: absent
+        clock.advance(1)
+    assert lost == [True]
+    assert backend.data["keys:w|door.lua"] == {"open": "no"}  # the newest value survives
+
+
 def test_a_store_watched_writes_its_mark_even_when_nothing_else_is_written():
     clock, backend = Clock(), FlakyBackend()
     store = Store(backend, clock, name="gateway.localhost")

@@ -414,7 +414,7 @@ class ClientCore:
         for x, z, is_centre in self._points():
             proxy = self._best(x, z)
             if proxy is None:
-                out += self._maybe_login(now, x, z)
+                out += self._maybe_login(now, x, z, observer=not is_centre)
                 continue
             if is_centre:
                 centre = proxy.key
@@ -453,8 +453,10 @@ class ClientCore:
             return [self._normal_update(now, proxy)]
         return [self._observer_update(now, proxy)]
 
-    def _maybe_login(self, now: float, x: float, z: float) -> list[Envelope]:
-        """Ask the gateway which node serves (x, z): one login in flight at a time."""
+    def _maybe_login(self, now: float, x: float, z: float,
+                     observer: bool = False) -> list[Envelope]:
+        """Ask the gateway which node serves (x, z): one login in flight at a time. A
+        corner point's login is an observer's: the gateway does not count us there."""
         if self.state not in (State.LOGGING_IN, State.UPDATING) or self._login is not None:
             return []
         r = self.settings.corner_offset
@@ -463,7 +465,8 @@ class ClientCore:
         self._login = (now, x, z)
         return [self._to(self.gateway, pb.Login(
             sk=self.sk, csk=self.csk, worldpath=self.worldpath, x=x, y=self.avatar.y, z=z,
-            client_version=CLIENT_VERSION, unreachable=self._unreachable))]
+            client_version=CLIENT_VERSION, unreachable=self._unreachable,
+            is_observer=observer))]
 
     def _set_centre(self, key: str | None, reason: str) -> None:
         if key == self._centre:

@@ -732,14 +732,17 @@ class GatewayCore(Quiet):
         self._visits += 1
         self.logins[("ok", "")] += 1
         key = (node.region, node.instance)
-        before = self._where.get(pending.client)
-        if before is not None and before != key and before in self._nodes:
-            self._nodes[before].joined.pop(pending.client, None)
-            self._nodes[before].present.discard(pending.client)
-        self._where[pending.client] = key
         expires = now + self.settings.ticket_lifetime
-        if pending.client not in node.present:  # (else already among the agents)
-            node.joined[pending.client] = expires
+        if not pending.request.is_observer:
+            # an observer's login (a client watching across a border) leaves the user
+            # counted where it is; its ticket lets it observe, not count twice
+            before = self._where.get(pending.client)
+            if before is not None and before != key and before in self._nodes:
+                self._nodes[before].joined.pop(pending.client, None)
+                self._nodes[before].present.discard(pending.client)
+            self._where[pending.client] = key
+            if pending.client not in node.present:  # (else already among the agents)
+                node.joined[pending.client] = expires
         node.last_used = now
         request = pending.request
         ticket = sign(self._ticket_secret, pending.client, node.id, node.key, expires,

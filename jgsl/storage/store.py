@@ -89,6 +89,8 @@ class Store:
         self._mark = 0
         self._acknowledged = 0
         self._checking = False
+        #: Writes waiting while the mark is checked after a reconnect (None: not checking).
+        self._held: list[Deferred] | None = None
         #: Script keys this process wrote (small, few): written again after a loss.
         self._keys: dict[tuple[str, str], str] = {}
         self._read_failures = DropLog(log, burst=1, window=30.0, prefix="")
@@ -119,28 +121,44 @@ class Store:
             self._acknowledged = max(self._acknowledged, mark)
             return result
 
-        return self.backend.write(batch + [(EPOCH, self.name, str(mark))]).addCallback(
-            acknowledged)
+        def send(_=None) -> Deferred:
+            return self.backend.write(batch + [(EPOCH, self.name, str(mark))]).addCallback(
+                acknowledged)
+
+        if self._held is not None:  # the mark is being checked: this batch would hide it
+            waiting: Deferred = Deferred()
+            self._held.append(waiting)
+            return waiting.addCallback(send)
+        return send()
 
     def _connected(self) -> None:
-        """The backend (re)connected: flush what is queued; did it keep what it had?"""
-        self.queue.wake()
+        """The backend (re)connected: did it keep what it had? Then flush what is queued.
+
+        Writes wait until the mark is read: a batch carries a new mark, and written first
+        (a retry, or the queue woken by this reconnect) it made a store that came back
+        empty look whole (seen under load in CI)."""
         if not self._acknowledged or self._checking:
+            self.queue.wake()
             return
         self._checking = True
+        self._held = []
         expected = self._acknowledged
 
         def compare(value) -> None:
-            self._checking = False
             value = _text(value)
             stored = int(value) if value and value.isdigit() else 0
             if stored < expected:
                 self._lost(stored, expected)
+            release()
 
-        def failed(failure) -> None:
+        def release(_=None) -> None:
             self._checking = False
+            held, self._held = self._held or [], None
+            for waiting in held:
+                waiting.callback(None)
+            self.queue.wake()
 
-        self.backend.read(EPOCH, self.name).addCallbacks(compare, failed)
+        self.backend.read(EPOCH, self.name).addCallbacks(compare, release)
 
     def _lost(self, stored: int, expected: int) -> None:
         log.warn("{store} came back without writes it had acknowledged (it holds write "

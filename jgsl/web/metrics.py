@@ -119,7 +119,8 @@ class JgslCollector:
                                           "state.", labels=["gateway", "state"])
         nodes = GaugeMetricFamily("jgsl_grid_nodes", "Nodes a grid process hosts.",
                                   labels=["grid"])
-        agents = GaugeMetricFamily("jgsl_node_agents", "Agents on a node (users, NPCs).",
+        agents = GaugeMetricFamily("jgsl_node_agents", "Agents on a node: users, NPCs, and "
+                                   "observers (other nodes' users watching across a border).",
                                    labels=["grid", "node", "kind"])
         emu = GaugeMetricFamily("jgsl_emulated_users", "Emulated users, by whether they are "
                                 "signed in to a node.", labels=["component", "state"])
@@ -141,10 +142,13 @@ class JgslCollector:
             elif isinstance(core, GridProcessCore):
                 nodes.add_metric([jid], len(core.nodes))
                 for node in core.nodes.values():
-                    npcs = sum(1 for agent in node.agents.values() if agent.npc)
+                    kinds = {"user": 0, "npc": 0, "observer": 0}
+                    for agent in node.agents.values():
+                        kinds["npc" if agent.npc else "user" if agent.is_agent
+                              else "observer"] += 1
                     label = node_label(node)
-                    agents.add_metric([jid, label, "user"], len(node.agents) - npcs)
-                    agents.add_metric([jid, label, "npc"], npcs)
+                    for kind, count in kinds.items():
+                        agents.add_metric([jid, label, kind], count)
             elif isinstance(core, EmuCore):
                 online = core.signed_in()
                 emu.add_metric([jid, "signed_in"], online)
