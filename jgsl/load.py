@@ -68,7 +68,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="router or XMPP server component port (without --embedded)")
     p.add_argument("--domain", default="localhost")
     p.add_argument("--name", default=None, help="the load component's JID (load.<domain>)")
-    p.add_argument("--gateway", default=None, help="gateway JID (gateway.<domain>)")
+    p.add_argument("--gateway", default=None,
+                   help="gateway JID(s), comma-separated (default gateway.<domain>): users "
+                        "spread over them by a hash of their JID and fail over to the next")
     p.add_argument("--config", default=str(CONFIG_DIR / "jgsl.config.xml"))
     p.add_argument("--world", default="worlds/MyWorlds/AlphaWorld/")
     p.add_argument("--center", default="20100,20100", help="x,z the users gather around")
@@ -205,10 +207,10 @@ def run(reactor, args: argparse.Namespace):
 
         world = load_config(args.config)
         now = reactor.seconds()
+        first = args.gateway.split(",")[0]  # (the embedded world has one gateway)
         for jid, core in (
-            (args.gateway, GatewayCore(args.gateway, world.rules, world.gateway_settings(),
-                                       start=now)),
-            (f"grid1.{args.domain}", GridProcessCore(f"grid1.{args.domain}", [args.gateway],
+            (first, GatewayCore(first, world.rules, world.gateway_settings(), start=now)),
+            (f"grid1.{args.domain}", GridProcessCore(f"grid1.{args.domain}", [first],
                                                      world.grid_settings(), start=now,
                                                      maps=world.string_maps())),
         ):
@@ -226,7 +228,8 @@ def run(reactor, args: argparse.Namespace):
                                      adaptive_timeout=not args.fixed_timeout,
                                      corners=not args.no_corners,
                                      track_others=not args.thin)
-    core = LoadCore(args.name, args.gateway, settings, client_settings, recorder)
+    gateways = [g.strip() for g in args.gateway.split(",") if g.strip()]
+    core = LoadCore(args.name, gateways, settings, client_settings, recorder)
     load = ComponentService(reactor, args.name, secret, endpoint, core,
                             tick_interval=0.1 / args.stagger)
     services.append(load)

@@ -84,7 +84,8 @@ class Options(usage.Options):
          "with this tolerance (docs/deploy.md).", _positive],
         ["gateway", None, None,
          "Gateway JID(s), comma-separated (default gateway.<domain>): grids register with each "
-         "and trust their tickets; emulated users log in through the first."],
+         "and trust their tickets; clients spread over them (a hash of the user) and move to "
+         "the next when theirs does not answer or is bounced."],
         ["redis", None, None,
          "HOST:PORT of a Redis server: gateways share allocation state there, and gateways "
          "and grids persist agents and node logs there (turn AOF on; docs/persistence.md). "
@@ -399,7 +400,7 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection,
         users: list[EmuUser] = options["users"]
         settings = ClientSettings(update_interval=options["update-interval"],
                                   request_timeout=options["request-timeout"])
-        core = EmuCore(name, users, options["gateway"], settings, seed=options["seed"],
+        core = EmuCore(name, users, options["gateways"], settings, seed=options["seed"],
                        on_event=_log_event, maps=maps)
         log.info("{count} emulated users from {path}", count=len(users),
                  path=options["emu-users"])
@@ -415,7 +416,7 @@ def _player(reactor, options, endpoint, maps) -> ComponentService:
 
     account = options["jid"]
     x, y, z = options["at"]
-    core = ClientCore(account.split("/")[0], options["gateway"], options["world"],
+    core = ClientCore(account.split("/")[0], options["gateways"], options["world"],
                       Avatar(x=x, y=y, z=z, asset_file="character/v3/dummy/dummy.x"),
                       ClientSettings(update_interval=options["update-interval"],
                                      request_timeout=options["request-timeout"],

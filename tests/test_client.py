@@ -458,3 +458,29 @@ def test_without_a_radius_the_client_keeps_its_corner_offset():
     assert watcher.state.value == "updating"
     assert {round(x - 20030.0) for x, _, corner in watcher._points() if not corner} == {
         -30, 30}
+
+
+def test_users_spread_over_the_gateways_and_fail_over_when_theirs_is_silent():
+    gateways = ["gw1.localhost", "gw2.localhost"]
+    chosen = {ClientCore(f"user{i}@emu.localhost", gateways, ALPHA, Avatar(x=1, y=1, z=1),
+                         SETTINGS).gateway for i in range(50)}
+    assert chosen == set(gateways)  # spread by a hash of the JID
+    again = ClientCore("user7@emu.localhost", gateways, ALPHA, Avatar(x=1, y=1, z=1), SETTINGS)
+    first = again.gateway
+    assert first == ClientCore("user7@emu.localhost", gateways, ALPHA,
+                               Avatar(x=1, y=1, z=1), SETTINGS).gateway  # and stably
+    (ping,) = again.start(0.0)
+    assert ping.recipient == first and isinstance(ping.message, pb.Ping)
+    (retry,) = again.tick(3.5)  # no answer within the first timeout (3 s)
+    other = next(g for g in gateways if g != first)
+    assert retry.recipient == other and isinstance(retry.message, pb.Ping)
+
+
+def test_a_bounced_gateway_is_left_at_once():
+    gateways = ["gw1.localhost", "gw2.localhost"]
+    client = ClientCore("user7@emu.localhost", gateways, ALPHA, Avatar(x=1, y=1, z=1),
+                        SETTINGS)
+    (ping,) = client.start(0.0)
+    out = client.receive(0.1, Envelope(ping.recipient, client.jid,
+                                       Bounce("service-unavailable", ping.message)))
+    assert [e.recipient for e in out] == [g for g in gateways if g != ping.recipient]

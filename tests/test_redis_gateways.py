@@ -7,6 +7,8 @@ import re
 import secrets
 import subprocess
 import sys
+import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,55 @@ def test_a_redis_that_restarts_empty_is_warned_of_and_refilled(tmp_path):
     finally:
         procs.kill_all()
         redis.stop()
+
+
+def test_users_spread_over_two_gateways_and_fail_over_when_one_dies(redis, tmp_path):
+    """Twenty users spread over two gateways (by a hash of their JID). One gateway is
+    killed (-9) and then their grid process stops, so every user must log in again: the
+    ones whose gateway died go to the other at once (the router bounces the dead one), all
+    are back within 10 s, and no region is spawned twice."""
+    env = {**os.environ, "JGSL_COMPONENT_SECRET": secrets.token_hex(8),
+           "JGSL_TICKET_SECRET": secrets.token_hex(16)}
+    names = [f"u{i:02d}" for i in range(20)]
+    on_gw1 = [n for n in names if zlib.crc32(f"{n}@emu.localhost".encode()) % 2 == 0]
+    assert 0 < len(on_gw1) < len(names)  # (the hash spreads these users over both)
+    procs = Processes(tmp_path, env)
+    try:
+        xmpp, store = start_router(procs, tmp_path), f"127.0.0.1:{redis.port}"
+        both = "gw1.localhost,gw2.localhost"
+        for gw in ("gw1", "gw2"):
+            procs.start(gw, "--role", "gateway", "--name", f"{gw}.localhost", "--xmpp", xmpp,
+                        "--redis", store, "--config", str(HERE / "data" / "jgsl.config.xml"))
+        for grid in ("grid1", "grid2"):
+            procs.start(grid, "--role", "grid", "--xmpp", xmpp, "--gateway", both,
+                        "--name", f"{grid}.localhost", "--scripts", "none")
+        wait_for(lambda: all(f"grid process {g}.localhost registered" in procs.log(gw)
+                             for g in ("grid1", "grid2") for gw in ("gw1", "gw2")),
+                 what="both grids registered with both gateways")
+        (tmp_path / "users.xml").write_text(users_xml({"1100": names}))
+        procs.start("emu", "--role", "emu", "--xmpp", xmpp, "--gateway", both,
+                    "--emu-users", str(tmp_path / "users.xml"), "--update-interval", "0.5")
+        wait_for(lambda: procs.log("emu").count(" signed-in: ") >= 20, timeout=45,
+                 what="every user signed in")
+        home = re.search(r" signed-in: (grid\d)\.localhost", procs.log("emu")).group(1)
+        procs.procs["gw1"].kill()  # kill -9: no goodbye
+        procs.procs["gw1"].wait()
+        del procs.procs["gw1"]
+        mark = len(procs.log("emu"))
+        started = time.monotonic()
+        procs.stop(home)  # graceful: SC_Closing to its users, who must log in again
+
+        def signed_in_again() -> int:
+            return procs.log("emu")[mark:].count(" signed-in: ")
+
+        wait_for(lambda: signed_in_again() >= 20, timeout=10,
+                 what="every user signed in again within 10 s")
+        assert time.monotonic() - started <= 10.0
+        after = procs.log("emu")[mark:]
+        for name in on_gw1:  # these had to leave the dead gateway
+            assert f"{name}@emu.localhost: gateway gw1.localhost" in after, name
+        other = "grid2" if home == "grid1" else "grid1"
+        spawned = re.findall(r"grid node \d+ spawned for (\S+)", procs.log(other))
+        assert spawned and len(spawned) == len(set(spawned))  # no region twice
+    finally:
+        procs.kill_all()

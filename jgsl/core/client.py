@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
@@ -211,13 +212,20 @@ class ClientCore:
     ``on_event``. Used by real players (jgsl.xmpp.player), emulated users and the load runner.
     """
 
-    def __init__(self, jid: str, gateway: str, worldpath: str, avatar: Avatar,
+    def __init__(self, jid: str, gateway: str | Sequence[str], worldpath: str, avatar: Avatar,
                  settings: ClientSettings | None = None, *,
                  on_event: Callable[[Event], None] = lambda e: None,
                  key_factory: Callable[[], str] = new_key,
                  maps: dict[str, StringMap] | None = None) -> None:
         self.jid = jid
-        self.gateway = gateway
+        #: The gateways this client may use (they share allocation through Redis): it
+        #: starts with one chosen by a hash of its JID, so users spread over them, and moves
+        #: to the next when its gateway does not answer or the server bounces it.
+        self.gateways = (gateway,) if isinstance(gateway, str) else tuple(gateway)
+        if not self.gateways:
+            raise ValueError("a client needs a gateway")
+        self._gateway_at = zlib.crc32(bare(jid).encode()) % len(self.gateways)
+        self.gateway = self.gateways[self._gateway_at]
         self.worldpath = worldpath
         self.avatar = avatar
         self.settings = settings or ClientSettings()
@@ -344,12 +352,14 @@ class ClientCore:
             self._emit(Event(EventKind.CONNECTION_TIMEOUT, self.gateway,
                              text="gateway did not answer"))
             self._tries += 1
+            self._next_gateway("it did not answer")
             out += self._repin(now)
         if self._login is not None and now - self._login[0] > gateway_timeout:
             self._emit(Event(EventKind.CONNECTION_TIMEOUT, self.gateway,
                              text="gateway did not answer a login"))
             self._login = None
             self._tries += 1
+            self._next_gateway("it did not answer a login")
             out += self._repin(now)
         if self._step_due(now):
             out += self._step(now)
@@ -378,6 +388,15 @@ class ClientCore:
             else:
                 due = min(due, proxy.last_sent + self.settings.update_interval)
         self._next_step = due
+
+    def _next_gateway(self, why: str) -> None:
+        """Use the next configured gateway (if there is another)."""
+        if len(self.gateways) < 2:
+            return
+        before = self.gateway
+        self._gateway_at = (self._gateway_at + 1) % len(self.gateways)
+        self.gateway = self.gateways[self._gateway_at]
+        self._log(f"gateway {before}: {why}; trying {self.gateway}")
 
     def _repin(self, now: float) -> list[Envelope]:
         """Ping the gateway again with a new client key (nodes we are in carry on)."""
@@ -513,6 +532,11 @@ class ClientCore:
                                    f"({msg.condition})")
         if not lost and jid == bare(self.gateway):
             self._log(f"the gateway {self.gateway} is unreachable ({msg.condition})")
+            if len(self.gateways) > 1 and (self.state is State.PINGING
+                                           or self._login is not None):
+                self._next_gateway("the server says it is not connected")
+                self._login = None
+                return self._repin(now)  # at once, not after the timeout
         return []
 
     def _lost(self, now: float, proxy: GridProxy, why: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from jgsl.core.client import Avatar, ClientCore, ClientSettings, Event, State
@@ -133,18 +133,19 @@ def user_jid(user: EmuUser, component: str) -> str:
     return f"{user.username}@{component}"
 
 
-def gateway_for(user: EmuUser, default: str) -> str:
-    """The user's gateway: its ``server`` when that is a JID, else ``default``.
+def gateway_for(user: EmuUser, default: str | Sequence[str]) -> str | Sequence[str]:
+    """The user's gateway: its ``server`` when that is a JID, else ``default`` (the
+    configured gateways, which the client spreads its users over and fails over between).
 
     The original files name the gateway by a bare account id (``server="1100"``) that only
     meant something on ParaWorld's servers; like the original ForceGateway option, the
-    configured gateway is used for those.
+    configured gateways are used for those.
     """
     return user.server if "@" in user.server or "." in user.server else default
 
 
 class EmuCore(Quiet):
-    def __init__(self, component: str, users: list[EmuUser], gateway: str,
+    def __init__(self, component: str, users: list[EmuUser], gateway: str | Sequence[str],
                  settings: ClientSettings | None = None, *, seed: int | None = None,
                  on_event: Callable[[str, Event], None] = lambda user, event: None,
                  maps: dict[str, StringMap] | None = None, stagger: int = 1) -> None:

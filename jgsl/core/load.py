@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from jgsl.core.client import ClientSettings, Event, EventKind, State
@@ -184,7 +185,7 @@ def generated_users(settings: LoadSettings) -> list[EmuUser]:
 class LoadCore(Quiet):
     """Generated users behind one component, started one by one over the ramp."""
 
-    def __init__(self, component: str, gateway: str, settings: LoadSettings,
+    def __init__(self, component: str, gateway: str | Sequence[str], settings: LoadSettings,
                  client_settings: ClientSettings, recorder: Recorder) -> None:
         self.settings = settings
         self.recorder = recorder
