@@ -36,3 +36,16 @@ class Network:
     def tick(self, now: float) -> None:
         for core in list(self.cores.values()):
             self.deliver(now, core.tick(now))
+
+
+class Clients:
+    """Several client cores behind one component (emu.localhost), as EmuCore holds them."""
+
+    def __init__(self, clients) -> None:
+        self.clients = clients
+
+    def receive(self, now, envelope):
+        return self.clients[envelope.recipient.split("/")[0]].receive(now, envelope)
+
+    def tick(self, now):
+        return [e for c in self.clients.values() for e in c.tick(now)]

@@ -22,7 +22,7 @@ from jgsl.core.node import GridSettings
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import Bounce, Envelope
 from jgsl.wire.messages import readable
-from tests.network import Network
+from tests.network import Clients, Network
 
 ALPHA = "worlds/MyWorlds/AlphaWorld/"
 GW = "gateway.localhost"
@@ -53,7 +53,7 @@ class World:
         return client
 
     def start_all(self, now=0.0) -> None:
-        emu = _Clients(self.clients)
+        emu = Clients(self.clients)
         self.net.add("emu.localhost", emu)
         for client in self.clients.values():
             self.net.deliver(now, client.start(now))
@@ -63,17 +63,6 @@ class World:
         while t <= end:
             self.net.tick(t)
             t += step
-
-
-class _Clients:
-    def __init__(self, clients):
-        self.clients = clients
-
-    def receive(self, now, envelope):
-        return self.clients[envelope.recipient.split("/")[0]].receive(now, envelope)
-
-    def tick(self, now):
-        return [e for c in self.clients.values() for e in c.tick(now)]
 
 
 def signed_in_pair() -> tuple[World, ClientCore, ClientCore]:

@@ -16,7 +16,7 @@ from jgsl.core.client import Avatar, ClientCore, ClientSettings, EventKind
 from jgsl.core.gateway import GatewayCore, GatewaySettings
 from jgsl.core.gridprocess import GridProcessCore
 from jgsl.core.node import GridSettings
-from tests.network import Network
+from tests.network import Clients, Network
 
 DATA = Path(__file__).parent / "data"
 ALPHA = "worlds/MyWorlds/AlphaWorld/"
@@ -24,17 +24,6 @@ GW = "gateway.localhost"
 INTERVAL = 0.5
 RADIUS = 60.0
 SETTINGS = ClientSettings(update_interval=INTERVAL, request_timeout=5.0)
-
-
-class _Clients:
-    def __init__(self, clients):
-        self.clients = clients
-
-    def receive(self, now, envelope):
-        return self.clients[envelope.recipient.split("/")[0]].receive(now, envelope)
-
-    def tick(self, now):
-        return [e for c in self.clients.values() for e in c.tick(now)]
 
 
 def crossing(path, watchers: dict[str, tuple[float, float]], seconds: float = 40.0):
@@ -55,7 +44,7 @@ def crossing(path, watchers: dict[str, tuple[float, float]], seconds: float = 40
         clients[jid] = ClientCore(jid, GW, ALPHA, Avatar(x=x, y=36.7, z=z, asset_file="a.x"),
                                   SETTINGS, on_event=lambda e, n=name: events.append(
                                       (n, e.kind, e.jid)))
-    net.add("emu.localhost", _Clients(clients))
+    net.add("emu.localhost", Clients(clients))
     for client in clients.values():
         net.deliver(0.0, client.start(0.0))
     walker = clients["walker@emu.localhost"]
