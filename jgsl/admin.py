@@ -229,7 +229,7 @@ class Session:
 
 @defer.inlineCallbacks
 def _grids(session: Session):
-    """The grid processes the gateways know (their ``status``); the answers too."""
+    """The grid processes the gateways know (from their ``status``)."""
     answers = yield defer.gatherResults([session.command(g, "status")
                                          for g in session.args.gateways])
     grids: list[str] = []
@@ -237,7 +237,7 @@ def _grids(session: Session):
         for grid in (data or {}).get("grids", []) if ok else []:
             if grid["jid"] not in grids:
                 grids.append(grid["jid"])
-    return grids, answers
+    return grids
 
 
 @defer.inlineCallbacks
@@ -249,7 +249,7 @@ def perform(session: Session, args: argparse.Namespace):
                                              for g in args.gateways])
         return list(zip(args.gateways, *zip(*answers, strict=True), strict=True))
     if command in ("users", "kick"):
-        grids, _ = yield _grids(session)
+        grids = yield _grids(session)
         node = args.node if command == "users" else None
         if node and "/" in node:
             only, node = node.rsplit("/", 1)

@@ -21,6 +21,7 @@ import argparse
 import base64
 import json
 import sys
+from functools import cache
 from pathlib import Path
 
 from jgsl.config import load_config
@@ -43,13 +44,19 @@ ALICE, BOB = "alice@emu.localhost/jgsl", "bob@emu.localhost/jgsl"
 T0 = 1_800_000_000.0
 
 
+@cache
+def _world():
+    """The shipped config, read once."""
+    return load_config(RULES)
+
+
 class Session:
     """The servers' cores wired together in memory; what clients get is recorded."""
 
     def __init__(self) -> None:
         keys = iter(f"key{i:02d}" for i in range(1, 100))
         self.now = T0
-        world = load_config(RULES)  # the shipped config: radius 60, its rules and refresh
+        world = _world()  # the shipped config: radius 60, its rules and refresh
         self.gateway = GatewayCore(GW, world.rules, world.gateway_settings(), start=T0,
                                    wall_clock=lambda: self.now,
                                    key_factory=lambda: next(keys))
@@ -180,7 +187,7 @@ def _decoded(stanza: str) -> list[str]:
         columns = [f"{field.name} = {_column(value)}" for field, value in table.ListFields()]
         lines += ["agent table, column by column:"] + [f"  {c}" for c in columns]
         lines += ["agent table, row by row (read_table):"]
-        for row in read_table(table, load_config(RULES).string_maps()):
+        for row in read_table(table, _world().string_maps()):
             kind = "delta" if row.delta else "absolute"
             lines.append(f"  slot {row.slot} ({kind}): {row.values}")
     return lines

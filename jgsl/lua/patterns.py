@@ -8,12 +8,19 @@ operator's config file) does the matching, so a pattern means what it meant in 2
 
 from __future__ import annotations
 
+from functools import cache
+
 from lupa.lua54 import LuaError, LuaRuntime
 
-_lua = LuaRuntime(register_eval=False, unpack_returned_tuples=True)
-_find = _lua.eval("function(s, p) return string.find(s, p) ~= nil end")
 #: Distinct texts remembered per pattern (world paths and user names repeat).
 CACHE = 4096
+
+
+@cache
+def _find():
+    """string.find in a Lua state made when the first pattern is (not at every import)."""
+    lua = LuaRuntime(register_eval=False, unpack_returned_tuples=True)
+    return lua.eval("function(s, p) return string.find(s, p) ~= nil end")
 
 
 class PatternError(ValueError):
@@ -28,17 +35,18 @@ def _first_line(error: LuaError) -> str:
 class LuaPattern:
     """A compiled-once, checked Lua pattern with the ``search`` a ``re.Pattern`` has."""
 
-    __slots__ = ("pattern", "_seen")
+    __slots__ = ("pattern", "_seen", "_find")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         self._seen: dict[str, bool] = {}
+        find = self._find = _find()
         # Lua finds a malformed part only when the matcher reaches it: lead it through the
         # pattern with texts made of the pattern's own characters.
         plain = pattern.replace("%", "").replace("^", "")
         for probe in ("", pattern, plain, plain + plain, "x" * 8):
             try:
-                _find(probe, pattern)
+                find(probe, pattern)
             except LuaError as e:
                 raise PatternError(_first_line(e)) from None
 
@@ -47,7 +55,7 @@ class LuaPattern:
         found = self._seen.get(text)
         if found is None:
             try:
-                found = bool(_find(text, self.pattern))
+                found = bool(self._find(text, self.pattern))
             except LuaError:  # (a malformed part no probe reached: it matches nothing)
                 found = False
             if len(self._seen) >= CACHE:

@@ -88,7 +88,6 @@ class Store:
         self.on_lost: list[Callable[[], None]] = []
         self._mark = 0
         self._acknowledged = 0
-        self._checking = False
         #: Writes waiting while the mark is checked after a reconnect (None: not checking).
         self._held: list[Deferred] | None = None
         #: Script keys this process wrote (small, few): written again after a loss.
@@ -137,10 +136,9 @@ class Store:
         Writes wait until the mark is read: a batch carries a new mark, and written first
         (a retry, or the queue woken by this reconnect) it made a store that came back
         empty look whole (seen under load in CI)."""
-        if not self._acknowledged or self._checking:
+        if not self._acknowledged or self._held is not None:  # (nothing to check, or checking)
             self.queue.wake()
             return
-        self._checking = True
         self._held = []
         expected = self._acknowledged
 
@@ -152,7 +150,6 @@ class Store:
             release()
 
         def release(_=None) -> None:
-            self._checking = False
             held, self._held = self._held or [], None
             for waiting in held:
                 waiting.callback(None)

@@ -27,17 +27,8 @@ from jgsl.core.emu import EmuCore
 from jgsl.core.gateway import GatewayCore
 from jgsl.core.gridprocess import GridProcessCore
 from jgsl.lua.script import ERRORS as LUA_ERRORS
-from jgsl.wire import jgsl_pb2 as pb
-from jgsl.wire.messages import REGISTRY, type_name
+from jgsl.wire.messages import wire_name
 
-#: Message class -> the wire name operators know (NormalUpdate -> CS_NormalUpdate).
-WIRE_NAMES = {cls: type_name(type_id) for type_id, cls in REGISTRY.items()}
-WIRE_NAMES[pb.NormalUpdateReplyOut] = type_name(pb.SC_NormalUpdate)
-
-
-def wire_name(cls: type) -> str:
-    """What a message class is called in metrics (Chat, XmppPing, Bounce: their own)."""
-    return WIRE_NAMES.get(cls) or cls.__name__
 #: Handling-time buckets, seconds: a normal update takes ~50 µs, a join snapshot more.
 BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
            0.25, 1.0)

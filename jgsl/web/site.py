@@ -33,13 +33,17 @@ def _walk(service):
         yield from _walk(child)
 
 
-class _Health(Resource):
+class _Page(Resource):
+    """A leaf page that reads the web service's state when asked."""
+
     isLeaf = True
 
     def __init__(self, web: WebService) -> None:
         super().__init__()
         self.web = web
 
+
+class _Health(_Page):
     def render_GET(self, request) -> bytes:
         healthy, body = self.web.health()
         request.setResponseCode(200 if healthy else 503)
@@ -48,13 +52,7 @@ class _Health(Resource):
         return json.dumps(body, indent=1).encode() + b"\n"
 
 
-class _Index(Resource):
-    isLeaf = True
-
-    def __init__(self, web: WebService) -> None:
-        super().__init__()
-        self.web = web
-
+class _Index(_Page):
     def render_GET(self, request) -> bytes:
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return (f"<!doctype html><title>JGSL {self.web.role}</title>"

@@ -74,6 +74,14 @@ def type_name(type_id: int) -> str:
         return f"type{type_id}"
 
 
+def wire_name(cls: type) -> str:
+    """What a message class is called on the wire (NormalUpdate: CS_NormalUpdate); other
+    classes (Chat, XmppPing, Bounce) by their own name. For metrics and dump filters."""
+    descriptor = getattr(cls, "DESCRIPTOR", None)
+    type_id = _TYPE_OF.get(descriptor.full_name) if descriptor is not None else None
+    return type_name(type_id) if type_id is not None else cls.__name__
+
+
 def describe(message: Message) -> str:
     """One line naming the message type and every set field, for the message dumps."""
     if not isinstance(message, Message):

@@ -23,8 +23,10 @@ from jgsl.core.component import AdminAnswer, Core
 from jgsl.core.droplog import DropLog
 from jgsl.core.flood import FloodGate
 from jgsl.core.jids import bare
+from jgsl.core.reply.agenttable import TableError, read_table
 from jgsl.core.safetext import Logger
 from jgsl.core.seal import ADMIN, Sealer, SealKeys
+from jgsl.core.stringmaps import default_maps
 from jgsl.core.tickets import DEV_TICKET_SECRET
 from jgsl.wire import jgsl_pb2 as pb
 from jgsl.wire.codec import (
@@ -37,7 +39,7 @@ from jgsl.wire.codec import (
     encode_bytes,
     presence,
 )
-from jgsl.wire.messages import describe, type_name, type_of
+from jgsl.wire.messages import describe, readable, type_name, type_of, wire_name
 from jgsl.xmpp.stanzas import Stanza, StanzaStream
 
 log = Logger(namespace="jgsl.link")
@@ -64,7 +66,7 @@ class MessageDump:
         if self.user is not None and self.user not in (bare(peer), bare(local)):
             return
         message = envelope.message
-        if self.type_name is not None and _wire_name(message) != self.type_name:
+        if self.type_name is not None and wire_name(type(message)) != self.type_name:
             return
         self._log.info("{local}: {direction} {peer} {message}", direction=direction,
                        peer=peer, local=local, message=describe(message) + self._agents(message))
@@ -73,10 +75,6 @@ class MessageDump:
         """A reply's agent table as "slot 3 alice@x: rx=+12 rz=-5 (delta)" rows."""
         if not isinstance(message, pb.NormalUpdateReply | pb.NormalUpdateReplyOut):
             return ""
-        from jgsl.core.reply.agenttable import TableError, read_table
-        from jgsl.core.stringmaps import default_maps
-        from jgsl.wire.messages import readable
-
         try:
             rows = list(read_table(readable(message).agents, self._maps or default_maps()))
         except TableError as e:
@@ -92,13 +90,6 @@ class MessageDump:
             text.append(f"slot {row.slot}{' ' + str(who) if who else ''}: {fields}"
                         + (" (delta)" if row.delta else ""))
         return " | agents: " + "; ".join(text)
-
-
-def _wire_name(message) -> str:
-    try:
-        return type_name(type_of(message))
-    except KeyError:
-        return type(message).__name__
 
 
 class CoreHandler(XMPPHandler):
