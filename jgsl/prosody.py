@@ -32,8 +32,10 @@ SUMMARY = __doc__.split("\n\n")[0].replace("``", "")
 
 def render_config(base: Path, domain: str, c2s_port: int, component_port: int,
                   components: dict[str, str], interfaces: tuple[str, ...] = ("127.0.0.1",),
-                  c2s_rate: str = "256kb/s") -> str:
-    """The Prosody config for a JGSL world; ``components`` maps component JIDs to secrets."""
+                  c2s_rate: str = "256kb/s", tls_port: int | None = None) -> str:
+    """The Prosody config for a JGSL world; ``components`` maps component JIDs to secrets.
+
+    ``tls_port`` also offers the component protocol inside direct TLS (none if not given)."""
     for value in (domain, *components, *components.values(), *interfaces, c2s_rate):
         if any(c in value for c in '"\\\n'):
             raise ValueError(f"unsafe character in {value!r}")
@@ -42,7 +44,7 @@ def render_config(base: Path, domain: str, c2s_port: int, component_port: int,
     return Template(TEMPLATE.read_text()).substitute(
         base=str(base), domain=domain, c2s_port=c2s_port, component_port=component_port,
         interfaces="; ".join(f'"{i}"' for i in interfaces), components=entries,
-        c2s_rate=c2s_rate)
+        c2s_rate=c2s_rate, tls_port=tls_port or "")
 
 
 def make_certificate(directory: Path, domain: str, names: list[str]) -> Path:
@@ -63,24 +65,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, timeout: float = 15.0) -> None:
+def wait_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1",
+              wrap: tuple[str, ...] = ()) -> None:
+    """Wait until something accepts connections on ``host``:``port``.
+
+    ``wrap`` is a command prefix (e.g. ``ip netns exec NS``) to look from elsewhere than
+    this process's network."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on port {port}") from None
-            time.sleep(0.05)
+        if wrap:
+            probe = f"import socket; socket.create_connection(({host!r}, {port}), 0.5)"
+            ok = subprocess.run([*wrap, sys.executable, "-c", probe],
+                                capture_output=True).returncode == 0
+        else:
+            try:
+                with socket.create_connection((host, port), timeout=0.5):
+                    ok = True
+            except OSError:
+                ok = False
+        if ok:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing listens on {host}:{port}")
+        time.sleep(0.05)
 
 
 class DevProsody:
-    """Prosody from Debian in a directory of its own, on loopback ports."""
+    """Prosody from Debian in a directory of its own, on loopback ports.
+
+    ``interfaces`` are the addresses it listens on (the first is where it is looked for),
+    ``tls_port`` a direct-TLS component port as well, and ``wrap`` a command prefix it is
+    started under (e.g. ``ip netns exec NS`` for another network namespace)."""
 
     def __init__(self, components: dict[str, str], domain: str = "localhost",
                  workdir: Path | None = None, c2s_port: int = 0,
-                 component_port: int = 0) -> None:
+                 component_port: int = 0, tls_port: int | None = None,
+                 interfaces: tuple[str, ...] = ("127.0.0.1",),
+                 wrap: tuple[str, ...] = ()) -> None:
         self.binary = shutil.which("prosody") or "/usr/bin/prosody"
         self.ctl = shutil.which("prosodyctl") or "/usr/bin/prosodyctl"
         self.components = components
@@ -89,6 +110,7 @@ class DevProsody:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="jgsl-prosody-"))
         self.config = self.workdir / "prosody.cfg.lua"
         self.c2s_port, self.component_port = c2s_port, component_port
+        self.tls_port, self.interfaces, self.wrap = tls_port, interfaces, wrap
         self.proc: subprocess.Popen | None = None
         root = os.geteuid() == 0
         self._user = {"user": "prosody", "group": "prosody", "extra_groups": []} if root else {}
@@ -108,16 +130,25 @@ class DevProsody:
         make_certificate(self.workdir / "certs", self.domain, list(self.components))
         self.c2s_port = self.c2s_port or free_port()
         self.component_port = self.component_port or free_port()
+        if self.tls_port == 0:
+            self.tls_port = free_port()
         self.config.write_text(render_config(self.workdir, self.domain, self.c2s_port,
-                                             self.component_port, self.components))
+                                             self.component_port, self.components,
+                                             self.interfaces, tls_port=self.tls_port))
         os.chmod(self.workdir, 0o755)
         if self._user:
             subprocess.run(["chown", "-R", "prosody:prosody", str(self.workdir)], check=True)
-        self.proc = subprocess.Popen([self.binary, "-F", "--config", str(self.config)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     cwd=self.workdir, **self._user)
-        wait_port(self.c2s_port)
-        wait_port(self.component_port)
+        command, user = [self.binary, "-F", "--config", str(self.config)], self._user
+        if self.wrap and user:  # the wrap (ip netns exec) runs as root, then Prosody does not
+            command = ["setpriv", "--reuid=prosody", "--regid=prosody", "--clear-groups",
+                       *command]
+            user = {}
+        self.proc = subprocess.Popen([*self.wrap, *command], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, cwd=self.workdir, **user)
+        host = self.interfaces[0]
+        for port in (self.c2s_port, self.component_port, self.tls_port):
+            if port:
+                wait_port(port, host=host, wrap=self.wrap)
         return self
 
     def register(self, user: str, password: str) -> None:

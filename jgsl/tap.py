@@ -34,6 +34,7 @@ DEV_SECRET = "jgsl-dev-secret"
 SECRET_ENV = "JGSL_COMPONENT_SECRET"
 TICKET_SECRET_ENV = "JGSL_TICKET_SECRET"
 ADMIN_SECRET_ENV = "JGSL_ADMIN_SECRET"
+REDIS_PASSWORD_ENV = "JGSL_REDIS_PASSWORD"
 #: Where ``--role world`` serves its web interface unless told otherwise.
 WORLD_WEB = "tcp:8080:interface=127.0.0.1"
 log = Logger(namespace="jgsl")
@@ -91,6 +92,9 @@ class Options(usage.Options):
          "and grids persist agents and node logs there (turn AOF on; docs/persistence.md). "
          "Without it a lone gateway keeps allocation in memory, and grid and world "
          "processes persist to --state-file."],
+        ["redis-password-file", None, None,
+         f"File holding the Redis password (requirepass) (else ${REDIS_PASSWORD_ENV}, else "
+         "none): needed once Redis listens on anything but loopback."],
         ["state-file", None, None,
          "Grid/world without --redis: the embedded store's snapshot file "
          "(default jgsl-state/<world|grid name>.json)."],
@@ -122,6 +126,10 @@ class Options(usage.Options):
         ["request-timeout", None, 20.0,
          "Longest seconds a client waits for an answer before retrying (original: 20, always); "
          "it retries sooner, after a few measured round trips (at least 1 s).", _positive],
+        ["report-moves", None, None,
+         "Emulated users and client: log another agent's move once it has gone this far "
+         "from where it was last logged (client default 1 unit; emu default: moves are not "
+         "logged).", _positive],
         ["tick", None, 0.1, "Seconds between core ticks (timers, movement).", _positive],
         ["seed", None, None, "Random seed for emulated users' movement.", int],
         ["web", None, None,
@@ -215,6 +223,8 @@ class Options(usage.Options):
         admin = self._secret("admin-secret-file", ADMIN_SECRET_ENV, "", "admin")
         self["seal-keys"] = SealKeys.from_secrets(self["ticket-secret"], admin.encode() or None)
         self["peers"] = tuple(p.strip() for p in (self["peers"] or "").split(",") if p.strip())
+        self["redis-password"] = self._secret("redis-password-file", REDIS_PASSWORD_ENV, "",
+                                              "Redis") or None
 
     def _client_options(self) -> None:
         if not self["jid"] or "@" not in self["jid"]:
@@ -284,7 +294,8 @@ def _redis(options):
 
         host, port = options["redis"]
         options["redis-connection"] = txredisapi.lazyConnection(
-            host, port, reconnect=True, convertNumbers=False)
+            host, port, reconnect=True, convertNumbers=False,
+            password=options.get("redis-password"))
     return options["redis-connection"]
 
 
@@ -399,7 +410,8 @@ def build_components(reactor, options, endpoint, parent: IServiceCollection,
         name = (options["name"] if role == "emu" else None) or f"emu.{domain}"
         users: list[EmuUser] = options["users"]
         settings = ClientSettings(update_interval=options["update-interval"],
-                                  request_timeout=options["request-timeout"])
+                                  request_timeout=options["request-timeout"],
+                                  report_moves=options["report-moves"])
         core = EmuCore(name, users, options["gateways"], settings, seed=options["seed"],
                        on_event=_log_event, maps=maps)
         log.info("{count} emulated users from {path}", count=len(users),
@@ -420,7 +432,7 @@ def _player(reactor, options, endpoint, maps) -> ComponentService:
                       Avatar(x=x, y=y, z=z, asset_file="character/v3/dummy/dummy.x"),
                       ClientSettings(update_interval=options["update-interval"],
                                      request_timeout=options["request-timeout"],
-                                     report_moves=1.0),
+                                     report_moves=options["report-moves"] or 1.0),
                       on_event=lambda event: _log_event(account, event), maps=maps)
     player = PlayerCore(core)
     factory = player_factory(account, options["password"], options["ca"])

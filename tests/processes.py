@@ -46,10 +46,14 @@ class Processes:
         self.env = env
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
+    def start(self, name: str, *args: str, wrap: tuple[str, ...] = (),
+              env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start ``twistd jgsl ARGS``; ``wrap`` is a command prefix (``ip netns exec NS``,
+        which execs: the PID is still the daemon's), ``env`` adds to the group's."""
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "jgsl", *args], stdout=log,
-                                stderr=subprocess.STDOUT, cwd=self.workdir, env=self.env)
+        proc = subprocess.Popen([*wrap, TWISTD, "-n", "--pidfile=", "jgsl", *args], stdout=log,
+                                stderr=subprocess.STDOUT, cwd=self.workdir,
+                                env={**self.env, **(env or {})})
         log.close()
         self.procs[name] = proc
         return proc

@@ -29,24 +29,28 @@ def ensure_debian_package(command: str, package: str) -> str:
 
 
 class RedisServer:
-    """A throw-away redis-server on a free loopback port, in its own directory."""
+    """A throw-away redis-server on a free loopback port, in its own directory (or on
+    ``host`` under a command prefix ``wrap``, e.g. in another network namespace)."""
 
-    def __init__(self, workdir: Path, appendonly: bool = False) -> None:
+    def __init__(self, workdir: Path, appendonly: bool = False, host: str = "127.0.0.1",
+                 wrap: tuple[str, ...] = (), password: str | None = None) -> None:
         self.binary = ensure_debian_package("redis-server", "redis-server")
         self.cli = ensure_debian_package("redis-cli", "redis-tools")
         self.workdir = workdir
         self.appendonly = appendonly
+        self.host, self.wrap, self.password = host, wrap, password
         self.port = 0
         self.proc: subprocess.Popen | None = None
 
     def _spawn(self) -> subprocess.Popen:
         return subprocess.Popen(
-            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+            [*self.wrap, self.binary, "--bind", self.host, "--port", str(self.port), "--save", "",
              "--appendonly", "yes" if self.appendonly else "no",
              # everysec may postpone the AOF write while a background fsync is slow and
              # still answer: a kill -9 then loses acknowledged writes (seen on a busy host).
              "--appendfsync", "always", "--dir", str(self.workdir),
-             "--logfile", str(self.workdir / "redis.log"), "--daemonize", "no"],
+             "--logfile", str(self.workdir / "redis.log"), "--daemonize", "no",
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self) -> RedisServer:
@@ -55,7 +59,7 @@ class RedisServer:
             self.port = free_port()
             self.proc = self._spawn()
             try:
-                wait_port(self.port, timeout=10)
+                wait_port(self.port, timeout=10, host=self.host, wrap=self.wrap)
                 return self
             except RuntimeError:
                 self.stop()
@@ -71,10 +75,12 @@ class RedisServer:
     def restart(self) -> None:
         """Start again on the same port and directory (loading the AOF, if on)."""
         self.proc = self._spawn()
-        wait_port(self.port, timeout=10)
+        wait_port(self.port, timeout=10, host=self.host, wrap=self.wrap)
 
     def command(self, *args: str) -> str:
-        result = subprocess.run([self.cli, "-p", str(self.port), *args], capture_output=True,
+        result = subprocess.run([*self.wrap, self.cli, "-h", self.host, "-p", str(self.port),
+                                 *(["--no-auth-warning", "-a", self.password]
+                                   if self.password else []), *args], capture_output=True,
                                 text=True, timeout=10, check=True)
         return result.stdout
 
@@ -87,10 +93,11 @@ class RedisServer:
 class ProsodyServer(DevProsody):
     """jgsl-prosody's development server, installed from Debian if missing."""
 
-    def __init__(self, components: dict[str, str], domain: str = "localhost") -> None:
+    def __init__(self, components: dict[str, str], domain: str = "localhost",
+                 **options) -> None:
         ensure_debian_package("openssl", "openssl")
         ensure_debian_package("prosody", "prosody")
-        super().__init__(components, domain)
+        super().__init__(components, domain, **options)
 
     @property
     def cert_pem(self) -> bytes:

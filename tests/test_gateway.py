@@ -405,3 +405,27 @@ def test_an_observers_login_leaves_the_user_counted_where_it_is(gateway):
     assert reply.message.gid == 2 and reply.message.ticket.node_id == 2
     loads = {(n.region.gx, n.region.gy): n.load for n in gateway.nodes()}
     assert loads == {(100, 100): 1, (99, 100): 0}
+
+
+def test_a_grid_back_from_the_dead_is_told_to_close_the_nodes_served_elsewhere(gateway):
+    """grid1 went silent and was declared dead; its region was spawned again on grid2. When
+    grid1 comes back still reporting its old node, it is told to close it (superseded),
+    and logins keep going to grid2's node."""
+    hello(gateway, 100)
+    login(gateway, 100)
+    send(gateway, 100, "grid1.localhost", pb.NodeReady(request=1, id=1, key="old"))
+    hello(gateway, 109, grid="grid2.localhost")
+    gateway.tick(111)  # grid1 silent for 11 s: dead
+    (spawn,) = login(gateway, 112)
+    assert spawn.recipient == "grid2.localhost"
+    send(gateway, 112, "grid2.localhost", pb.NodeReady(request=spawn.message.request, id=4,
+                                                       key="new"))
+    stale = pb.HostedNode(key="old")
+    stale.info.id, stale.info.worldpath, stale.info.gx, stale.info.gy = 1, ALPHA, 100, 100
+    stale.info.gsize, stale.info.agents = 200, 2
+    (close,) = hello(gateway, 113, nodes=[stale])
+    assert close.recipient == "grid1.localhost"
+    assert close.message == pb.CloseNode(id=1, key="old", superseded=True)
+    (reply,) = login(gateway, 114, client="bob@emu.localhost/r")
+    assert (reply.message.gjid, reply.message.gid, reply.message.gk) == (
+        "grid2.localhost", 4, "new")

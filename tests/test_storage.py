@@ -560,3 +560,19 @@ def test_cores_republish_what_they_hold():
     other = Restore("other", "gateway2.localhost", restore.record)
     allocation.execute(type(claim)("other", "gateway3.localhost", 10.0))
     assert allocation.execute(other).result.record is None
+
+
+def test_a_superseded_node_closes_with_its_agents_and_saves_nothing():
+    """The grid process was thought dead and its region now runs elsewhere: GRID_CLOSE_NODE
+    with ``superseded`` closes the node even with agents, and nothing of it is saved (its
+    agents are older than the new node's); a plain close would have kept it."""
+    grid = persistent_grid()
+    update(grid, 1, "a@emu.localhost", data=FULL)
+    grid.receive(2, Envelope(GW, GRID, pb.CloseNode(id=1, key="nodekey")))
+    assert 1 in grid.nodes
+    assert grid.receive(3, Envelope(GW, GRID, pb.CloseNode(id=1, key="nodekey",
+                                                          superseded=True))) == []
+    assert grid.nodes == {} and grid.effects == []
+    grid.tick(60)  # a's timeout would have saved it: it is gone with the node
+    assert grid.effects == [] and grid.stop(61)[1:] == []
+    assert grid.effects == []

@@ -585,6 +585,9 @@ class GatewayCore(Quiet):
             key = (region, info.instance)
             reported.add(key)
             node = self._nodes.get(key)
+            if node is not None and node.ready and node.grid != jid:
+                out += self._supersede(jid, info.id, hosted.key, node)
+                continue
             if node is None and jid in self.draining:
                 continue  # its users are moving off: its nodes are not routed to again
             if node is None:  # e.g. this gateway restarted: adopt the running node
@@ -608,6 +611,14 @@ class GatewayCore(Quiet):
         return out + self._forget_nodes(
             lambda n: n.grid == jid and n.ready and (n.region, n.instance) not in reported,
             "grid process no longer hosts the node")
+
+    def _supersede(self, jid: str, node_id: int, key: str, serving: _Node) -> list[Envelope]:
+        """A grid process we thought dead came back still running a node whose region
+        another one serves now: it must close that node without saving anything of it."""
+        log.warn("grid process {grid} still runs grid node {id} for {region}, which "
+                 "{other} serves now: telling it to close the node", grid=jid, id=node_id,
+                 region=str(serving.region), other=serving.grid)
+        return [self._to(jid, pb.CloseNode(id=node_id, key=key, superseded=True))]
 
     def _suspect(self, now: float, grid: _Grid) -> list[Envelope]:
         """Ask the XMPP server whether the grid process is still connected (XEP-0199)."""

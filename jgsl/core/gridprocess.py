@@ -437,6 +437,15 @@ class GridProcessCore(Quiet):
             self._drops.drop(now, "GRID_CLOSE_NODE for node {id} from {sender} ignored",
                              id=msg.id, sender=sender)
             return []
+        if msg.superseded:
+            # The region is served elsewhere since this process was thought dead: its
+            # agents, logs and script state are older than the new node's; keep none.
+            self.logic.pop(node.id, None)
+            del self.nodes[msg.id]
+            log.warn("grid node {id} closed without saving: {region} is served by another "
+                     "grid process now ({agents} stale agents dropped)", id=node.id,
+                     region=str(node.region), agents=len(node.agents))
+            return []
         if node.agents:
             log.info("node {id} not closed: it has agents again", id=node.id)
             return []

@@ -520,14 +520,16 @@ class SpawnNode(_message.Message):
     def __init__(self, request: _Optional[int] = ..., worldpath: _Optional[str] = ..., gx: _Optional[int] = ..., gy: _Optional[int] = ..., gsize: _Optional[float] = ..., role: _Optional[str] = ..., max_users: _Optional[int] = ..., instance: _Optional[int] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
 
 class CloseNode(_message.Message):
-    __slots__ = ("id", "key", "seal")
+    __slots__ = ("id", "key", "superseded", "seal")
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_FIELD_NUMBER: _ClassVar[int]
     SEAL_FIELD_NUMBER: _ClassVar[int]
     id: int
     key: str
+    superseded: bool
     seal: Seal
-    def __init__(self, id: _Optional[int] = ..., key: _Optional[str] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., key: _Optional[str] = ..., superseded: _Optional[bool] = ..., seal: _Optional[_Union[Seal, _Mapping]] = ...) -> None: ...
 
 class NodeReady(_message.Message):
     __slots__ = ("request", "id", "key", "refused", "reason", "seal")

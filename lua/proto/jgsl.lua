@@ -257,6 +257,7 @@
 ---@class jgsl.CloseNode
 ---@field id integer
 ---@field key string
+---@field superseded boolean
 ---@field seal jgsl.Seal?
 
 ---@class jgsl.NodeReady
