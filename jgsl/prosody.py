@@ -181,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--domain", default="localhost")
     p.add_argument("--c2s-port", type=int, default=5222)
     p.add_argument("--component-port", type=int, default=5347)
+    p.add_argument("--tls-port", type=int, default=None,
+                   help="also offer the component protocol inside direct TLS on this port "
+                        "(for components on other hosts; docs/deploy.md)")
+    p.add_argument("--interface", default="127.0.0.1",
+                   help="address to listen on (default loopback)")
     p.add_argument("--grids", type=int, default=2, help="grid process components grid1..N")
     p.add_argument("--players", default="", help="accounts to create: user:password,...")
     p.add_argument("--secret-file", type=Path, default=None)
@@ -191,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         secret = os.environ.get("JGSL_COMPONENT_SECRET") or secrets.token_hex(16)
     names = ["gateway", *(f"grid{i}" for i in range(1, args.grids + 1)), "emu", "load"]
     server = DevProsody({f"{n}.{args.domain}": secret for n in names}, args.domain, args.dir,
-                        args.c2s_port, args.component_port)
+                        args.c2s_port, args.component_port, tls_port=args.tls_port,
+                        interfaces=(args.interface,))
     # Before Prosody starts: a SIGTERM that came between the start and the handler would
     # kill this process with the default action and leave Prosody running, orphaned.
     stop = []
@@ -207,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         for entry in filter(None, args.players.split(",")):
             user, _, password = entry.partition(":")
             server.register(user, password)
-        print(f"Prosody for {args.domain}: c2s on 127.0.0.1:{server.c2s_port}, components on "
-              f"127.0.0.1:{server.component_port}; secret in "
+        tls = f" (TLS: {args.interface}:{server.tls_port})" if server.tls_port else ""
+        print(f"Prosody for {args.domain}: c2s on {args.interface}:{server.c2s_port}, "
+              f"components on {args.interface}:{server.component_port}{tls}; secret in "
               f"{server.workdir / 'component.secret'}, certificate {server.cert_path}. "
               "Ctrl-C stops it.", flush=True)
         while not stop and server.proc.poll() is None:

@@ -153,7 +153,19 @@ class CoreHandler(XMPPHandler):
         elif self.ready:
             log.warn("component link lost: {reason}", reason=reason.getErrorMessage())
             self._run(self.core.disconnected)  # e.g. the gateway judges no grid meanwhile
+        elif not self.stopping:
+            self._connection_failed(reason.getErrorMessage())
         self.ready = False
+
+    def _connection_failed(self, why: str) -> None:
+        """A connection that closed before the stream was up (e.g. a TLS certificate that
+        does not verify): said once, and again every minute while it goes on."""
+        now = self.clock.seconds()
+        if why != self._failure or now - self._failure_logged >= 60.0:
+            log.error("cannot connect to the XMPP server: {reason}; retrying", reason=why)
+            self._failure, self._failure_logged = why, now
+
+    _failure, _failure_logged = "", float("-inf")
 
     #: Set when this process stops: losing the link is then expected, not a warning.
     stopping = False
