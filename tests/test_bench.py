@@ -149,3 +149,26 @@ def test_stream_bench_smoke(tmp_path):
             row = result[f"{name}_{way}"]
             assert row["cpu_us_per_stanza"] > 0 and row["gc_collections_per_10k"] >= 0
         assert result[f"{name}_ratio"] > 0
+
+
+def test_hosts_capacity_bench_smoke(tmp_path):
+    """The flat-out load on one host (1 and 2 grids) and on five: every layout answers, no
+    update times out, and the model's prediction stands beside the five hosts' rate."""
+    from tests.hosts import available
+
+    why = available()
+    if why:
+        pytest.skip(why)
+    out = tmp_path / "hosts.json"
+    result = subprocess.run([sys.executable, str(BENCH / "hosts.py"), "--smoke",
+                             "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert set(report["runs"]) == {"1 host, 1 grid", "1 host, 2 grids", "5 hosts"}
+    for run in report["runs"].values():
+        assert run["updates_per_s"] > 0 and run["timeouts"] == 0
+        assert set(run["cpu_us_per_update"]) >= {"router", "gateway", "grid1", "load"}
+    model = report["model"]
+    assert model["predicted"] == min(model["router_bound"], model["grid_bound"],
+                                     model["cores_bound"])
+    assert model["measured_5_hosts"] == report["runs"]["5 hosts"]["updates_per_s"]
