@@ -473,3 +473,18 @@ def test_a_bounced_gateway_is_left_at_once():
     out = client.receive(0.1, Envelope(ping.recipient, client.jid,
                                        Bounce("service-unavailable", ping.message)))
     assert [e.recipient for e in out] == [g for g in gateways if g != ping.recipient]
+
+
+def test_a_refused_point_is_not_asked_again_within_the_nodes_radius():
+    """After a refusal the client does not ask again for points near the refused one until
+    the retry delay: "near" is the interest radius the gateway told (here 60), not the
+    fixed corner offset (30)."""
+    client = ClientCore("a@emu.localhost", GW, ALPHA, Avatar(), SETTINGS)
+    client.start(0)
+    client.state = State.UPDATING
+    client._refused.append((10.0, 20100.0, 20100.0))
+    assert client._maybe_login(1, 20145.0, 20100.0)  # 45 away: outside the fixed 30
+    client._login = None
+    client._corner_offset = 60.0  # as an SC_Login_Reply radius sets it
+    assert client._maybe_login(1, 20145.0, 20100.0) == []  # within the node's radius
+    assert client._maybe_login(1, 20165.0, 20100.0)  # 65 away: asked

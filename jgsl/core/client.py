@@ -406,8 +406,14 @@ class ClientCore:
         self._waiting_since = now
         return [self._to(self.gateway, pb.Ping(csk=self.csk, worldpath=self.worldpath))]
 
+    @property
+    def _reach(self) -> float:
+        """How far around the player it watches: the node's interest radius the gateway
+        told, else the configured corner offset."""
+        return self._corner_offset or self.settings.corner_offset
+
     def _points(self) -> list[tuple[float, float, bool]]:
-        a, r = self.avatar, self._corner_offset or self.settings.corner_offset
+        a, r = self.avatar, self._reach
         points = [(a.x, a.z, True)]
         if self.settings.corners:
             points += [(a.x + dx, a.z + dz, False)
@@ -478,7 +484,7 @@ class ClientCore:
         corner point's login is an observer's: the gateway does not count us there."""
         if self.state not in (State.LOGGING_IN, State.UPDATING) or self._login is not None:
             return []
-        r = self.settings.corner_offset
+        r = self._reach
         if any(abs(x - rx) <= r and abs(z - rz) <= r for _, rx, rz in self._refused):
             return []
         self._login = (now, x, z)
