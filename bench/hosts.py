@@ -26,9 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 
+import e2e  # noqa: E402
 from e2e import FLAT_OUT, TWISTD, cpu_seconds, stolen_seconds, wait_for  # noqa: E402
 
 from tests.hosts import Hosts, available  # noqa: E402
@@ -53,15 +52,12 @@ LAYOUTS = {
 }
 
 
-class World:
-    """One layout's processes, each on its host; stopped by PID."""
+class World(e2e.World):
+    """One layout's processes, each on its host (bench/e2e.py's world, spread out)."""
 
     def __init__(self, hosts: Hosts, layout: dict, server: str, workdir: Path) -> None:
-        self.hosts, self.layout, self.server, self.workdir = hosts, layout, server, workdir
-        self.env = {**os.environ, "JGSL_COMPONENT_SECRET": secrets.token_hex(8),
-                    "JGSL_TICKET_SECRET": secrets.token_hex(16)}
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.prosody = None
+        super().__init__(server, workdir, len(layout["grids"]))
+        self.hosts, self.layout = hosts, layout
 
     def address(self, role: str) -> str:
         host = self.layout[role]
@@ -73,9 +69,6 @@ class World:
             [*self.hosts.wrap(host), TWISTD, "-n", "--pidfile=", "jgsl", "--domain", DOMAIN,
              *args], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=self.env)
         log.close()
-
-    def log(self, name: str) -> str:
-        return (self.workdir / f"{name}.log").read_text(errors="replace")
 
     def start(self) -> str:
         host, here = self.layout["xmpp"], self.address("xmpp")
@@ -106,18 +99,6 @@ class World:
     def pids(self) -> dict[str, int]:
         return {"router": self.server_pid, "gateway": self.procs["gateway"].pid,
                 **{name: p.pid for name, p in self.procs.items() if name.startswith("grid")}}
-
-    def stop(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        if self.prosody is not None:
-            self.prosody.stop()
 
 
 def flat_out(world: World, xmpp: str, users: int, duration: float, ramp: float) -> dict:
