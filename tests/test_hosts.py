@@ -158,6 +158,11 @@ def test_a_world_on_five_hosts(hosts, tmp_path):
         assert set(gaps) == {"west1", "west2", "east1", "east2"}
         assert max([*gaps.values(), *seen_by_walker.values()]) <= 2 * INTERVAL + 2 * USER_TICK, (
             gaps, seen_by_walker)
+        # Nobody signed out, timed out, closed or left (a ghost would leave later) meanwhile.
+        trouble = [e["text"] for e in events(tmp_path / "emu.log")
+                   if e.get("event") in ("signed-out", "connection-timeout", "closed",
+                                         "user-leave")]
+        assert trouble == []
         for name in ("gw1", "gw2", "grid1", "grid2", "emu"):
             assert "in the future" not in text(name), name  # clocks within the tolerance
             assert "Traceback" not in text(name), name
