@@ -426,6 +426,8 @@ def test_a_grid_back_from_the_dead_is_told_to_close_the_nodes_served_elsewhere(g
     (close,) = hello(gateway, 113, nodes=[stale])
     assert close.recipient == "grid1.localhost"
     assert close.message == pb.CloseNode(id=1, key="old", superseded=True)
+    # Heartbeats held up while it was cut off arrive together: told once, not each time.
+    assert hello(gateway, 113, nodes=[stale]) == []
     (reply,) = login(gateway, 114, client="bob@emu.localhost/r")
     assert (reply.message.gjid, reply.message.gid, reply.message.gk) == (
         "grid2.localhost", 4, "new")

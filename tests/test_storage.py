@@ -564,14 +564,16 @@ def test_cores_republish_what_they_hold():
 
 def test_a_superseded_node_closes_with_its_agents_and_saves_nothing():
     """The grid process was thought dead and its region now runs elsewhere: GRID_CLOSE_NODE
-    with ``superseded`` closes the node even with agents, and nothing of it is saved (its
-    agents are older than the new node's); a plain close would have kept it."""
+    with ``superseded`` closes the node even with agents (told to go), and nothing of it is
+    saved (its agents are older than the new node's); a plain close would have kept it."""
     grid = persistent_grid()
     update(grid, 1, "a@emu.localhost", data=FULL)
     grid.receive(2, Envelope(GW, GRID, pb.CloseNode(id=1, key="nodekey")))
     assert 1 in grid.nodes
-    assert grid.receive(3, Envelope(GW, GRID, pb.CloseNode(id=1, key="nodekey",
-                                                          superseded=True))) == []
+    (closing,) = grid.receive(3, Envelope(GW, GRID, pb.CloseNode(id=1, key="nodekey",
+                                                                superseded=True)))
+    assert (closing.recipient, closing.message) == ("a@emu.localhost", pb.Closing(
+        sk="nodekey", reason="served by another grid process"))  # it logs in again at once
     assert grid.nodes == {} and grid.effects == []
     grid.tick(60)  # a's timeout would have saved it: it is gone with the node
     assert grid.effects == [] and grid.stop(61)[1:] == []

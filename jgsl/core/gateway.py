@@ -225,6 +225,8 @@ class GatewayCore(Quiet):
         self.map = WorldMap()
         #: Grid processes an operator drains (jgsl-admin drain): no new regions go there.
         self.draining: set[str] = set()
+        #: (grid, node id, key) told to close as superseded, and until when not again.
+        self._superseded: dict[tuple[str, int, str], float] = {}
         self._drops = DropLog(log)
         self._handlers: dict[type, Callable[[float, str, object], list[Envelope]]] = {
             pb.Ping: self._on_ping,
@@ -586,7 +588,7 @@ class GatewayCore(Quiet):
             reported.add(key)
             node = self._nodes.get(key)
             if node is not None and node.ready and node.grid != jid:
-                out += self._supersede(jid, info.id, hosted.key, node)
+                out += self._supersede(now, jid, info.id, hosted.key, node)
                 continue
             if node is None and jid in self.draining:
                 continue  # its users are moving off: its nodes are not routed to again
@@ -612,9 +614,16 @@ class GatewayCore(Quiet):
             lambda n: n.grid == jid and n.ready and (n.region, n.instance) not in reported,
             "grid process no longer hosts the node")
 
-    def _supersede(self, jid: str, node_id: int, key: str, serving: _Node) -> list[Envelope]:
+    def _supersede(self, now: float, jid: str, node_id: int, key: str,
+                   serving: _Node) -> list[Envelope]:
         """A grid process we thought dead came back still running a node whose region
-        another one serves now: it must close that node without saving anything of it."""
+        another one serves now: it must close that node without saving anything of it.
+        (Said once: the heartbeats held up while it was cut off may arrive together.)"""
+        told = (jid, node_id, key)
+        self._superseded = {t: until for t, until in self._superseded.items() if until > now}
+        if told in self._superseded:
+            return []
+        self._superseded[told] = now + self.settings.suspect_after
         log.warn("grid process {grid} still runs grid node {id} for {region}, which "
                  "{other} serves now: telling it to close the node", grid=jid, id=node_id,
                  region=str(serving.region), other=serving.grid)

@@ -439,13 +439,16 @@ class GridProcessCore(Quiet):
             return []
         if msg.superseded:
             # The region is served elsewhere since this process was thought dead: its
-            # agents, logs and script state are older than the new node's; keep none.
+            # agents, logs and script state are older than the new node's; keep none. A
+            # client still here logs in again at once (one that moved ignores the old key).
             self.logic.pop(node.id, None)
             del self.nodes[msg.id]
             log.warn("grid node {id} closed without saving: {region} is served by another "
                      "grid process now ({agents} stale agents dropped)", id=node.id,
                      region=str(node.region), agents=len(node.agents))
-            return []
+            return [Envelope(self.jid, agent.jid, pb.Closing(
+                sk=node.key, reason="served by another grid process"))
+                for agent in node.agents.values() if not agent.npc]
         if node.agents:
             log.info("node {id} not closed: it has agents again", id=node.id)
             return []
