@@ -12,6 +12,7 @@ and written to DIR/component.secret). Run as root, Prosody runs as the ``prosody
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import secrets
 import shutil
@@ -47,10 +48,18 @@ def render_config(base: Path, domain: str, c2s_port: int, component_port: int,
         c2s_rate=c2s_rate, tls_port=tls_port or "")
 
 
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def make_certificate(directory: Path, domain: str, names: list[str]) -> Path:
     """A self-signed certificate (and key) for the domain and components; its path."""
     directory.mkdir(parents=True, exist_ok=True)
-    alt = ",".join(f"DNS:{n}" for n in [domain, *names])
+    alt = ",".join(f"{'IP' if _is_address(n) else 'DNS'}:{n}" for n in [domain, *names])
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
          "-subj", f"/CN={domain}", "-addext", f"subjectAltName={alt}",

@@ -95,6 +95,9 @@ class Options(usage.Options):
         ["redis-password-file", None, None,
          f"File holding the Redis password (requirepass) (else ${REDIS_PASSWORD_ENV}, else "
          "none): needed once Redis listens on anything but loopback."],
+        ["redis-ca-cert", None, None,
+         "PEM certificate(s) of the CA that signed Redis's: speak TLS to Redis (its "
+         "tls-port) and check its certificate against them and the --redis host name."],
         ["state-file", None, None,
          "Grid/world without --redis: the embedded store's snapshot file "
          "(default jgsl-state/<world|grid name>.json)."],
@@ -183,6 +186,20 @@ class Options(usage.Options):
             if not host or not port.isdigit():
                 raise usage.UsageError(f"--redis must be HOST:PORT, not {self['redis']!r}")
             self["redis"] = (host.strip("[]"), int(port))
+        self["redis-tls"] = None
+        if self["redis-ca-cert"]:
+            if not self["redis"]:
+                raise usage.UsageError("--redis-ca-cert needs --redis")
+            from twisted.internet.ssl import Certificate, optionsForClientTLS
+
+            try:
+                ca = Certificate.loadPEM(Path(self["redis-ca-cert"]).read_bytes())
+            except OSError as e:
+                raise usage.UsageError(f"{self['redis-ca-cert']}: {e.strerror}") from None
+            except Exception as e:  # noqa: BLE001 - pyOpenSSL's errors say what is wrong
+                raise usage.UsageError(f"{self['redis-ca-cert']}: not a PEM certificate "
+                                       f"({e})") from None
+            self["redis-tls"] = optionsForClientTLS(self["redis"][0], trustRoot=ca)
         if self["role-hook"]:
             try:
                 self["role-hook"] = namedAny(self["role-hook"].replace(":", "."))
@@ -295,7 +312,8 @@ def _redis(options):
         host, port = options["redis"]
         options["redis-connection"] = txredisapi.lazyConnection(
             host, port, reconnect=True, convertNumbers=False,
-            password=options.get("redis-password"))
+            password=options.get("redis-password"),
+            ssl_context_factory=options.get("redis-tls") or False)
     return options["redis-connection"]
 
 

@@ -33,18 +33,20 @@ class RedisServer:
     ``host`` under a command prefix ``wrap``, e.g. in another network namespace)."""
 
     def __init__(self, workdir: Path, appendonly: bool = False, host: str = "127.0.0.1",
-                 wrap: tuple[str, ...] = (), password: str | None = None) -> None:
+                 wrap: tuple[str, ...] = (), password: str | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        """``tls``: (certificate, key) PEM files: then it speaks only TLS on its port."""
         self.binary = ensure_debian_package("redis-server", "redis-server")
         self.cli = ensure_debian_package("redis-cli", "redis-tools")
         self.workdir = workdir
         self.appendonly = appendonly
-        self.host, self.wrap, self.password = host, wrap, password
+        self.host, self.wrap, self.password, self.tls = host, wrap, password, tls
         self.port = 0
         self.proc: subprocess.Popen | None = None
 
     def _spawn(self) -> subprocess.Popen:
         return subprocess.Popen(
-            [*self.wrap, self.binary, "--bind", self.host, "--port", str(self.port), "--save", "",
+            [*self.wrap, self.binary, "--bind", self.host, *self._ports(), "--save", "",
              "--appendonly", "yes" if self.appendonly else "no",
              # everysec may postpone the AOF write while a background fsync is slow and
              # still answer: a kill -9 then loses acknowledged writes (seen on a busy host).
@@ -52,6 +54,14 @@ class RedisServer:
              "--logfile", str(self.workdir / "redis.log"), "--daemonize", "no",
              *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def _ports(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        certificate, key = self.tls
+        return ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(certificate),
+                "--tls-key-file", str(key), "--tls-ca-cert-file", str(certificate),
+                "--tls-auth-clients", "no"]
 
     def start(self) -> RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +90,9 @@ class RedisServer:
     def command(self, *args: str) -> str:
         result = subprocess.run([*self.wrap, self.cli, "-h", self.host, "-p", str(self.port),
                                  *(["--no-auth-warning", "-a", self.password]
-                                   if self.password else []), *args], capture_output=True,
+                                   if self.password else []),
+                                 *(["--tls", "--cacert", str(self.tls[0])] if self.tls else []),
+                                 *args], capture_output=True,
                                 text=True, timeout=10, check=True)
         return result.stdout
 

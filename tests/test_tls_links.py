@@ -72,3 +72,40 @@ def test_components_over_tls_to_the_embedded_router(procs, tmp_path):
              what="the plain link to fail, with a line saying so")
     assert "component emu.localhost is connected" not in procs.log("emu")
     procs.stop_all_cleanly()
+
+
+def test_redis_over_tls_with_a_password(procs, tmp_path):
+    """Gateway and grid keep their state in a Redis that speaks only TLS and wants a
+    password (--redis-ca-cert, $JGSL_REDIS_PASSWORD): allocation records and, at the stop,
+    the users' agents are there; a grid trusting another certificate reaches nothing."""
+    from tests.servers import RedisServer
+
+    certificate = make_certificate(tmp_path / "certs", "127.0.0.1", [])
+    redis = RedisServer(tmp_path / "redis", password="s3cret",
+                        tls=(certificate, certificate.with_suffix(".key"))).start()
+    other = make_certificate(tmp_path / "other", "127.0.0.1", [])
+    try:
+        procs.env["JGSL_REDIS_PASSWORD"] = "s3cret"
+        port_file = tmp_path / "router.port"
+        procs.start("router", "--role", "router", "--listen", "tcp:0:interface=127.0.0.1",
+                    "--port-file", str(port_file))
+        port = wait_for(lambda: port_file.exists() and port_file.read_text().strip())
+        xmpp = f"tcp:127.0.0.1:{port}"
+        store = ["--redis", f"127.0.0.1:{redis.port}", "--redis-ca-cert", str(certificate)]
+        procs.start("gateway", "--role", "gateway", "--xmpp", xmpp, *store)
+        procs.start("grid", "--role", "grid", "--scripts", "none", "--xmpp", xmpp, *store)
+        procs.start("grid2", "--role", "grid", "--scripts", "none", "--xmpp", xmpp,
+                    "--name", "grid2.localhost", "--state-file", str(tmp_path / "g2.json"),
+                    "--redis", f"127.0.0.1:{redis.port}", "--redis-ca-cert", str(other))
+        wait_for(lambda: registered(procs), what="the grid to register")
+        procs.start("emu", "--role", "emu", "--xmpp", xmpp, "--update-interval", "0.3")
+        wait_for(lambda: " sees " in procs.log("emu"), timeout=45, what="users to meet")
+        assert "jgsl:alloc:node:" in redis.command("KEYS", "jgsl:alloc:*")
+        wait_for(lambda: "certificate verify failed" in procs.log("grid2"),
+                 what="the grid with the wrong CA to say why")
+        procs.stop_all_cleanly()
+        agents = redis.command("HKEYS", "jgsl:agents:worlds/MyWorlds/AlphaWorld/").split()
+        assert len(agents) >= 2 and all(a.endswith("@emu.localhost") for a in agents)
+    finally:
+        procs.kill_all()
+        redis.stop()

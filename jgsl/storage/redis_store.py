@@ -53,6 +53,34 @@ class RedisBackend:
                     self.on_connect()
 
             factory.addConnection = added
+            build = factory.buildProtocol
+
+            def built(addr):
+                protocol = build(addr)
+                lost = protocol.connectionLost
+                ready = []
+                protocol.whenConnected().addCallback(ready.append)
+
+                def connection_lost(reason):
+                    if not ready:  # lost before it could be used: say why, not only that
+                        self._refused(reason.getErrorMessage())
+                    return lost(reason)
+
+                protocol.connectionLost = connection_lost
+                return protocol
+
+            factory.buildProtocol = built
+
+    _refusal, _refusal_logged = "", float("-inf")
+
+    def _refused(self, why: str) -> None:
+        """A connection closed before it was ready (a TLS certificate that does not
+        verify, a wrong password): one line with the reason, again each minute."""
+        now = self._clock.seconds()
+        if why != self._refusal or now - self._refusal_logged >= 60.0:
+            log.error("{store}: connection closed before it was ready: {reason}",
+                      store=self.name, reason=why)
+            self._refusal, self._refusal_logged = why, now
 
     def _timed(self, d: Deferred) -> Deferred:
         def no_answer(failure):
