@@ -1,6 +1,7 @@
-"""A world on several network hosts: Prosody, gateways with Redis, two grid hosts (one over
-TLS) and the emulated users, each in its own network namespace on the hosts' own addresses,
-with clocks a few seconds apart. Root only (tests/hosts.py)."""
+"""A world on several network hosts: Prosody, gateways with Redis (TLS and a password), two
+grid hosts (one over TLS to Prosody) and the emulated users, each in its own network
+namespace on the hosts' own addresses, with clocks a few seconds apart. Root only
+(tests/hosts.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from twisted.logger import eventFromJSON, formatEvent
 
 from jgsl.core.emu import USER_TICK
+from jgsl.prosody import make_certificate
 from tests.hosts import Hosts, available
 from tests.processes import Processes, wait_for
 from tests.servers import ProsodyServer, RedisServer, ensure_debian_package
@@ -79,9 +81,11 @@ def test_a_world_on_five_hosts(hosts, tmp_path):
                             interfaces=(hosts.address["xmpp"],), component_port=5347,
                             c2s_port=5222, tls_port=5349, wrap=hosts.wrap("xmpp"))
     # Redis listens on the gateways' host address, so it wants a password (else it refuses
-    # every command from elsewhere: protected mode).
+    # every command from elsewhere: protected mode), and speaks only TLS.
+    redis_cert = make_certificate(tmp_path / "redis-cert", hosts.address["gateways"], [])
     redis = RedisServer(tmp_path / "redis", appendonly=True, host=hosts.address["gateways"],
-                        wrap=hosts.wrap("gateways"), password=secrets.token_hex(8))
+                        wrap=hosts.wrap("gateways"), password=secrets.token_hex(8),
+                        tls=(redis_cert, redis_cert.with_suffix(".key")))
     procs = Processes(tmp_path, {**os.environ, "JGSL_COMPONENT_SECRET": secret,
                                  "JGSL_TICKET_SECRET": secrets.token_hex(16),
                                  "JGSL_REDIS_PASSWORD": redis.password})
@@ -98,7 +102,8 @@ def test_a_world_on_five_hosts(hosts, tmp_path):
                f"endpoint=tcp\\:{xmpp_host}\\:5349")
         store = f"{hosts.address['gateways']}:{redis.port}"
         gateways = f"gw1.{DOMAIN},gw2.{DOMAIN}"
-        common = ["--domain", DOMAIN, "--redis", store, "--log-format", "json"]
+        common = ["--domain", DOMAIN, "--redis", store, "--redis-ca-cert", str(redis_cert),
+                  "--log-format", "json"]
         for gw in ("gw1", "gw2"):
             procs.start(gw, "--role", "gateway", "--name", f"{gw}.{DOMAIN}", "--xmpp", plain,
                         "--config", str(HERE / "data" / "jgsl.config.xml"), *common,
