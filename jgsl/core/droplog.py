@@ -48,3 +48,18 @@ class DropLog:
             self._log.warn(self._prefix + message, **fields)
         else:
             self._hidden += 1
+
+
+class Repeats:
+    """Whether to log a failure that repeats (each reconnect attempt, say): when its reason
+    changes, and otherwise once per ``window`` seconds while it goes on."""
+
+    def __init__(self, window: float = 60.0) -> None:
+        self.window = window
+        self._reason, self._logged = "", float("-inf")
+
+    def due(self, now: float, reason: str) -> bool:
+        if reason == self._reason and now - self._logged < self.window:
+            return False
+        self._reason, self._logged = reason, now
+        return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
 from twisted.internet.error import TimeoutError
 
+from jgsl.core.droplog import Repeats
 from jgsl.core.safetext import Logger
 from jgsl.storage.writebehind import Write
 
@@ -40,6 +41,7 @@ class RedisBackend:
         self.name = name
         self.timeout = timeout
         self.on_connect = None
+        self._refusals = Repeats()
         factory = getattr(redis, "_factory", None)
         if factory is not None:
             # Reconnect quickly once Redis is back (txredisapi backs off up to 10 s), and
@@ -71,16 +73,12 @@ class RedisBackend:
 
             factory.buildProtocol = built
 
-    _refusal, _refusal_logged = "", float("-inf")
-
     def _refused(self, why: str) -> None:
         """A connection closed before it was ready (a TLS certificate that does not
         verify, a wrong password): one line with the reason, again each minute."""
-        now = self._clock.seconds()
-        if why != self._refusal or now - self._refusal_logged >= 60.0:
+        if self._refusals.due(self._clock.seconds(), why):
             log.error("{store}: connection closed before it was ready: {reason}",
                       store=self.name, reason=why)
-            self._refusal, self._refusal_logged = why, now
 
     def _timed(self, d: Deferred) -> Deferred:
         def no_answer(failure):

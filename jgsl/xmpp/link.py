@@ -20,7 +20,7 @@ from twisted.words.protocols.jabber import component
 from tx_xmpp.subprotocols import StreamManager, XMPPHandler
 
 from jgsl.core.component import AdminAnswer, Core
-from jgsl.core.droplog import DropLog
+from jgsl.core.droplog import DropLog, Repeats
 from jgsl.core.flood import FloodGate
 from jgsl.core.jids import bare
 from jgsl.core.reply.agenttable import TableError, read_table
@@ -120,6 +120,7 @@ class CoreHandler(XMPPHandler):
         self.flood = flood if flood is not None else FloodGate()
         self.ready = False
         self._drops = DropLog(log)
+        self._failures = Repeats()
         self._next_prune = 0.0
         #: What went through this link, for /metrics: messages received by class; per
         #: class sent, [messages, bytes]; floods dropped; script reloads by outcome.
@@ -160,12 +161,8 @@ class CoreHandler(XMPPHandler):
     def _connection_failed(self, why: str) -> None:
         """A connection that closed before the stream was up (e.g. a TLS certificate that
         does not verify): said once, and again every minute while it goes on."""
-        now = self.clock.seconds()
-        if why != self._failure or now - self._failure_logged >= 60.0:
+        if self._failures.due(self.clock.seconds(), why):
             log.error("cannot connect to the XMPP server: {reason}; retrying", reason=why)
-            self._failure, self._failure_logged = why, now
-
-    _failure, _failure_logged = "", float("-inf")
 
     #: Set when this process stops: losing the link is then expected, not a warning.
     stopping = False
