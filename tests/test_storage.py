@@ -578,3 +578,26 @@ def test_a_superseded_node_closes_with_its_agents_and_saves_nothing():
     grid.tick(60)  # a's timeout would have saved it: it is gone with the node
     assert grid.effects == [] and grid.stop(61)[1:] == []
     assert grid.effects == []
+
+
+def test_a_reconnect_while_the_mark_is_checked_is_checked_too():
+    """The mark's read after one reconnect can fail on a connection that dies at once;
+    the reconnect that follows (to a Redis that came back empty) arrives while that check
+    is still out. It was ignored, and the loss went unnoticed (seen once in CI)."""
+    clock, backend = Clock(), FlakyBackend()
+    store = Store(backend, clock, name="grid1.localhost")
+    lost = []
+    store.on_lost.append(lambda: lost.append(True))
+    store.put_key("w|door.lua", "open", "yes")
+    clock.advance(1)
+    first = Deferred()
+    backend.read = lambda h, f: first  # the read of the first reconnect hangs...
+    backend.on_connect()
+    backend.data.clear()  # ...Redis restarts empty, and we reconnect again meanwhile
+    del backend.read  # (reads answer again)
+    backend.on_connect()
+    assert lost == []
+    first.errback(ConnectionError("Lost connection"))  # the first check fails
+    assert lost == [True]  # the second reconnect was checked: the loss is seen
+    clock.advance(1)
+    assert backend.data["keys:w|door.lua"] == {"open": "yes"}

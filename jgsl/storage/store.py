@@ -90,6 +90,8 @@ class Store:
         self._acknowledged = 0
         #: Writes waiting while the mark is checked after a reconnect (None: not checking).
         self._held: list[Deferred] | None = None
+        #: A reconnect came while the mark was being checked: check once more after.
+        self._check_again = False
         #: Script keys this process wrote (small, few): written again after a loss.
         self._keys: dict[tuple[str, str], str] = {}
         self._read_failures = DropLog(log, burst=1, window=30.0, prefix="")
@@ -136,23 +138,37 @@ class Store:
         Writes wait until the mark is read: a batch carries a new mark, and written first
         (a retry, or the queue woken by this reconnect) it made a store that came back
         empty look whole (seen under load in CI)."""
-        if not self._acknowledged or self._held is not None:  # (nothing to check, or checking)
+        if not self._acknowledged:  # nothing to check
             self.queue.wake()
             return
-        self._held = []
+        if self._held is not None:
+            # A check is under way, perhaps on the connection that just died: check again
+            # when it ends (else a store that came back empty meanwhile went unnoticed).
+            self._check_again = True
+            return
+        self._check([])
+
+    def _check(self, held: list[Deferred]) -> None:
+        """Read our mark back and compare; the writes in ``held`` wait until then."""
+        self._held = held
         expected = self._acknowledged
 
         def compare(value) -> None:
             value = _text(value)
             stored = int(value) if value and value.isdigit() else 0
             if stored < expected:
+                self._check_again = False  # (the loss is being handled: once is enough)
                 self._lost(stored, expected)
             release()
 
         def release(_=None) -> None:
-            held, self._held = self._held or [], None
-            for waiting in held:
-                waiting.callback(None)
+            waiting, self._held = self._held or [], None
+            if self._check_again:  # reconnected meanwhile: the store may be another one
+                self._check_again = False
+                self._check(waiting)
+                return
+            for write in waiting:
+                write.callback(None)
             self.queue.wake()
 
         self.backend.read(EPOCH, self.name).addCallbacks(compare, release)
