@@ -465,13 +465,20 @@ def test_repeated_read_failures_are_logged_once_in_a_while():
     assert len(lines) == 2
 
 
-def test_a_store_that_comes_back_without_our_writes_is_noticed_and_refilled():
+def marked_store() -> tuple[Clock, FlakyBackend, Store, list]:
+    """A store named grid1.localhost that wrote a script key (so its mark is acknowledged):
+    the clock, the backend, the store, and a list that gets True at each loss it finds."""
     clock, backend = Clock(), FlakyBackend()
     store = Store(backend, clock, name="grid1.localhost")
-    lost = []
+    lost: list = []
     store.on_lost.append(lambda: lost.append(True))
     store.put_key("w|door.lua", "open", "yes")
     clock.advance(1)
+    return clock, backend, store, lost
+
+
+def test_a_store_that_comes_back_without_our_writes_is_noticed_and_refilled():
+    clock, backend, store, lost = marked_store()
     assert backend.data["epoch"] == {"grid1.localhost": "1"}  # each batch writes our mark
     backend.on_connect()  # a reconnect that kept everything: nothing to do
     assert lost == []
@@ -491,12 +498,7 @@ def test_writes_waiting_at_the_reconnect_do_not_hide_the_loss():
     """Under load there are writes queued when Redis comes back empty, and the read of the
     mark takes a while: a batch written meanwhile carried a new mark and made the empty
     store look whole (the CI saw it). Writes now wait for the check."""
-    clock, backend = Clock(), FlakyBackend()
-    store = Store(backend, clock, name="grid1.localhost")
-    lost = []
-    store.on_lost.append(lambda: lost.append(True))
-    store.put_key("w|door.lua", "open", "yes")
-    clock.advance(1)
+    clock, backend, store, lost = marked_store()
     backend.down = True
     with Captured():
         store.put_key("w|door.lua", "open", "no")  # queued while the store is down
@@ -584,12 +586,7 @@ def test_a_reconnect_while_the_mark_is_checked_is_checked_too():
     """The mark's read after one reconnect can fail on a connection that dies at once;
     the reconnect that follows (to a Redis that came back empty) arrives while that check
     is still out. It was ignored, and the loss went unnoticed (seen once in CI)."""
-    clock, backend = Clock(), FlakyBackend()
-    store = Store(backend, clock, name="grid1.localhost")
-    lost = []
-    store.on_lost.append(lambda: lost.append(True))
-    store.put_key("w|door.lua", "open", "yes")
-    clock.advance(1)
+    clock, backend, store, lost = marked_store()
     first = Deferred()
     backend.read = lambda h, f: first  # the read of the first reconnect hangs...
     backend.on_connect()
