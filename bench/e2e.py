@@ -221,7 +221,9 @@ def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
     The raw round trips (bench/router.py --drive: two components that write ready bytes and
     count what arrives, JGSL's request and reply sizes) are the physical limit: what the
     router alone can carry. JGSL's rate over theirs is ``over_router`` (issue 21's goal:
-    0.5 through the embedded router, 0.8 through Prosody).
+    0.5 through the embedded router, 0.8 through Prosody); ``echo_over_router`` is the null
+    echo's (a Python component and driver, no game logic, on the same cores): the most any
+    Python component pair reaches here, against which JGSL's ratio is to be read.
 
     Each echo runs as two processes, the echo component and its driver, so that the servers'
     CPU per round trip (router and echo component) can be told from the load generator's,
@@ -317,6 +319,7 @@ def interleaved_run(world: World, xmpp: str, n: int, size: int, args) -> dict:
             "logins_done_after_s": report["ramp_s"], **results,
             "over_router": _compared(results["jgsl"], results["router"]),
             "over_echo": _compared(results["jgsl"], results["echo"]),
+            "echo_over_router": _compared(results["echo"], results["router"]),
             "over_chat_echo": _compared(results["jgsl"], results["echo_chat"])}
 
 

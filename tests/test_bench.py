@@ -102,7 +102,7 @@ def test_e2e_bench_interleaved_smoke(tmp_path):
         assert all(rate > 0 for rate in interleaved[side]["windows_per_s"])
         assert interleaved[side]["servers_cpu_us"] > 0
     for compared in (interleaved["over_router"], interleaved["over_echo"],
-                     interleaved["over_chat_echo"]):
+                     interleaved["over_chat_echo"], interleaved["echo_over_router"]):
         assert compared["ratio"] > 0 and compared["servers_cpu_ratio"] > 0
         assert min(compared["by_round"]) <= compared["median_of_rounds"] \
             <= max(compared["by_round"])
