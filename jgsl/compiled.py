@@ -17,11 +17,15 @@ log = Logger(namespace="jgsl")
 
 
 def stale_compiled(folder: Path = CORE) -> list[str]:
-    """Modules of ``folder`` whose compiled file is older than their source."""
+    """Modules of ``folder`` whose compiled file is older than their source (the .py, or
+    the .pxd beside it)."""
     stale = []
     for built in sorted([*folder.glob("*.so"), *folder.glob("*.pyd")]):
         source = folder / f"{built.name.split('.')[0]}.py"
-        if source.exists() and built.stat().st_mtime < source.stat().st_mtime:
+        declarations = source.with_suffix(".pxd")  # (compile-time only, but compiled in)
+        newest = max((p.stat().st_mtime for p in (source, declarations) if p.exists()),
+                     default=None)
+        if newest is not None and built.stat().st_mtime < newest:
             stale.append(source.stem)
     return stale
 

@@ -54,6 +54,10 @@ def test_a_compiled_module_older_than_its_source_is_reported(tmp_path):
     os.utime(tmp_path / "old.cpython-311-x86_64-linux-gnu.so", (1_000_000, 1_000_000))
     os.utime(tmp_path / "fresh.py", (1_000_000, 1_000_000))
     assert stale_compiled(tmp_path) == ["old"]
+    # a declarations file compiled into the module counts as its source too
+    (tmp_path / "fresh.pxd").write_text("")
+    os.utime(tmp_path / "fresh.cpython-311-x86_64-linux-gnu.so", (2_000_000, 2_000_000))
+    assert stale_compiled(tmp_path) == ["fresh", "old"]
 
 
 def _pure_rowloop():

@@ -53,9 +53,11 @@ def _memory(kind: pointer, numbers: object) -> pointer:
     """The memory of an array (typecode 'q', 'd' or 'B', as ``kind`` says), for a loop that
     does not resize it: a C pointer when compiled (a typed memoryview costs thousands of
     instructions to set up, and a reply takes a dozen), the array itself as plain Python."""
-    if cython.compiled:
+    if cython.compiled:  # the array's data pointer, read from its C struct (rowloop.pxd
+        # cimports it): ``buffer_info()`` was a method call and a tuple, ~20 per reply
         return cython.cast(cython.typeof(kind),
-                           cython.cast(cython.Py_ssize_t, numbers.buffer_info()[0]))
+                           cython.cast(_carray.array,  # noqa: F821 - from rowloop.pxd
+                                       numbers).data.as_voidptr)
     else:
         return numbers
 
