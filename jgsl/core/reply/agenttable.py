@@ -34,6 +34,9 @@ _STRING_COLUMNS = {f: (f"{f.removesuffix('_file')}_ids", f"{f.removesuffix('_fil
                    for f in MAPPED}
 #: Bytes a table may cost beyond its rows (column tags and lengths).
 TABLE_OVERHEAD = 3 * 17
+#: What L{TableWriter.clear} resets the hot columns' lengths and the absolute values to.
+_NO_LENGTHS = array("q", bytes(8 * len(_HOT)))
+_NO_ABSOLUTES = array("q", bytes(8 * len(NUMERIC)))
 
 
 def _varint_size(value: int) -> int:
@@ -118,11 +121,8 @@ class TableWriter:
     def clear(self) -> None:
         """Empty, for the next table: a grid node reuses one writer for every reply (making
         one cost more than a small reply's whole table)."""
-        lengths, absolute = self.lengths, self.absolute
-        for c in range(len(_HOT)):
-            lengths[c] = 0
-        for i in range(len(NUMERIC)):
-            absolute[i] = 0
+        self.lengths[:] = _NO_LENGTHS  # (one copy each, not an item assignment per column)
+        self.absolute[:] = _NO_ABSOLUTES
         #: The name and string columns, made when a row first needs them (most replies
         #: have numbers only).
         self._columns: dict[str, list] = {}

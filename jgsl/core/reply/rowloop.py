@@ -62,6 +62,17 @@ def _memory(kind: pointer, numbers: object) -> pointer:
         return numbers
 
 
+@cython.cfunc
+@cython.inline
+def _bytearray_memory(buffer: bytearray) -> cython.p_uchar:
+    """A bytearray's memory, as L{_memory} gives an array's."""
+    if cython.compiled:
+        return cython.cast(cython.p_uchar,
+                           PyByteArray_AS_STRING(buffer))  # noqa: F821 - from rowloop.pxd
+    else:
+        return buffer
+
+
 class SlotTable:
     """What the reply loop needs of each slot of a node, by slot: kept up to date by the node.
 
@@ -398,8 +409,8 @@ def pack_columns(columns: list) -> bytes:
     total: cython.Py_ssize_t = 0
     for entry in columns:
         total += 16 + 10 * entry[4]
-    buffer = array("B", bytes(total))
-    out: cython.p_uchar = _memory(_BYTES, buffer)
+    buffer = bytearray(total)
+    out: cython.p_uchar = _bytearray_memory(buffer)
     at: cython.Py_ssize_t = 0
     size: cython.Py_ssize_t
     i: cython.Py_ssize_t
@@ -439,7 +450,8 @@ def pack_columns(columns: list) -> bytes:
                 at += 1
             out[at] = u
             at += 1
-    return buffer[:at].tobytes()
+    del buffer[at:]  # (shrinks in place)
+    return bytes(buffer)
 
 
 @cython.cfunc
