@@ -22,13 +22,16 @@ _ORDER = sorted(OPCODES, key=OPCODES.get)
 #: The integer columns: field number and whether the values are zigzag coded (sint64).
 _PACKED = {f.name: (f.number, f.type == f.TYPE_SINT64) for f in pb.AgentTable.DESCRIPTOR.fields
            if f.type in (f.TYPE_UINT32, f.TYPE_SINT64)}
-#: Field number of every column.
-_FIELD_NUMBER = {f.name: f.number for f in pb.AgentTable.DESCRIPTOR.fields}
 _NUMBER_INDEX = {f: i for i, f in enumerate(NUMERIC)}
 #: The columns every row writes, in L{TableWriter.cells}: slot steps, masks, the numbers.
 _HOT = ("slots", "masks", *NUMERIC)
 #: (column, field number, zigzag?) of each hot column, in field-number order.
 _HOT_FIELDS = sorted(((c, *_PACKED[name]) for c, name in enumerate(_HOT)), key=lambda h: h[1])
+#: Every column of the table in field-number order: (field number, name, index among the
+#: hot columns or -1, zigzag coded?), for L{TableWriter.encoded}.
+_ALL_FIELDS = [(f.number, f.name, _HOT.index(f.name) if f.name in _HOT else -1,
+                f.type == f.TYPE_SINT64)
+               for f in sorted(pb.AgentTable.DESCRIPTOR.fields, key=lambda f: f.number)]
 #: The id and text columns of each mapped string field.
 _STRING_COLUMNS = {f: (f"{f.removesuffix('_file')}_ids", f"{f.removesuffix('_file')}_text")
                    for f in MAPPED}
@@ -97,8 +100,14 @@ class Prepared:
         items = list(values.items())
         if not ordered:
             items.sort(key=lambda item: OPCODES[item[0]])
-        return cls(mask, tuple((_NUMBER_INDEX[f], v) for f, v in items if f in NUMERIC),
-                   tuple(i for i in items if i[0] not in NUMERIC), bound, tuple(literals))
+        # (plain loops: a generator expression costs a compiled generator object each)
+        numbers, others = [], []
+        for item in items:
+            if item[0] in NUMERIC:
+                numbers.append((_NUMBER_INDEX[item[0]], item[1]))
+            else:
+                others.append(item)
+        return cls(mask, tuple(numbers), tuple(others), bound, tuple(literals))
 
 
 class TableWriter:
@@ -239,36 +248,35 @@ class TableWriter:
         if not COMPILED:
             return self.finish().SerializeToString()
         cells, capacity, lengths = self.cells, self.capacity, self.lengths
-        hot = [(number, zigzag, cells, c * capacity, lengths[c])
-               for c, number, zigzag in _HOT_FIELDS if lengths[c]]
-        if not self._columns:  # numbers only: most replies
-            return pack_columns(hot)
-        integers = {entry[0]: entry for entry in hot}  # field number -> pack_columns entry
-        texts: dict[int, tuple[str, list]] = {}  # field number -> (column, strings)
-        for name, values in self._columns.items():
-            if not values:
-                continue
-            number = _FIELD_NUMBER[name]
-            if name in _PACKED:
-                integers[number] = (number, _PACKED[name][1], array("q", values), 0, len(values))
-            else:
-                texts[number] = (name, values)
+        columns = self._columns
+        if not columns:  # numbers only: most replies
+            return pack_columns([(number, zigzag, cells, c * capacity, lengths[c])
+                                 for c, number, zigzag in _HOT_FIELDS if lengths[c]])
         chunks: list[bytes] = []
         run: list[tuple] = []  # integer columns next to each other
-        for number in sorted(integers.keys() | texts.keys()):
-            if number in integers:
-                run.append(integers[number])
+        # every column in field-number order, as protobuf writes them
+        for number, name, hot_at, zigzag in _ALL_FIELDS:
+            if hot_at >= 0:
+                count = lengths[hot_at]
+                if count:
+                    run.append((number, zigzag, cells, hot_at * capacity, count))
+                continue
+            values = columns.get(name)
+            if not values:
+                continue
+            if name in _PACKED:
+                run.append((number, zigzag, array("q", values), 0, len(values)))
                 continue
             if run:
                 chunks.append(pack_columns(run))
                 run = []
-            name, values = texts[number]
             if name == "name_rest":
                 text = "".join(values)
                 if text:  # (an empty string field is not written)
                     chunks.append(_string_field(number, text))
             else:
-                chunks.extend(_string_field(number, value) for value in values)
+                for value in values:
+                    chunks.append(_string_field(number, value))
         if run:
             chunks.append(pack_columns(run))
         return b"".join(chunks)
