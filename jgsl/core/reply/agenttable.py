@@ -23,6 +23,7 @@ _ORDER = sorted(OPCODES, key=OPCODES.get)
 _PACKED = {f.name: (f.number, f.type == f.TYPE_SINT64) for f in pb.AgentTable.DESCRIPTOR.fields
            if f.type in (f.TYPE_UINT32, f.TYPE_SINT64)}
 _NUMBER_INDEX = {f: i for i, f in enumerate(NUMERIC)}
+_NUMERIC_SET, _MAPPED_SET = frozenset(NUMERIC), frozenset(MAPPED)
 #: The columns every row writes, in L{TableWriter.cells}: slot steps, masks, the numbers.
 _HOT = ("slots", "masks", *NUMERIC)
 #: (column, field number, zigzag?) of each hot column, in field-number order.
@@ -62,9 +63,13 @@ class Row:
     values: dict[str, object]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prepared:
-    """A row's content ready for any table: mask, (field, value) in opcode order, size bound."""
+    """A row's content ready for any table: mask, (field, value) in opcode order, size bound.
+
+    Not changed once made (rows are shared by every reader behind the same change), but not
+    frozen: a frozen dataclass sets each field through object.__setattr__, and a busy node
+    makes one of these for every row it has not built yet."""
 
     mask: int
     #: Integer fields as (index in NUMERIC, value), then the others (name, strings), each
@@ -88,14 +93,14 @@ class Prepared:
                 ordered = False
             last = opcode
             mask |= 1 << opcode
-            if field in NUMERIC:
+            if field in _NUMERIC_SET:
                 bound += _zigzag_size(value) if delta else 5
-            elif field in MAPPED and maps[field].id_of(value):
+            elif field in _MAPPED_SET and maps[field].id_of(value):
                 bound += 2
             else:
                 cost = 4 + len(str(value).encode("utf-8"))
                 bound += cost
-                if field in MAPPED:
+                if field in _MAPPED_SET:
                     literals.append((field, value, cost))
         items = list(values.items())
         if not ordered:
@@ -103,7 +108,7 @@ class Prepared:
         # (plain loops: a generator expression costs a compiled generator object each)
         numbers, others = [], []
         for item in items:
-            if item[0] in NUMERIC:
+            if item[0] in _NUMERIC_SET:
                 numbers.append((_NUMBER_INDEX[item[0]], item[1]))
             else:
                 others.append(item)
