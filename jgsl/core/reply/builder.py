@@ -26,6 +26,7 @@ from jgsl.wire import jgsl_pb2 as pb
 _NO_SLOTS = array("q")
 _NO_FLAGS = array("B")
 _NONE_WANTED: frozenset[int] = frozenset()
+_NUMERIC = frozenset(NUMERIC)  # (a set: asked for every changed field of every row)
 #: Change frames kept per agent: a reader further behind gets absolute values.
 _CHANGES_KEPT = 8
 #: Bytes of a reply besides its table and slot lists.
@@ -188,7 +189,7 @@ class ReplyBuilder:
             return Prepared.of(changed, False, self.maps)
         deltas: dict[str, object] = {}
         for name, value in changed.items():
-            if name in NUMERIC:
+            if name in _NUMERIC:
                 tracker = agent.trackers[name]
                 earlier = tracker.earlier_frame  # (it changed after since: the value at since
                 # is the one before the newest if that came no later than since)
