@@ -353,16 +353,24 @@ def _string(field: str, code: int, texts: Iterator[str], seen: list[str],
 def _string_field(number: int, text: str) -> bytes:
     """One string field (or repeated-string entry) as protobuf encodes it."""
     data = text.encode("utf-8")
-    return _varint((number << 3) | 2) + _varint(len(data)) + data
+    size = len(data)
+    return b"".join((_TAGS[number], _ONE_BYTE[size] if size < 0x80 else _varint(size), data))
 
 
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _ONE_BYTE[value]
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+#: Varints of 0..127 (one byte each), and the tag of every length-delimited column.
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
+_TAGS = {f.number: _varint((f.number << 3) | 2) for f in pb.AgentTable.DESCRIPTOR.fields}
 
 
 def _shared_prefix(a: str, b: str) -> int:
