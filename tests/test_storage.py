@@ -582,6 +582,37 @@ def test_a_superseded_node_closes_with_its_agents_and_saves_nothing():
     assert grid.effects == []
 
 
+def test_a_write_made_while_disconnected_waits_for_the_check():
+    """A write handed to the client library while the connection is down goes out on the
+    new connection first, before the mark is read, and its new mark made a Redis that came
+    back empty look whole (seen in CI). From the disconnect on, writes now fail at once
+    (the queue keeps them, as in any outage) until the reconnect's check."""
+    clock, backend, store, lost = marked_store()
+    backend.on_disconnect()  # the connection is lost; Redis restarts empty
+    backend.data.clear()
+    with Captured():
+        store.put_key("w|door.lua", "open", "no")  # written meanwhile
+        clock.advance(1)
+        assert backend.data == {} and store.queue.down  # failed, kept: not sent
+        backend.on_connect()
+        assert lost == [True]  # the loss is seen
+        clock.advance(1)
+    assert backend.data["keys:w|door.lua"] == {"open": "no"}
+    assert int(backend.data["epoch"]["grid1.localhost"]) > 1
+
+
+def test_a_write_made_while_disconnected_goes_out_after_a_reconnect_that_kept_all():
+    clock, backend, store, lost = marked_store()
+    backend.on_disconnect()
+    with Captured():
+        store.put_key("w|door.lua", "open", "no")
+        clock.advance(1)
+        assert backend.data["keys:w|door.lua"] == {"open": "yes"}  # not sent yet
+        backend.on_connect()
+        clock.advance(1)
+    assert lost == [] and backend.data["keys:w|door.lua"] == {"open": "no"}
+
+
 def test_a_reconnect_while_the_mark_is_checked_is_checked_too():
     """The mark's read after one reconnect can fail on a connection that dies at once;
     the reconnect that follows (to a Redis that came back empty) arrives while that check

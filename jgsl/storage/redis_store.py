@@ -41,6 +41,7 @@ class RedisBackend:
         self.name = name
         self.timeout = timeout
         self.on_connect = None
+        self.on_disconnect = None
         self._refusals = Repeats()
         factory = getattr(redis, "_factory", None)
         if factory is not None:
@@ -66,6 +67,8 @@ class RedisBackend:
                 def connection_lost(reason):
                     if not ready:  # lost before it could be used: say why, not only that
                         self._refused(reason.getErrorMessage())
+                    elif self.on_disconnect is not None:  # (before what was in flight fails)
+                        self.on_disconnect()
                     return lost(reason)
 
                 protocol.connectionLost = connection_lost

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.task import LoopingCall
 
 from jgsl.core.droplog import DropLog
@@ -45,6 +45,9 @@ class Backend(Protocol):
     name: str
     #: Set by the Store: called when the backend (re)connects, to flush queued writes.
     on_connect: Callable[[], None] | None
+    #: Set by the store: called when a live connection is lost (backends that cannot tell
+    #: need not call it).
+    on_disconnect: Callable[[], None] | None
 
     def write(self, batch: list[Write]) -> Deferred:
         """Apply every write of the batch (atomically where the backend can)."""
@@ -84,12 +87,16 @@ class Store:
         self.queue = WriteBehind(self._write, clock, limit=limit, batch=batch,
                                  name=backend.name)
         backend.on_connect = self._connected
+        backend.on_disconnect = self._disconnected
         #: Called when the store is found to have lost writes: re-publish what you hold.
         self.on_lost: list[Callable[[], None]] = []
         self._mark = 0
         self._acknowledged = 0
         #: Writes waiting while the mark is checked after a reconnect (None: not checking).
         self._held: list[Deferred] | None = None
+        self._checking = False
+        #: The backend said its connection was lost, and has not reconnected since.
+        self._down = False
         #: A reconnect came while the mark was being checked: check once more after.
         self._check_again = False
         #: Script keys this process wrote (small, few): written again after a loss.
@@ -126,11 +133,20 @@ class Store:
             return self.backend.write(batch + [(EPOCH, self.name, str(mark))]).addCallback(
                 acknowledged)
 
+        if self._down:  # (not handed to the client library, which would send it first)
+            return fail(ConnectionError(f"{self.backend.name}: not connected"))
         if self._held is not None:  # the mark is being checked: this batch would hide it
             waiting: Deferred = Deferred()
             self._held.append(waiting)
             return waiting.addCallback(send)
         return send()
+
+    def _disconnected(self) -> None:
+        """The backend lost its connection: writes fail at once until the reconnect's
+        check (the queue keeps and retries them, as in any outage). One handed to the
+        client library meanwhile would go out on the new connection before the mark is
+        read, and its new mark made a store that came back empty look whole (seen in CI)."""
+        self._down = True
 
     def _connected(self) -> None:
         """The backend (re)connected: did it keep what it had? Then flush what is queued.
@@ -138,19 +154,20 @@ class Store:
         Writes wait until the mark is read: a batch carries a new mark, and written first
         (a retry, or the queue woken by this reconnect) it made a store that came back
         empty look whole (seen under load in CI)."""
-        if not self._acknowledged:  # nothing to check
-            self.queue.wake()
-            return
-        if self._held is not None:
+        self._down = False
+        if self._checking:
             # A check is under way, perhaps on the connection that just died: check again
             # when it ends (else a store that came back empty meanwhile went unnoticed).
             self._check_again = True
+            return
+        if not self._acknowledged:  # nothing to check
+            self.queue.wake()
             return
         self._check([])
 
     def _check(self, held: list[Deferred]) -> None:
         """Read our mark back and compare; the writes in ``held`` wait until then."""
-        self._held = held
+        self._held, self._checking = held, True
         expected = self._acknowledged
 
         def compare(value) -> None:
@@ -162,7 +179,7 @@ class Store:
             release()
 
         def release(_=None) -> None:
-            waiting, self._held = self._held or [], None
+            waiting, self._held, self._checking = self._held or [], None, False
             if self._check_again:  # reconnected meanwhile: the store may be another one
                 self._check_again = False
                 self._check(waiting)
