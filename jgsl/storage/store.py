@@ -94,7 +94,6 @@ class Store:
         self._acknowledged = 0
         #: Writes waiting while the mark is checked after a reconnect (None: not checking).
         self._held: list[Deferred] | None = None
-        self._checking = False
         #: The backend said its connection was lost, and has not reconnected since.
         self._down = False
         #: A reconnect came while the mark was being checked: check once more after.
@@ -155,7 +154,7 @@ class Store:
         (a retry, or the queue woken by this reconnect) it made a store that came back
         empty look whole (seen under load in CI)."""
         self._down = False
-        if self._checking:
+        if self._held is not None:
             # A check is under way, perhaps on the connection that just died: check again
             # when it ends (else a store that came back empty meanwhile went unnoticed).
             self._check_again = True
@@ -167,7 +166,7 @@ class Store:
 
     def _check(self, held: list[Deferred]) -> None:
         """Read our mark back and compare; the writes in ``held`` wait until then."""
-        self._held, self._checking = held, True
+        self._held = held
         expected = self._acknowledged
 
         def compare(value) -> None:
@@ -179,7 +178,7 @@ class Store:
             release()
 
         def release(_=None) -> None:
-            waiting, self._held, self._checking = self._held or [], None, False
+            waiting, self._held = self._held or [], None
             if self._check_again:  # reconnected meanwhile: the store may be another one
                 self._check_again = False
                 self._check(waiting)

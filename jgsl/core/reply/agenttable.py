@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from jgsl.core.fields import MAPPED, NUMERIC, OPCODES
+from jgsl.core.fields import MAPPED, NUMERIC, NUMERIC_SET, OPCODES
 from jgsl.core.reply.rowloop import COMPILED, DELTA, append_rows, pack_columns
 from jgsl.core.stringmaps import StringMap
 from jgsl.wire import jgsl_pb2 as pb
@@ -23,7 +23,7 @@ _ORDER = sorted(OPCODES, key=OPCODES.get)
 _PACKED = {f.name: (f.number, f.type == f.TYPE_SINT64) for f in pb.AgentTable.DESCRIPTOR.fields
            if f.type in (f.TYPE_UINT32, f.TYPE_SINT64)}
 _NUMBER_INDEX = {f: i for i, f in enumerate(NUMERIC)}
-_NUMERIC_SET, _MAPPED_SET = frozenset(NUMERIC), frozenset(MAPPED)
+_MAPPED_SET = frozenset(MAPPED)
 #: The columns every row writes, in L{TableWriter.cells}: slot steps, masks, the numbers.
 _HOT = ("slots", "masks", *NUMERIC)
 #: (column, field number, zigzag?) of each hot column, in field-number order.
@@ -93,7 +93,7 @@ class Prepared:
                 ordered = False
             last = opcode
             mask |= 1 << opcode
-            if field in _NUMERIC_SET:
+            if field in NUMERIC_SET:
                 bound += _zigzag_size(value) if delta else 5
             elif field in _MAPPED_SET and maps[field].id_of(value):
                 bound += 2
@@ -108,7 +108,7 @@ class Prepared:
         # (plain loops: a generator expression costs a compiled generator object each)
         numbers, others = [], []
         for item in items:
-            if item[0] in _NUMERIC_SET:
+            if item[0] in NUMERIC_SET:
                 numbers.append((_NUMBER_INDEX[item[0]], item[1]))
             else:
                 others.append(item)

@@ -14,7 +14,7 @@ from array import array
 from bisect import bisect_right
 
 from jgsl.core.agent import Agent, AgentMode
-from jgsl.core.fields import NUMERIC, POSITION_QUANTUM
+from jgsl.core.fields import NUMERIC_SET, POSITION_QUANTUM
 from jgsl.core.jids import agent_name
 from jgsl.core.reply.agenttable import TABLE_OVERHEAD, Prepared, TableWriter, wrap_facing
 from jgsl.core.reply.interest import InterestIndex
@@ -26,7 +26,6 @@ from jgsl.wire import jgsl_pb2 as pb
 _NO_SLOTS = array("q")
 _NO_FLAGS = array("B")
 _NONE_WANTED: frozenset[int] = frozenset()
-_NUMERIC = frozenset(NUMERIC)  # (a set: asked for every changed field of every row)
 #: Change frames kept per agent: a reader further behind gets absolute values.
 _CHANGES_KEPT = 8
 #: Bytes of a reply besides its table and slot lists.
@@ -189,7 +188,7 @@ class ReplyBuilder:
             return Prepared.of(changed, False, self.maps)
         deltas: dict[str, object] = {}
         for name, value in changed.items():
-            if name in _NUMERIC:
+            if name in NUMERIC_SET:
                 tracker = agent.trackers[name]
                 earlier = tracker.earlier_frame  # (it changed after since: the value at since
                 # is the one before the newest if that came no later than since)
