@@ -17,10 +17,11 @@ REQUIRED: tuple[str, ...] = ("asset_file", "rx", "y", "rz")
 OPCODES: dict[str, int] = {"name": 1, **{f.name: f.number for f in pb.AgentState.DESCRIPTOR.fields}}
 #: Integer fields, which may travel as deltas against an acknowledged value.
 NUMERIC: tuple[str, ...] = ("rx", "y", "rz", "facing", "scaling")
-#: The same as a set, for the hot paths that ask of every field whether it is numeric.
+#: The same as a set (and MAPPED_SET below), for the hot paths that ask it of every field.
 NUMERIC_SET: frozenset[str] = frozenset(NUMERIC)
 #: String fields with a string map (jgsl.core.stringmaps).
 MAPPED: tuple[str, ...] = ("asset_file", "ccs", "anim")
+MAPPED_SET: frozenset[str] = frozenset(MAPPED)
 
 POSITION_QUANTUM = 0.01
 #: Largest position accepted, in world units (keeps quantized values inside sint32).

@@ -45,7 +45,7 @@ class Backend(Protocol):
     name: str
     #: Set by the Store: called when the backend (re)connects, to flush queued writes.
     on_connect: Callable[[], None] | None
-    #: Set by the store: called when a live connection is lost (backends that cannot tell
+    #: Set by the Store: called when a live connection is lost (backends that cannot tell
     #: need not call it).
     on_disconnect: Callable[[], None] | None
 

@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from jgsl.core.fields import MAPPED, NUMERIC, NUMERIC_SET, OPCODES
+from jgsl.core.fields import MAPPED, MAPPED_SET, NUMERIC, NUMERIC_SET, OPCODES
 from jgsl.core.reply.rowloop import COMPILED, DELTA, append_rows, pack_columns
 from jgsl.core.stringmaps import StringMap
 from jgsl.wire import jgsl_pb2 as pb
@@ -23,7 +23,6 @@ _ORDER = sorted(OPCODES, key=OPCODES.get)
 _PACKED = {f.name: (f.number, f.type == f.TYPE_SINT64) for f in pb.AgentTable.DESCRIPTOR.fields
            if f.type in (f.TYPE_UINT32, f.TYPE_SINT64)}
 _NUMBER_INDEX = {f: i for i, f in enumerate(NUMERIC)}
-_MAPPED_SET = frozenset(MAPPED)
 #: The columns every row writes, in L{TableWriter.cells}: slot steps, masks, the numbers.
 _HOT = ("slots", "masks", *NUMERIC)
 #: (column, field number, zigzag?) of each hot column, in field-number order.
@@ -95,12 +94,12 @@ class Prepared:
             mask |= 1 << opcode
             if field in NUMERIC_SET:
                 bound += _zigzag_size(value) if delta else 5
-            elif field in _MAPPED_SET and maps[field].id_of(value):
+            elif field in MAPPED_SET and maps[field].id_of(value):
                 bound += 2
             else:
                 cost = 4 + len(str(value).encode("utf-8"))
                 bound += cost
-                if field in _MAPPED_SET:
+                if field in MAPPED_SET:
                     literals.append((field, value, cost))
         items = list(values.items())
         if not ordered:
